@@ -1,0 +1,59 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is a step of them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: help venv demo test unit lint typecheck format bench stack-up stack-status stack-down clean
+
+help:
+	@echo "make demo   - set up, start the local stack, run the pipeline end to end, stop"
+	@echo "make test   - set up, lint, type-check, run the whole test suite on the local stack"
+	@echo "make bench  - run the benchmarks (JSON on stdout)"
+	@echo "make unit   - only the fast tests that need no stack"
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11+"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,dev]' > $(VENV)/install.log 2>&1 \
+		|| { cat $(VENV)/install.log; exit 1; }
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/auditlog demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+test: lint typecheck
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python -m bench.clickhouse_insert
+
+stack-up: venv
+	$(BIN)/auditlog stack up
+
+stack-status: venv
+	$(BIN)/auditlog stack status
+
+stack-down: venv
+	$(BIN)/auditlog stack down
+
+clean: stack-down
+	rm -rf .stack .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,48 @@
+"""The ``auditlog`` command. Settings are read here, once, and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from auditlog.commands import demo, stack
+from auditlog.settings import AuditlogSettings
+from deploy.stack.errors import StackError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auditlog",
+        description="Per-tenant activity audit log on Kafka and ClickHouse.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    stack.register(commands)
+    demo.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = AuditlogSettings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "AUDITLOG_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"auditlog: {name}: {error['msg']}", file=sys.stderr)
+        return 2
+    try:
+        code: int = args.run(args, settings)
+    except StackError as exc:
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

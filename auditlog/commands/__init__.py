@@ -1,0 +1,1 @@
+"""One module per ``auditlog`` command group; each exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""The ClickHouse writer consumer group and the table migrations it writes into."""

@@ -1,0 +1,348 @@
+"""A single-node Apache Kafka broker (KRaft, broker and controller in one JVM) for development.
+
+The jars come from Maven Central through the pinned pom in ``deploy/kafka/pom.xml`` and are
+cached per Kafka version; the broker runs as ``java -cp '<lib>/*' kafka.Kafka server.properties``
+under :mod:`deploy.stack.processes`, so it is always recorded in a pid file and can be stopped.
+
+Layout of a broker's own directory (``data_dir``)::
+
+    server.properties   rewritten on every start (ports may change)
+    cluster.id          the cluster id the storage was formatted with
+    data/               log.dirs: topic partitions and the KRaft metadata log
+    logs/server.log     the broker's log4j2 log (rolled, size-capped)
+    logs/kafka.out      the JVM's stdout/stderr: WARN and above only
+    kafka.pid           the running broker
+
+Every failure is a :class:`StackError` whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from deploy.stack import processes
+from deploy.stack.errors import StackError
+from deploy.stack.processes import ProcessRecord
+
+KAFKA_VERSION = "4.4.0"
+
+_KAFKA_DEPLOY_DIR = Path(__file__).resolve().parent.parent / "kafka"
+POM_FILE = _KAFKA_DEPLOY_DIR / "pom.xml"
+LOG4J2_CONFIG = _KAFKA_DEPLOY_DIR / "log4j2.xml"
+
+_COMPLETE_MARKER = ".complete"
+_MVN_TIMEOUT_S = 900.0
+_FORMAT_TIMEOUT_S = 120.0
+_STOP_TIMEOUT_S = 30.0
+_HOST = "127.0.0.1"
+
+_INSTALL_HINTS = {
+    "java": "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
+    "mvn": "install Apache Maven 3.6+ (Debian: apt-get install maven)",
+}
+
+
+@dataclass(frozen=True)
+class KafkaPorts:
+    """TCP ports on 127.0.0.1: ``broker`` for clients (PLAINTEXT), ``controller`` for KRaft."""
+
+    broker: int
+    controller: int
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``bootstrap.servers`` value clients use."""
+        return f"{_HOST}:{self.broker}"
+
+
+def require_tools() -> None:
+    """Raise :class:`StackError` naming what to install if ``java`` or ``mvn`` is not on PATH."""
+    for tool in ("java", "mvn"):
+        _require(tool)
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise StackError(f"{tool} not found on PATH: {_INSTALL_HINTS[tool]}")
+    return path
+
+
+def resolve_jars(cache_dir: Path) -> Path:
+    """The lib directory holding Kafka's runtime jars: ``cache_dir/kafka-<version>/lib``.
+
+    Runs ``mvn dependency:copy-dependencies`` on the pinned pom only when the completion
+    marker is missing or was written for a different pom; blocks while Maven downloads
+    (seconds with a warm ``~/.m2``, longer on a cold one). Jars are copied into a temporary
+    directory that is renamed into place only once complete, so an interrupted download is
+    never taken for a finished one. Raises :class:`StackError` if ``mvn`` is missing or fails
+    (quoting the end of its output).
+    """
+    version_dir = cache_dir / f"kafka-{KAFKA_VERSION}"
+    lib_dir = version_dir / "lib"
+    pom_digest = hashlib.sha256(POM_FILE.read_bytes()).hexdigest()
+    if _is_complete(lib_dir, pom_digest):
+        return lib_dir
+
+    mvn = _require("mvn")
+    version_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="lib.partial.", dir=version_dir))
+    try:
+        _copy_dependencies(mvn, staging)
+        (staging / _COMPLETE_MARKER).write_text(pom_digest + "\n")
+        if lib_dir.exists() and not _is_complete(lib_dir, pom_digest):
+            shutil.rmtree(lib_dir)  # left by an older pom: replace it
+        try:
+            staging.rename(lib_dir)
+        except OSError:
+            # Another process finished first; its copy is as good as ours.
+            if not _is_complete(lib_dir, pom_digest):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return lib_dir
+
+
+def _is_complete(lib_dir: Path, pom_digest: str) -> bool:
+    try:
+        return (lib_dir / _COMPLETE_MARKER).read_text().strip() == pom_digest
+    except OSError:
+        return False
+
+
+def _copy_dependencies(mvn: str, out_dir: Path) -> None:
+    argv = [
+        mvn,
+        "-q",
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(POM_FILE),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={out_dir}",
+        "-DincludeScope=runtime",
+    ]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=_MVN_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(
+            f"mvn did not finish resolving Kafka {KAFKA_VERSION} within {_MVN_TIMEOUT_S:.0f} s;"
+            " check access to Maven Central"
+        ) from exc
+    if done.returncode != 0:
+        raise StackError(
+            f"mvn could not resolve Kafka {KAFKA_VERSION} jars from {POM_FILE}"
+            f" (exit {done.returncode}):\n{_last_lines(done.stdout + done.stderr)}"
+        )
+    if not (out_dir / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
+        raise StackError(f"mvn succeeded but kafka_2.13-{KAFKA_VERSION}.jar is not in {out_dir}")
+
+
+def _last_lines(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def new_cluster_id() -> str:
+    """A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's ``Uuid.randomUuid``, never starts with ``-`` (command lines would take it
+    for an option).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def render_server_properties(*, data_dir: Path, ports: KafkaPorts) -> str:
+    """The ``server.properties`` of the single-node broker+controller rooted at ``data_dir``."""
+    if ports.broker == ports.controller:
+        raise StackError(f"Kafka broker and controller need two ports, got {ports.broker} twice")
+    log_dirs = _escape(str(data_dir / "data"))
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{_HOST}:{ports.controller}",
+        "listeners": f"PLAINTEXT://{_HOST}:{ports.broker},CONTROLLER://{_HOST}:{ports.controller}",
+        "advertised.listeners": f"PLAINTEXT://{_HOST}:{ports.broker}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": log_dirs,
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "log.retention.hours": "72",
+        "log.retention.check.interval.ms": str(5 * 60 * 1000),
+        # Topics are created on purpose (`auditlog topics ensure`, tests), never by a typo.
+        "auto.create.topics.enable": "false",
+    }
+    lines = ["# Written by deploy/stack/kafka.py on every start; edits are lost."]
+    lines += [f"{key}={value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    """Escape a value for a Java properties file (backslash is its escape character)."""
+    return value.replace("\\", "\\\\")
+
+
+def start_kafka(
+    *,
+    data_dir: Path,
+    cache_dir: Path,
+    ports: KafkaPorts,
+    heap_mb: int = 512,
+    timeout_s: float = 90.0,
+) -> ProcessRecord:
+    """Start the broker in ``data_dir`` and block until it answers a metadata request.
+
+    If the pid file names a live broker, returns its record at once without checking its
+    ports. Otherwise resolves the jars (see :func:`resolve_jars`), writes ``server.properties``,
+    formats the storage if it has never been formatted, spawns the JVM and waits up to
+    ``timeout_s``. Raises :class:`StackError` when a tool is missing, the jars cannot be
+    resolved, formatting fails, or the broker exits or does not answer in time; in the last two
+    cases the process is stopped first, so nothing is left running.
+    """
+    pid_file = data_dir / "kafka.pid"
+    record = processes.running(pid_file)
+    if record is not None:
+        return record
+
+    java = _require("java")
+    lib_dir = resolve_jars(cache_dir)
+    logs_dir = data_dir / "logs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "server.properties"
+    config.write_text(render_server_properties(data_dir=data_dir, ports=ports))
+    _format_storage_once(java, lib_dir=lib_dir, data_dir=data_dir, config=config)
+
+    argv = [
+        java,
+        f"-Xms{heap_mb}m",
+        f"-Xmx{heap_mb}m",
+        "-XX:+UseG1GC",
+        "-XX:+ExitOnOutOfMemoryError",
+        *_jvm_common_flags(logs_dir),
+        "-cp",
+        f"{lib_dir}/*",
+        "kafka.Kafka",
+        str(config),
+    ]
+    log_file = logs_dir / "kafka.out"
+    record = processes.spawn(argv, pid_file=pid_file, log_file=log_file, cwd=data_dir)
+    try:
+        processes.wait_until(
+            lambda: processes.tcp_answers(_HOST, ports.broker) and kafka_ready(ports.bootstrap),
+            what=f"Kafka broker on {ports.bootstrap}",
+            timeout_s=timeout_s,
+            alive=record.alive,
+            log_file=log_file,
+            interval_s=0.5,
+        )
+    except StackError as exc:
+        processes.stop(pid_file, timeout_s=_STOP_TIMEOUT_S)
+        raise StackError(f"{exc}\nFull broker log: {logs_dir / 'server.log'}") from exc
+    except BaseException:  # interrupted while waiting: leave nothing running
+        processes.stop(pid_file, timeout_s=_STOP_TIMEOUT_S)
+        raise
+    return record
+
+
+def _jvm_common_flags(logs_dir: Path) -> list[str]:
+    return [
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={logs_dir}",
+        f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+    ]
+
+
+def _format_storage_once(java: str, *, lib_dir: Path, data_dir: Path, config: Path) -> None:
+    """Run ``kafka.tools.StorageTool format`` unless ``data/meta.properties`` exists.
+
+    The cluster id is kept in ``data_dir/cluster.id`` so a re-format after a lost data
+    directory keeps it. Blocks a few seconds (a JVM start); raises :class:`StackError` on failure.
+    """
+    if (data_dir / "data" / "meta.properties").exists():
+        return
+    id_file = data_dir / "cluster.id"
+    cluster_id = id_file.read_text().strip() if id_file.exists() else ""
+    if not cluster_id:
+        cluster_id = new_cluster_id()
+        id_file.write_text(cluster_id + "\n")
+    argv = [
+        java,
+        "-Xmx256m",
+        *_jvm_common_flags(data_dir / "logs"),
+        "-cp",
+        f"{lib_dir}/*",
+        "kafka.tools.StorageTool",
+        "format",
+        "--ignore-formatted",
+        f"--cluster-id={cluster_id}",
+        f"--config={config}",
+    ]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=_FORMAT_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(
+            f"formatting Kafka storage in {data_dir} took over {_FORMAT_TIMEOUT_S:.0f} s"
+        ) from exc
+    if done.returncode != 0:
+        raise StackError(
+            f"formatting Kafka storage in {data_dir} failed (exit {done.returncode}):\n"
+            f"{_last_lines(done.stdout + done.stderr)}"
+        )
+
+
+def kafka_ready(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """True if the broker at ``bootstrap`` answers a metadata request listing a broker.
+
+    Blocks at most about ``timeout_s``; never raises for an unreachable broker and logs nothing.
+    """
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            # librdkafka logs every refused connection; while a broker starts that is expected.
+            "log_level": 0,
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
+        }
+    )
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException:
+        return False
+    return bool(metadata.brokers)
+
+
+def stop_kafka(data_dir: Path) -> bool:
+    """Stop the broker recorded in ``data_dir/kafka.pid``; True if one was running.
+
+    Sends SIGTERM (Kafka then shuts down in a controlled way, which can take several
+    seconds) and SIGKILL after 30 s. Blocks until the process is gone; idempotent.
+    """
+    return processes.stop(data_dir / "kafka.pid", timeout_s=_STOP_TIMEOUT_S)

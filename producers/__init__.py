@@ -1,0 +1,1 @@
+"""The producer SDK: validate, encode and publish audit events to Kafka."""

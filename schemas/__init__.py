@@ -1,0 +1,1 @@
+"""The audit event contract: versioned Avro schemas and the activity catalog."""

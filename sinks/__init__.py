@@ -1,0 +1,1 @@
+"""Streaming sink workers that replicate each tenant's events to its destinations."""
