@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from auditlog.commands import demo, stack
+from auditlog.commands import demo, produce, stack, topics
 from auditlog.settings import AuditlogSettings
 from deploy.stack.errors import StackError
 
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stack.register(commands)
     demo.register(commands)
+    topics.register(commands)
+    produce.register(commands)
     return parser
 
 

@@ -28,6 +28,66 @@ class AuditlogSettings(BaseSettings):
         default="http://127.0.0.1:18123",
         description="ClickHouse HTTP endpoint, optionally with user:password@.",
     )
+    schema_registry_url: str | None = Field(
+        default=None,
+        description=(
+            "Confluent-compatible schema registry; when set, events use its framing "
+            "(magic byte 0, schema id) instead of Avro single-object encoding."
+        ),
+    )
+    events_topic: str = Field(default="audit.events", description="The audit events topic.")
+    dead_letter_topic: str = Field(
+        default="audit.events.dlq", description="Where poison records go, with the reason."
+    )
+    topic_partitions: int = Field(
+        default=12, ge=1, description="Partitions of the events topic when it is created."
+    )
+    topic_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replication factor of new topics; unset: the cluster's default.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of the topics; unset: the cluster's default.",
+    )
+    events_retention_hours: int = Field(
+        default=168,
+        ge=1,
+        description="How long the events topic keeps records (the replay window of sinks).",
+    )
+    dead_letter_retention_hours: int = Field(
+        default=720, ge=1, description="How long the dead-letter topic keeps records."
+    )
+    producer_queue_max_events: int = Field(
+        default=100_000,
+        ge=1,
+        description="Events a producer buffers locally before publish applies backpressure.",
+    )
+    producer_publish_timeout_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long publish waits for room in a full queue before it raises.",
+    )
+    producer_delivery_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an event may take to be acknowledged before it is failed.",
+    )
+    producer_compression: Literal["zstd", "lz4", "gzip", "snappy", "none"] = Field(
+        default="zstd", description="Compression of produced batches."
+    )
+    producer_linger_ms: int = Field(
+        default=20, ge=0, description="How long the producer waits to fill a batch."
+    )
+    allow_custom_actions: bool = Field(
+        default=False,
+        description="Accept actions outside the activity catalog, named custom.<resource>.<verb>.",
+    )
+    max_event_age_days: int = Field(
+        default=30, ge=1, description="Events older than this are refused at the producer."
+    )
     s3_endpoint: str = Field(
         default="http://127.0.0.1:19000",
         description="S3 endpoint override for S3-compatible stores; empty means AWS.",

@@ -1,0 +1,29 @@
+"""Kafka record headers every audit event carries, so routers, filters and dead-letter
+handling downstream need not decode the value. The record key is the tenant id."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+TENANT = "auditlog-tenant"
+ACTION = "auditlog-action"
+CATEGORY = "auditlog-category"
+EVENT_ID = "auditlog-event-id"
+# "fp:<16 hex digits>" (single-object encoding) or "sr:<schema id>" (schema registry).
+SCHEMA = "auditlog-schema"
+
+
+HeaderValue = str | bytes | None
+
+
+def header_map(
+    headers: Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | None,
+) -> dict[str, bytes]:
+    """The headers of a record as a dict of bytes (the last value wins for repeated names;
+    headers without a value are left out)."""
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return {
+        name: value.encode() if isinstance(value, str) else value
+        for name, value in items
+        if value is not None
+    }
