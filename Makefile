@@ -44,6 +44,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: venv
+	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.clickhouse_insert
 
 stack-up: venv

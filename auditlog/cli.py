@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from auditlog.commands import demo, produce, stack, topics
+from auditlog.commands import demo, generate, produce, stack, topics
 from auditlog.settings import AuditlogSettings
 from deploy.stack.errors import StackError
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     topics.register(commands)
     produce.register(commands)
+    generate.register(commands)
     return parser
 
 
@@ -43,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

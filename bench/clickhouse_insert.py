@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from typing import Any
 
 import clickhouse_connect
 
+from bench.common import machine
 from deploy.stack import processes
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
 
@@ -96,15 +95,6 @@ def run(url: str, *, rows: int, batch_rows: int, compress: bool) -> dict[str, An
     }
 
 
-def _machine() -> dict[str, Any]:
-    return {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "clickhouse_connect": clickhouse_connect.__version__,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--url", help="an existing gateway or ClickHouse server")
@@ -129,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if args.url is None:
                 stop_clickhouse(data_dir)
-    result["machine"] = _machine()
+    result["machine"] = machine() | {"clickhouse_connect": clickhouse_connect.__version__}
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -145,9 +145,8 @@ class AuditProducer:
             (h.EVENT_ID, event_id.encode()),
             (h.SCHEMA, self._schema_header),
         ]
-        callback = functools.partial(
-            self._delivery_report, event_id, tenant_id, time.monotonic(), on_delivery
-        )
+        # The client does not return headers for failed records: the ids travel here.
+        callback = functools.partial(self._report_delivery, event_id, tenant_id, on_delivery)
         self._produce(value, tenant, record_headers, callback, event_id)
         return event_id
 
@@ -186,17 +185,24 @@ class AuditProducer:
 
     # -- delivery -----------------------------------------------------------------------
 
-    def _delivery_report(  # noqa: PLR0917 - bound with functools.partial per event
+    def _report_delivery(
         self,
         event_id: str,
         tenant_id: str,
-        started: float,
         on_delivery: DeliveryCallback | None,
         err: KafkaError | None,
         msg: Message,
     ) -> None:
-        latency_s = time.monotonic() - started
+        """Runs on the thread that polls the client (the background thread, or one blocked
+        in publish or flush). The result object is only built when someone receives it."""
+        latency_s = msg.latency() or 0.0
         if err is None:
+            self._published.inc()
+            self._latency.observe(latency_s)
+            with self._lock:
+                self._delivered += 1
+            if on_delivery is None and self._on_delivery is None:
+                return
             result = DeliveryResult(
                 event_id,
                 tenant_id,
@@ -206,10 +212,6 @@ class AuditProducer:
                 None,
                 latency_s,
             )
-            self._published.inc()
-            self._latency.observe(latency_s)
-            with self._lock:
-                self._delivered += 1
         else:
             result = DeliveryResult(
                 event_id, tenant_id, self.config.topic, None, None, err.str(), latency_s

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from schemas.avro_codegen import generate_writer
+
 Write = Callable[[bytearray, Any], None]
 
 _EPOCH_MS = 1000
@@ -93,9 +95,10 @@ _PRIMITIVES: dict[str, Write] = {
 }
 
 
-def compile_encoder(schema: Any) -> Callable[[Mapping[str, Any]], bytes]:
-    """An encoder for ``schema`` (as fastavro's ``parse_schema`` returns it)."""
-    write = _compile(schema, {})
+def compile_encoder(schema: Any, *, generated: bool = True) -> Callable[[Mapping[str, Any]], bytes]:
+    """An encoder for ``schema`` (as fastavro's ``parse_schema`` returns it): the generated
+    writer by default, the checked closure writer alone with ``generated=False``."""
+    write = compile_writer(schema) if generated else _compile(schema, {})
 
     def encode(datum: Mapping[str, Any]) -> bytes:
         buf = bytearray()
@@ -106,8 +109,35 @@ def compile_encoder(schema: Any) -> Callable[[Mapping[str, Any]], bytes]:
 
 
 def compile_writer(schema: Any) -> Write:
-    """The raw writer for ``schema``: appends a datum's encoding to a bytearray."""
-    return _compile(schema, {})
+    """The raw writer for ``schema``: appends a datum's encoding to a bytearray.
+
+    For a record schema this is the generated straight-line writer of
+    :mod:`schemas.avro_codegen` (about twice as fast), which falls back to the closure
+    writer on any error so that the error names the field and ``buf`` holds no partial
+    datum from the fast attempt.
+    """
+    checked = _compile(schema, {})
+    try:
+        fast = generate_writer(
+            schema,
+            {
+                "write_long": write_long,
+                "write_uuid": _write_uuid,
+                "write_timestamp_millis": _write_timestamp_millis,
+            },
+        )
+    except ValueError:
+        return checked
+
+    def write(buf: bytearray, datum: Any) -> None:
+        mark = len(buf)
+        try:
+            fast(buf, datum)
+        except Exception:  # noqa: BLE001 - any failure: let the checked writer explain it
+            del buf[mark:]
+            checked(buf, datum)
+
+    return write
 
 
 def _compile(schema: Any, named: dict[str, Write]) -> Write:  # noqa: PLR0911

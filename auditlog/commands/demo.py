@@ -1,17 +1,15 @@
-"""``auditlog demo``: start the local stack if needed, run the main job end to end on the
+"""``auditlog demo``: start the local stack if needed, run the pipeline end to end on the
 embedded defaults, print what happened, and stop what it started."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from auditlog import smoke
+from auditlog import demo_flow
 from auditlog.commands.stack import layout_from
 from auditlog.settings import AuditlogSettings
 from deploy.stack import local_stack
-from deploy.stack.endpoints import StackEndpoints
 
 
 def register(commands: Any) -> None:
@@ -24,7 +22,8 @@ def register(commands: Any) -> None:
         action="store_true",
         help="use the AUDITLOG_* endpoints instead of starting the local stack",
     )
-    parser.add_argument("--events", type=int, default=4000, help="how many events to send")
+    parser.add_argument("--events", type=int, default=20_000, help="how many events to send")
+    parser.add_argument("--tenants", type=int, default=40, help="how many tenants")
     parser.set_defaults(run=_demo)
 
 
@@ -35,23 +34,37 @@ def _say(msg: str) -> None:
 def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     layout = layout_from(settings)
     started_here = False
-    if args.external:
-        endpoints = StackEndpoints(
-            settings.kafka_bootstrap, settings.clickhouse_url, settings.s3_endpoint
-        )
-    else:
+    if not args.external:
         existing = local_stack.running_endpoints(layout)
         started_here = existing is None
         endpoints = existing or local_stack.up(layout, on_progress=_say)
-        _say(f"local stack in {layout.root}: " + ", ".join(endpoints.exports()))
+        _say(f"local stack in {layout.root}")
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap": endpoints.kafka_bootstrap,
+                "clickhouse_url": endpoints.clickhouse_url,
+                "s3_endpoint": endpoints.s3_endpoint,
+            }
+        )
     try:
-        report = smoke.run(endpoints, bucket=local_stack.DEFAULT_BUCKET, count=args.events)
+        report = demo_flow.run(
+            settings, events=args.events, tenants=args.tenants, bucket=local_stack.DEFAULT_BUCKET
+        )
     finally:
         if started_here:
             _say("stopping the stack this demo started: " + ", ".join(local_stack.down(layout)))
-    _say(f"smoke run {report.run_id} in {report.seconds:.1f} s:")
-    _say(f"  kafka       produced {report.produced}, consumed {report.consumed} (group committed)")
-    _say(f"  clickhouse  rows per tenant {report.rows_per_tenant}")
-    _say(f"  s3          wrote and read back {report.s3_object}")
-    print("demo ok", file=sys.stdout, flush=True)
+    rate = report.published / report.publish_seconds if report.publish_seconds else 0.0
+    _say("topics      " + ", ".join(f"{name} {state}" for name, state in report.topics.items()))
+    _say(
+        f"produced    {report.published} generated events for {report.tenants} tenants "
+        f"in {report.publish_seconds:.1f} s ({rate:,.0f} events/s; validated, Avro, "
+        "keyed by tenant)"
+    )
+    _say(f"consumed    {report.consumed} decoded, every event id once (group committed)")
+    _say("  biggest tenants " + ", ".join(f"{t} {n}" for t, n in report.biggest_tenants))
+    _say("  by category     " + ", ".join(f"{c} {n}" for c, n in report.categories.items()))
+    _say(f"  failed logins   {report.failed_logins}")
+    _say(f"clickhouse  {report.clickhouse_rows} rows stored and counted back (stand-in table)")
+    _say(f"s3          summary written and read back: {report.s3_object}")
+    _say("demo ok")
     return 0

@@ -66,7 +66,7 @@ def _run(stream: IO[str], dry_run: bool, settings: AuditlogSettings) -> int:
                 rejected += 1
                 print(f"line {line.number}: {exc}", file=sys.stderr)
     finally:
-        failed = _close(producer)
+        failed = close_and_count_failures(producer)
     verb = "valid" if dry_run else "sent"
     print(f"{verb}: {accepted - failed}, rejected: {rejected}, failed: {failed}")
     if failed:
@@ -74,7 +74,7 @@ def _run(stream: IO[str], dry_run: bool, settings: AuditlogSettings) -> int:
     return EXIT_REJECTED if rejected else 0
 
 
-def _close(producer: AuditProducer | None) -> int:
+def close_and_count_failures(producer: AuditProducer | None) -> int:
     """Flush; print each failed delivery; return how many failed or stayed undelivered."""
     if producer is None:
         return 0

@@ -230,3 +230,28 @@ def test_produce_command_sends_valid_lines_and_reports_the_rest(
     assert "line 5: invalid audit event: action" in done.stderr
     consumed = _consume_all(stack_endpoints.kafka_bootstrap, topic, 3)
     assert {r[1][h.EVENT_ID].decode() for r in consumed} == {e["event_id"] for e in good}
+
+
+def test_generate_command_publishes_valid_activity(
+    stack_endpoints: StackEndpoints, topic: str
+) -> None:
+    env = {
+        **os.environ,
+        "AUDITLOG_KAFKA_BOOTSTRAP": stack_endpoints.kafka_bootstrap,
+        "AUDITLOG_EVENTS_TOPIC": topic,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "auditlog.cli", "generate", "--events", "800", "--tenants", "9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "sent: 800, failed: 0"
+    records = _consume_all(stack_endpoints.kafka_bootstrap, topic, 800)
+    decoder = Decoder()
+    events = [decoder.decode(value) for _, _, value, _ in records]
+    assert len({str(e["event_id"]) for e in events}) == 800
+    assert {e["tenant_id"] for e in events} == {key.decode() for key, _, _, _ in records}

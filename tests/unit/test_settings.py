@@ -46,3 +46,13 @@ def test_exports_round_trip_into_settings(monkeypatch: pytest.MonkeyPatch) -> No
         "http://127.0.0.1:2",
         "http://127.0.0.1:3",
     )
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [
+        f"AUDITLOG_{name.upper()}"
+        for name in AuditlogSettings.model_fields
+        if f"`AUDITLOG_{name.upper()}`" not in readme
+    ]
+    assert missing == [], f"add these to the README's configuration table: {missing}"

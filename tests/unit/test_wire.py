@@ -101,9 +101,12 @@ def _fastavro_bytes(schema: Any, datum: Any) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.parametrize("generated", [True, False], ids=["generated", "closures"])
 @pytest.mark.parametrize("version", bundled(), ids=lambda v: f"v{v.version}")
-def test_compiled_encoder_matches_fastavro_on_generated_datums(version: Any) -> None:
-    encode = compile_encoder(version.parsed)
+def test_compiled_encoder_matches_fastavro_on_generated_datums(
+    version: Any, generated: bool
+) -> None:
+    encode = compile_encoder(version.parsed, generated=generated)
     random.seed(7)
     for datum in generate_many(version.parsed, 300):
         assert encode(datum) == _fastavro_bytes(version.parsed, datum)
@@ -113,7 +116,9 @@ def test_compiled_encoder_matches_fastavro_on_generated_datums(version: Any) -> 
 @given(valid_events())
 def test_compiled_encoder_matches_fastavro_on_valid_events(data: dict[str, Any]) -> None:
     datum = EventValidator().validate(data).to_avro()
-    assert compile_encoder(current().parsed)(datum) == _fastavro_bytes(current().parsed, datum)
+    expected = _fastavro_bytes(current().parsed, datum)
+    assert compile_encoder(current().parsed)(datum) == expected
+    assert compile_encoder(current().parsed, generated=False)(datum) == expected
 
 
 @pytest.mark.parametrize("number", [0, 1, -1, 63, -64, 64, 2**31, -(2**63), 2**63 - 1])

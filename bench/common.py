@@ -1,0 +1,41 @@
+"""What every benchmark shares: the machine description and services of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from deploy.stack import kafka, processes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def machine() -> dict[str, Any]:
+    """The machine a result was measured on."""
+    return {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+@contextlib.contextmanager
+def private_kafka(bootstrap: str | None = None) -> Iterator[str]:
+    """``bootstrap`` if given, else a broker of the benchmark's own in a temporary
+    directory, stopped on exit."""
+    if bootstrap:
+        yield bootstrap
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp:
+        data_dir = Path(tmp)
+        ports = kafka.KafkaPorts(processes.choose_port(0), processes.choose_port(0))
+        kafka.start_kafka(data_dir=data_dir, cache_dir=REPO / ".cache", ports=ports)
+        try:
+            yield ports.bootstrap
+        finally:
+            kafka.stop_kafka(data_dir)

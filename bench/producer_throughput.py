@@ -1,0 +1,136 @@
+"""Benchmark: events/s through the producer SDK into a real local Kafka broker.
+
+Measures, in one run and one process pinned to one core (the broker runs beside it):
+
+- ``validated``: ``AuditProducer.publish`` = pydantic validation + catalog rules + encode +
+  produce, flushed at the end;
+- ``bulk``: ``publish_datum`` on events validated beforehand (encode + produce);
+- the cost per event of validation, of building the datum, and of encoding alone.
+
+Events come from the synthetic generator, made before the clock starts.
+
+    python -m bench.producer_throughput [--events 200000] [--bootstrap HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+from fastavro import schemaless_writer
+from prometheus_client import CollectorRegistry
+
+from bench.common import machine, private_kafka
+from producers.config import ProducerConfig
+from producers.generator import GeneratorConfig, generate
+from producers.metrics import producer_metrics
+from producers.producer import AuditProducer
+from schemas.validation import EventValidator
+from schemas.versions import current
+from schemas.wire import SingleObjectEncoder
+
+GAP_MS = 5.0
+
+
+def _per_event_us(action: Callable[[Any], object], items: Sequence[Any]) -> float:
+    began = time.perf_counter()
+    for item in items:
+        action(item)
+    return round((time.perf_counter() - began) / len(items) * 1e6, 2)
+
+
+def _drain(
+    producer: AuditProducer, publish: Callable[[Any], object], items: Sequence[Any]
+) -> dict[str, Any]:
+    began = time.perf_counter()
+    for item in items:
+        publish(item)
+    report = producer.flush()
+    seconds = time.perf_counter() - began
+    if not report.ok or report.delivered != len(items):
+        raise RuntimeError(f"delivery incomplete: {report}")
+    return {
+        "events": len(items),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(len(items) / seconds),
+    }
+
+
+def run(bootstrap: str, events: int, compression: str) -> dict[str, Any]:
+    start = datetime.now(UTC) - timedelta(milliseconds=1.2 * GAP_MS * events + 60_000)
+    generated = list(
+        generate(
+            GeneratorConfig(
+                events=events, tenants=200, seed=1, start=start, mean_gap_ms=GAP_MS, diurnal=False
+            )
+        )
+    )
+    validator = EventValidator()
+    topic = f"bench.producer.{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=12)])[topic].result(timeout=30)
+
+    validated = [validator.validate(e) for e in generated]
+    datums = [e.to_avro() for e in validated]
+    encoder = SingleObjectEncoder()
+    parsed = current().parsed
+    costs = {
+        "validate_us": _per_event_us(validator.validate, generated),
+        "to_datum_us": _per_event_us(lambda e: e.to_avro(), validated),
+        "encode_us": _per_event_us(encoder.encode, datums),
+        "encode_fastavro_us": _per_event_us(
+            lambda d: schemaless_writer(io.BytesIO(), parsed, d), datums
+        ),
+        "encoded_bytes_mean": round(
+            sum(len(encoder.encode(d)) for d in datums[:10_000]) / min(events, 10_000)
+        ),
+    }
+    config = ProducerConfig(
+        bootstrap=bootstrap, topic=topic, client_id="bench", compression=compression
+    )
+    result: dict[str, Any] = {
+        "topic_partitions": 12,
+        "compression": compression,
+        "per_event": costs,
+    }
+    with AuditProducer(config, metrics=producer_metrics(CollectorRegistry())) as producer:
+        producer.publish_datum(datums[0])  # connect and learn the metadata first
+        producer.flush()
+        result["validated"] = _drain(producer, producer.publish, generated)
+        result["bulk"] = _drain(producer, producer.publish_datum, datums)
+    result["validation_cost_ratio"] = round(
+        result["bulk"]["events_per_s"] / result["validated"]["events_per_s"], 2
+    )
+    admin.delete_topics([topic])[topic].result(timeout=30)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    parser.add_argument("--all-cores", action="store_true", help="do not pin to one core")
+    parser.add_argument("--compression", default="zstd", help="producer compression codec")
+    args = parser.parse_args(argv)
+    with private_kafka(args.bootstrap) as bootstrap:
+        if not args.all_cores:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        result = run(bootstrap, args.events, args.compression)
+    result["cpu_affinity"] = sorted(os.sched_getaffinity(0))
+    result["machine"] = machine()
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
