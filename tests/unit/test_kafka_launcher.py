@@ -106,3 +106,20 @@ def test_kafka_ready_is_false_when_nothing_listens() -> None:
     port = processes.choose_port(0)
 
     assert not kafka.kafka_ready(f"127.0.0.1:{port}", timeout_s=0.5)
+
+
+@pytest.mark.parametrize("tool", ["java", "mvn"])
+def test_a_missing_tool_is_named_in_one_line(
+    tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PATH holding only the other tool.
+    other = "mvn" if tool == "java" else "java"
+    fake = tmp_path / other
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError) as exc:
+        kafka.require_tools()
+    message = str(exc.value)
+    assert message.startswith(f"{tool} not found on PATH: install")
+    assert "\n" not in message
