@@ -46,6 +46,7 @@ test: lint typecheck
 bench: venv
 	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.clickhouse_insert
+	$(BIN)/python -m bench.avro_insert
 
 stack-up: venv
 	$(BIN)/auditlog stack up

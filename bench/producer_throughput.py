@@ -5,7 +5,9 @@ Measures, in one run and one process pinned to one core (the broker runs beside 
 - ``validated``: ``AuditProducer.publish`` = pydantic validation + catalog rules + encode +
   produce, flushed at the end;
 - ``bulk``: ``publish_datum`` on events validated beforehand (encode + produce);
-- the cost per event of validation, of building the datum, and of encoding alone.
+- the cost per event of validation, of building the datum, and of encoding alone;
+- ``ceiling_produce_only``: the Kafka client alone on pre-encoded values (what is left
+  for Python on top of the client's own work on that core).
 
 Events come from the synthetic generator, made before the clock starts.
 
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastavro import schemaless_writer
 from prometheus_client import CollectorRegistry
@@ -62,6 +65,29 @@ def _drain(
         "events": len(items),
         "seconds": round(seconds, 3),
         "events_per_s": round(len(items) / seconds),
+    }
+
+
+def _produce_only(config: ProducerConfig, values: Sequence[bytes]) -> dict[str, Any]:
+    """The client alone: pre-encoded values, no headers, no Python delivery callbacks."""
+    client = Producer({**config.client_properties(), "delivery.report.only.error": True})
+    client.produce(config.topic, b"warm-up")
+    client.flush(30)
+    began = time.perf_counter()
+    for value in values:
+        while True:
+            try:
+                client.produce(config.topic, value, b"tenant")
+                break
+            except BufferError:
+                client.poll(0.005)
+    if client.flush(60):
+        raise RuntimeError("produce-only phase did not drain")
+    seconds = time.perf_counter() - began
+    return {
+        "events": len(values),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(len(values) / seconds),
     }
 
 
@@ -107,6 +133,7 @@ def run(bootstrap: str, events: int, compression: str) -> dict[str, Any]:
         producer.flush()
         result["validated"] = _drain(producer, producer.publish, generated)
         result["bulk"] = _drain(producer, producer.publish_datum, datums)
+    result["ceiling_produce_only"] = _produce_only(config, [encoder.encode(d) for d in datums])
     result["validation_cost_ratio"] = round(
         result["bulk"]["events_per_s"] / result["validated"]["events_per_s"], 2
     )

@@ -1,0 +1,201 @@
+"""Benchmark: raw Avro datums framed into object-container blocks and inserted ``FORMAT
+Avro``, beside the usual way (decode each record in Python, insert columns Native).
+
+Generates ``--events`` events, encodes them (single-object encoding, the current schema)
+before any clock starts, then in the same run and into identical tables:
+
+- ``avro_block``: per batch of ``--batch-rows`` values, :func:`split_by_schema` +
+  :func:`frame_block` + ``client.raw_insert(..., fmt="Avro")`` (timed: framing + insert);
+- ``decode_native``: per batch, ``schemas.wire.Decoder.decode`` for every value, rows to
+  columns, ``client.insert`` (timed: decoding + columns + insert).
+
+Prints one JSON object: rows/s of each path (and the framing and decoding share of their
+time), the ratio, the gateway start time and the machine.
+
+    python -m bench.avro_insert                      # a gateway of its own in a temp dir
+    python -m bench.avro_insert --url http://127.0.0.1:18123   # an existing one
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from bench.common import machine
+from consumers.avro_block import bundled_schema_json, frame_block, split_by_schema, top_level_fields
+from deploy.stack import processes
+from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
+from producers.generator import GeneratorConfig, generate
+from schemas.validation import EventValidator
+from schemas.wire import Decoder, SingleObjectEncoder
+
+TABLE_DDL = """
+CREATE TABLE {table} (
+    event_id UUID,
+    tenant_id LowCardinality(String),
+    occurred_at DateTime64(3, 'UTC'),
+    action LowCardinality(String),
+    category LowCardinality(String),
+    actor Tuple(type LowCardinality(String), id String, name Nullable(String),
+                email Nullable(String)),
+    resource Tuple(type LowCardinality(String), id String, name Nullable(String)),
+    workspace Tuple(id Nullable(String), name Nullable(String), environment Nullable(String)),
+    request Tuple(ip Nullable(String), user_agent Nullable(String), request_id Nullable(String),
+                  session_id Nullable(String)),
+    outcome Tuple(status LowCardinality(String), reason Nullable(String)),
+    details Map(String, String),
+    changes Array(Tuple(field String, before Nullable(String), after Nullable(String))),
+    source Nullable(String),
+    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree ORDER BY (tenant_id, occurred_at, event_id)
+"""
+
+FIELDS = (
+    "event_id",
+    "tenant_id",
+    "occurred_at",
+    "action",
+    "category",
+    "actor",
+    "resource",
+    "workspace",
+    "request",
+    "outcome",
+    "details",
+    "changes",
+    "source",
+)
+_TUPLES = frozenset({"actor", "resource", "workspace", "request", "outcome"})
+
+
+def _values(events: int) -> list[bytes]:
+    config = GeneratorConfig(
+        events=events,
+        tenants=50,
+        seed=3,
+        start=datetime.now(UTC) - timedelta(days=3),
+        diurnal=False,
+    )
+    validator, encoder = EventValidator(), SingleObjectEncoder()
+    return [encoder.encode(validator.validate(event).to_avro()) for event in generate(config)]
+
+
+def _avro_block(client: Client, table: str, batch: list[bytes]) -> float:
+    """Frame and insert one batch; the seconds spent framing."""
+    began = time.perf_counter()
+    split = split_by_schema(batch)
+    blocks = []
+    for group in split.groups:
+        schema = bundled_schema_json(group.frame)
+        blocks.append((top_level_fields(schema), frame_block(schema, group.datums)))
+    framing_s = time.perf_counter() - began
+    for columns, block in blocks:
+        client.raw_insert(table, columns, insert_block=block, fmt="Avro")
+    return framing_s
+
+
+def _decode_native(client: Client, table: str, batch: list[bytes], decoder: Decoder) -> float:
+    """Decode, build columns and insert one batch; the seconds spent decoding + columns."""
+    began = time.perf_counter()
+    records = [decoder.decode(value) for value in batch]
+    columns: list[list[Any]] = []
+    for name in FIELDS:
+        if name in _TUPLES:
+            columns.append([tuple(r[name].values()) for r in records])
+        elif name == "changes":
+            columns.append([[tuple(c.values()) for c in r[name]] for r in records])
+        else:
+            columns.append([r[name] for r in records])
+    decoding_s = time.perf_counter() - began
+    client.insert(table, columns, column_names=FIELDS, column_oriented=True)
+    return decoding_s
+
+
+def run(url: str, *, events: int, batch_rows: int) -> dict[str, Any]:
+    """Both paths over the same values at ``url``; the measurement as a dict."""
+    began = time.perf_counter()
+    values = _values(events)
+    prepare_s = time.perf_counter() - began
+    batches = [values[start : start + batch_rows] for start in range(0, events, batch_rows)]
+    parts = urllib.parse.urlsplit(url)
+    client = clickhouse_connect.get_client(host=parts.hostname, port=parts.port)
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    client.command(f"CREATE DATABASE {database}")
+    results: dict[str, Any] = {}
+    try:
+        decoder = Decoder()
+        for name in ("avro_block", "decode_native"):
+            table = f"{database}.{name}"
+            client.command(TABLE_DDL.format(table=table))
+            elapsed_s = inner_s = 0.0
+            for batch in batches:
+                began = time.perf_counter()
+                if name == "avro_block":
+                    inner_s += _avro_block(client, table, batch)
+                else:
+                    inner_s += _decode_native(client, table, batch, decoder)
+                elapsed_s += time.perf_counter() - began
+            stored = client.command(f"SELECT count() FROM {table}")
+            results[name] = {
+                "seconds": round(elapsed_s, 3),
+                "rows_per_s": round(events / elapsed_s),
+                ("framing_s" if name == "avro_block" else "decode_and_columns_s"): round(
+                    inner_s, 3
+                ),
+                "stored_rows": stored,
+            }
+    finally:
+        client.command(f"DROP DATABASE {database}")
+    return {
+        "events": events,
+        "batch_rows": batch_rows,
+        "mean_value_bytes": round(sum(map(len, values)) / len(values), 1),
+        "prepare_s": round(prepare_s, 1),
+        **results,
+        "speedup": round(
+            results["avro_block"]["rows_per_s"] / results["decode_native"]["rows_per_s"], 2
+        ),
+        "engine_version": client.server_version,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--url", help="an existing gateway or ClickHouse server")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch-rows", type=int, default=50_000)
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ch-bench-avro-") as tmp:
+        data_dir = Path(tmp)
+        url = args.url
+        if url is None:
+            port = processes.choose_port(0)
+            began = time.perf_counter()
+            start_clickhouse(data_dir=data_dir, port=port)
+            result["gateway_start_s"] = round(time.perf_counter() - began, 3)
+            url = f"http://127.0.0.1:{port}"
+        try:
+            result |= run(url, events=args.events, batch_rows=args.batch_rows)
+        finally:
+            if args.url is None:
+                stop_clickhouse(data_dir)
+    result["machine"] = machine() | {"clickhouse_connect": clickhouse_connect.__version__}
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
