@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client as ClickHouseClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from auditlog.settings import AuditlogSettings
@@ -72,3 +74,9 @@ def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
         events_retention_hours=settings.events_retention_hours,
         dead_letter_retention_hours=settings.dead_letter_retention_hours,
     )
+
+
+def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
+    """A clickhouse-connect client for ``settings.clickhouse_url`` (connects now; raises
+    clickhouse-connect's errors when ClickHouse does not answer)."""
+    return clickhouse_connect.get_client(dsn=settings.clickhouse_url)
