@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from auditlog.commands import demo, generate, migrate, produce, retention, stack, topics
+from auditlog.commands import consume, demo, generate, migrate, produce, retention, stack, topics
 from auditlog.settings import AuditlogSettings
 from deploy.stack.errors import StackError
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics.register(commands)
     produce.register(commands)
     generate.register(commands)
+    consume.register(commands)
     migrate.register(commands)
     retention.register(commands)
     return parser

@@ -28,6 +28,43 @@ class AuditlogSettings(BaseSettings):
         default="http://127.0.0.1:18123",
         description="ClickHouse HTTP endpoint, optionally with user:password@.",
     )
+    clickhouse_database: str = Field(
+        default="audit",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The database holding the events table, retention and writer progress.",
+    )
+    writer_group_id: str = Field(
+        default="clickhouse-writer", description="Consumer group of the ClickHouse writer."
+    )
+    writer_batch_max_records: int = Field(
+        default=50_000, ge=1, description="Records per insert, at most (per partition)."
+    )
+    writer_batch_max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Bytes of values per insert, at most."
+    )
+    writer_flush_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="A partition's records wait at most this long before they are inserted.",
+    )
+    writer_retry_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between retries of a failing insert."
+    )
+    dead_letter_max_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Stop when more than this share of recent records was dead-lettered.",
+    )
+    dead_letter_max_run: int = Field(
+        default=1000, ge=1, description="Stop after this many dead-lettered records in a row."
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Port of /metrics and /health of long-running commands (0: any free port).",
+    )
     schema_registry_url: str | None = Field(
         default=None,
         description=(

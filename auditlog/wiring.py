@@ -10,6 +10,8 @@ from clickhouse_connect.driver.client import Client as ClickHouseClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from auditlog.settings import AuditlogSettings
+from consumers.dead_letters import DeadLetterLimit
+from consumers.writer import WriterConfig
 from producers.config import ProducerConfig
 from producers.topics import TopicSpec
 from producers.topics import topic_specs as _topic_specs
@@ -80,3 +82,25 @@ def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
     """A clickhouse-connect client for ``settings.clickhouse_url`` (connects now; raises
     clickhouse-connect's errors when ClickHouse does not answer)."""
     return clickhouse_connect.get_client(dsn=settings.clickhouse_url)
+
+
+def writer_config(settings: AuditlogSettings, *, exit_when_idle_s: float | None) -> WriterConfig:
+    database = settings.clickhouse_database
+    return WriterConfig(
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.events_topic,
+        group_id=settings.writer_group_id,
+        table=f"{database}.events",
+        progress_table=f"{database}.writer_progress",
+        batch_max_records=settings.writer_batch_max_records,
+        batch_max_bytes=settings.writer_batch_max_bytes,
+        flush_interval_s=settings.writer_flush_interval_s,
+        retry_max_s=settings.writer_retry_max_s,
+        exit_when_idle_s=exit_when_idle_s,
+    )
+
+
+def dead_letter_limit(settings: AuditlogSettings) -> DeadLetterLimit:
+    return DeadLetterLimit(
+        max_ratio=settings.dead_letter_max_ratio, max_run=settings.dead_letter_max_run
+    )

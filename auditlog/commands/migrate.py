@@ -15,7 +15,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from consumers.migrations import DEFAULT_DATABASE, MigrationError, apply_pending, migration_status
+from consumers.migrations import MigrationError, apply_pending, migration_status
 
 EXIT_CHANGED = 4
 
@@ -39,7 +39,7 @@ def register(commands: Any) -> None:
 def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     try:
         client = wiring.clickhouse_client(settings)
-        status = migration_status(client, database=DEFAULT_DATABASE)
+        status = migration_status(client, database=settings.clickhouse_database)
         for migration, applied_at in status.applied:
             print(f"applied  {migration.name}  ({applied_at:%Y-%m-%d %H:%M:%S} UTC)")
         for migration in status.pending:
@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             if not status.pending:
                 print("up to date")
             return 0
-        for migration in apply_pending(client, database=DEFAULT_DATABASE):
+        for migration in apply_pending(client, database=settings.clickhouse_database):
             print(f"done     {migration.name}")
     except MigrationError as exc:
         print(f"auditlog: {exc}", file=sys.stderr)

@@ -19,7 +19,6 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from consumers.retention import (
-    DEFAULT_DATABASE,
     DEFAULT_RETENTION_DAYS,
     MAX_RETENTION_DAYS,
     MIN_RETENTION_DAYS,
@@ -97,7 +96,7 @@ def _set(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             client,
             args.tenant,
             args.days,
-            database=DEFAULT_DATABASE,
+            database=settings.clickhouse_database,
             updated_by=args.actor,
             wait=not args.no_wait,
         )
@@ -152,9 +151,9 @@ def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     try:
         client = wiring.clickhouse_client(settings)
         if args.tenant is not None:
-            found = [get_retention(client, args.tenant, database=DEFAULT_DATABASE)]
+            found = [get_retention(client, args.tenant, database=settings.clickhouse_database)]
         else:
-            found = list_retention(client, database=DEFAULT_DATABASE)
+            found = list_retention(client, database=settings.clickhouse_database)
     except (ClickHouseError, OSError) as exc:
         print(f"auditlog: ClickHouse at {settings.clickhouse_url}: {exc}", file=sys.stderr)
         return 1

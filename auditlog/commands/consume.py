@@ -1,0 +1,61 @@
+"""``auditlog consume``: the ClickHouse writer, until stopped (or idle, for batch runs)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from auditlog import wiring
+from auditlog.settings import AuditlogSettings
+from consumers.dead_letters import DeadLetterBudget, DeadLetterLimitExceeded, DeadLetterPublisher
+from consumers.writer import ClickHouseWriter
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "consume",
+        help="run the ClickHouse writer (consumer group into the events table)",
+        description=(
+            "Consume the events topic in the writer's group and insert into ClickHouse, "
+            "exactly once. SIGTERM or SIGINT: finish or abandon the current insert, commit "
+            "what landed, leave the group, exit 0. Exit 3 when the dead-letter limit stops it."
+        ),
+    )
+    parser.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="exit once no record arrived for this long and everything read was written",
+    )
+    parser.set_defaults(run=_consume)
+
+
+def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
+    config = wiring.writer_config(settings, exit_when_idle_s=args.exit_when_idle)
+    dead_letters = DeadLetterPublisher(
+        settings.kafka_bootstrap, settings.dead_letter_topic, "auditlog-writer-dead-letters"
+    )
+    writer = ClickHouseWriter(
+        config,
+        wiring.clickhouse_client(settings),
+        dead_letters=dead_letters,
+        budget=DeadLetterBudget(
+            wiring.dead_letter_limit(settings), settings.events_topic, settings.dead_letter_topic
+        ),
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: writer.stop())
+    try:
+        stats = writer.run()
+    except DeadLetterLimitExceeded as exc:
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        dead_letters.close()
+    print(
+        f"records: {stats.records}, rows: {stats.rows}, batches: {stats.batches}, "
+        f"dead-lettered: {stats.dead_lettered}, retries: {stats.retries}"
+    )
+    return 0

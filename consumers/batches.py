@@ -1,0 +1,102 @@
+"""Per-partition batches whose offset ranges can be formed again after a restart.
+
+A batch is a contiguous offset range of one partition. It is cut when it holds
+``max_records`` records or ``max_bytes`` bytes, when its oldest record has waited
+``max_wait_s``, or exactly at ``must_end_at``: the end of a range that was announced (in
+the progress log) but perhaps not committed before a crash. Re-forming that range exactly
+gives the insert the same deduplication token, so ClickHouse stores it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as the writer keeps it (values are not decoded)."""
+
+    offset: int
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes]] | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records ``first_offset`` .. ``last_offset`` of one partition, in offset order."""
+
+    topic: str
+    partition: int
+    records: tuple[Record, ...]
+
+    @property
+    def first_offset(self) -> int:
+        return self.records[0].offset
+
+    @property
+    def last_offset(self) -> int:
+        return self.records[-1].offset
+
+    @property
+    def dedup_token(self) -> str:
+        """``{topic}-{partition}-{first}-{last}``, as ClickHouse's Kafka Connect sink uses."""
+        return f"{self.topic}-{self.partition}-{self.first_offset}-{self.last_offset}"
+
+
+@dataclass
+class PartitionBuffer:
+    """Records of one partition waiting to form a batch. Not thread-safe."""
+
+    topic: str
+    partition: int
+    max_records: int
+    max_bytes: int
+    max_wait_s: float
+    must_end_at: int | None = None
+    records: list[Record] = field(default_factory=list)
+    size_bytes: int = 0
+    first_seen_s: float = 0.0
+
+    def add(self, record: Record, now_s: float) -> list[Batch]:
+        """Append ``record``; returns the batches it completes (usually none, or one)."""
+        done: list[Batch] = []
+        if self.must_end_at is not None and record.offset > self.must_end_at:
+            # The announced range ended in a gap (offsets are not always contiguous).
+            self.must_end_at = None
+            if self.records:
+                done.append(self._cut())
+        if not self.records:
+            self.first_seen_s = now_s
+        self.records.append(record)
+        self.size_bytes += len(record.value or b"")
+        if self.must_end_at is not None:
+            if record.offset == self.must_end_at:
+                self.must_end_at = None
+                done.append(self._cut())
+            # Otherwise the announced range is re-formed whatever its size.
+        elif len(self.records) >= self.max_records or self.size_bytes >= self.max_bytes:
+            done.append(self._cut())
+        return done
+
+    def due(self, now_s: float) -> Batch | None:
+        """The batch of what is buffered if its oldest record waited long enough (never
+        while an announced range is still being re-formed)."""
+        if (
+            self.records
+            and self.must_end_at is None
+            and now_s - self.first_seen_s >= self.max_wait_s
+        ):
+            return self._cut()
+        return None
+
+    def flush(self) -> Batch | None:
+        """Whatever is buffered, as a batch (when idle, or for tests)."""
+        return self._cut() if self.records and self.must_end_at is None else None
+
+    def _cut(self) -> Batch:
+        batch = Batch(self.topic, self.partition, tuple(self.records))
+        self.records = []
+        self.size_bytes = 0
+        return batch

@@ -1,0 +1,192 @@
+"""Turning one batch into rows in ClickHouse, exactly once, without decoding on the hot path.
+
+:meth:`BatchInserter.prepare` slices the raw datums out of the batch's values
+(:mod:`consumers.avro_block`): values written with the current schema go in as they are;
+values of older versions or from a schema registry are decoded and re-encoded as the
+current schema (the slow path); values that are not framed, name an unknown schema or do
+not decode become :class:`~consumers.dead_letters.Poison`. :meth:`BatchInserter.insert`
+frames what is left as one Avro block and inserts it ``FORMAT Avro`` with the batch's
+deduplication token, so a replayed batch is stored once.
+
+When ClickHouse rejects the block for its data (not for being down), :meth:`insert`
+decodes every datum to find the bad ones, and if the block is still refused it bisects,
+inserting halves under derived tokens, until each refused record stands alone. Transient
+failures (network, timeouts, overload) are raised to the caller, which retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from consumers.avro_block import (
+    DatumGroup,
+    bundled_schema_json,
+    frame_block,
+    is_current,
+    split_by_schema,
+    top_level_fields,
+    upcast,
+)
+from consumers.batches import Batch, Record
+from consumers.dead_letters import DeadLetterReason, Poison
+from schemas.versions import current
+from schemas.wire import Decoder, Frame, WireError
+
+# ClickHouse error codes that mean "this data is wrong", not "try again later":
+# CANNOT_PARSE_* (6, 26, 27, 38, 41, 69, 72, 376), TYPE_MISMATCH (53), TOO_LARGE_STRING_SIZE
+# (131), number of tuple leaves (117), INCORRECT_DATA (117), Avro errors (1001, as
+# std::exception), VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE (321), CANNOT_READ_ALL_DATA (33).
+DATA_ERROR_CODES = frozenset({6, 26, 27, 33, 38, 41, 53, 69, 72, 117, 131, 321, 376, 1001})
+
+
+def is_data_error(error: Exception) -> bool:
+    """True if ClickHouse refused the data itself (retrying the same bytes cannot help)."""
+    return isinstance(error, DatabaseError) and getattr(error, "code", None) in DATA_ERROR_CODES
+
+
+@dataclass
+class Prepared:
+    """A batch made ready to insert: datums in the current schema, and the poison."""
+
+    batch: Batch
+    records: list[Record] = field(default_factory=list)  # in offset order, one per datum
+    datums: list[memoryview] = field(default_factory=list)
+    poison: list[Poison] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Inserted:
+    rows: int
+    poison: list[Poison]
+
+
+class BatchInserter:
+    """Inserts prepared batches into ``table`` through ``client`` (one per writer thread)."""
+
+    def __init__(
+        self,
+        client: Client,
+        table: str,
+        decoder: Decoder | None = None,
+        on_insert: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._decoder = decoder or Decoder()
+        self._schema_json = bundled_schema_json(
+            Frame("single-object", "", current().fingerprint, None, 10)
+        )
+        self._columns = top_level_fields(self._schema_json)
+        self._on_insert = on_insert
+
+    def prepare(self, batch: Batch) -> Prepared:
+        """Slice, upcast where needed, and set poison aside. Never raises for bad values."""
+        records = batch.records
+        prepared = Prepared(batch)
+        split = split_by_schema([r.value or b"" for r in records])
+        for position, error in split.unframed:
+            prepared.poison.append(_poison(batch.partition, records[position], error))
+        chosen: list[tuple[int, memoryview]] = []
+        for group in split.groups:
+            if group.frame.kind == "single-object" and is_current(group.frame):
+                chosen.extend(zip(group.positions, group.datums, strict=True))
+                continue
+            result = upcast(group, self._decoder)
+            for position, error in result.failed:
+                prepared.poison.append(_poison(batch.partition, records[position], error))
+            if result.group is not None:
+                chosen.extend(zip(result.group.positions, result.group.datums, strict=True))
+        chosen.sort(key=lambda item: item[0])
+        prepared.records = [records[position] for position, _ in chosen]
+        prepared.datums = [datum for _, datum in chosen]
+        prepared.poison.sort(key=lambda p: p.offset)
+        return prepared
+
+    def insert(self, prepared: Prepared) -> Inserted:
+        """Insert the prepared datums under the batch's token; isolate refused records.
+
+        Raises what ClickHouse raises for anything but a data error (the caller retries
+        with the same prepared batch and so the same token).
+        """
+        if not prepared.datums:
+            return Inserted(0, list(prepared.poison))
+        token = prepared.batch.dedup_token
+        try:
+            return Inserted(self._insert(prepared.datums, token), list(prepared.poison))
+        except DatabaseError as error:
+            if not is_data_error(error):
+                raise
+        return self._isolate(prepared, token)
+
+    def _insert(self, datums: Sequence[memoryview], token: str) -> int:
+        block = frame_block(self._schema_json, datums)
+        summary = self._client.raw_insert(
+            self._table,
+            self._columns,
+            insert_block=block,
+            fmt="Avro",
+            settings={"insert_deduplication_token": token, "insert_deduplicate": 1},
+        )
+        if self._on_insert is not None:
+            self._on_insert(len(datums), float(summary.summary.get("elapsed_ns", 0)) / 1e9)
+        return len(datums)
+
+    def _isolate(self, prepared: Prepared, token: str) -> Inserted:
+        """Decode every datum (catching what does not decode), then bisect what ClickHouse
+        still refuses. Deterministic: the same batch always splits the same way."""
+        poison = list(prepared.poison)
+        group = DatumGroup(
+            Frame("single-object", "", current().fingerprint, None, 10),
+            list(range(len(prepared.datums))),
+            list(prepared.datums),
+        )
+        checked = upcast(group, self._decoder)
+        for position, error in checked.failed:
+            poison.append(_poison(prepared.batch.partition, prepared.records[position], error))
+        if checked.group is None:
+            return Inserted(0, sorted(poison, key=lambda p: p.offset))
+        records = [prepared.records[p] for p in checked.group.positions]
+        rows = self._bisect(
+            prepared.batch.partition, records, checked.group.datums, f"{token}-checked", poison
+        )
+        return Inserted(rows, sorted(poison, key=lambda p: p.offset))
+
+    def _bisect(
+        self,
+        partition: int,
+        records: list[Record],
+        datums: list[memoryview],
+        token: str,
+        poison: list[Poison],
+    ) -> int:
+        try:
+            return self._insert(datums, token)
+        except DatabaseError as error:
+            if not is_data_error(error):
+                raise
+            if len(datums) == 1:
+                refused = WireError("corrupt-datum", str(error))
+                poison.append(_poison(partition, records[0], refused, "rejected-by-clickhouse"))
+                return 0
+        half = len(datums) // 2
+        return self._bisect(
+            partition, records[:half], datums[:half], f"{token}-a", poison
+        ) + self._bisect(partition, records[half:], datums[half:], f"{token}-b", poison)
+
+
+def _poison(
+    partition: int, record: Record, error: WireError, reason: DeadLetterReason | None = None
+) -> Poison:
+    return Poison(
+        partition=partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=list(record.headers or []),
+        reason=reason or error.reason,
+        detail=str(error)[:4096],
+    )

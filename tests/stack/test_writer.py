@@ -1,0 +1,210 @@
+"""The ClickHouse writer against the real broker and engine: exactly once, through
+crashes, rebalances, ClickHouse outages and poison."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer
+
+from consumers.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded
+from consumers.writer import ClickHouseWriter
+from deploy.stack import clickhouse as gateway
+from deploy.stack import processes
+from deploy.stack.endpoints import StackEndpoints
+from schemas import headers as h
+from schemas.validation import EventValidator
+from schemas.versions import current
+from schemas.wire import SingleObjectEncoder
+from tests.events import valid_event
+from tests.stack.writer_support import Pipeline, create_pipeline, drop_pipeline, publish, wait_for
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+
+@pytest.fixture
+def pipeline(stack_endpoints: StackEndpoints) -> Iterator[Pipeline]:
+    created = create_pipeline(stack_endpoints.kafka_bootstrap, stack_endpoints.clickhouse_url)
+    yield created
+    drop_pipeline(created)
+
+
+def _in_thread(writer: ClickHouseWriter) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            writer.run()
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="writer")
+    thread.start()
+    return thread, errors
+
+
+def test_100k_events_give_exactly_100k_rows(pipeline: Pipeline) -> None:
+    published = publish(pipeline, 100_000)
+    stats = pipeline.writer(exit_when_idle_s=3.0).run()
+    ids = pipeline.event_ids()
+    assert len(ids) == 100_000
+    assert set(ids) == published
+    assert stats.rows == 100_000
+    assert stats.dead_lettered == 0
+
+
+def test_sigkill_mid_insert_then_restart_gives_each_event_once(pipeline: Pipeline) -> None:
+    published = publish(pipeline, 60_000)
+    env = {**os.environ, **pipeline.env()}
+    command = [sys.executable, "-m", "auditlog.cli", "consume"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: pipeline.count() >= 10_000, "the first rows")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    landed_before = pipeline.count()
+    assert 0 < landed_before < 60_000, "the kill should come in the middle of the run"
+
+    second = subprocess.run(
+        [*command, "--exit-when-idle", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert second.returncode == 0, second.stderr
+    ids = pipeline.event_ids()
+    assert len(ids) == len(set(ids)), "no duplicate"
+    assert set(ids) == published, "no gap"
+
+
+def test_two_writers_split_partitions_and_one_takes_over(pipeline: Pipeline) -> None:
+    published = publish(pipeline, 20_000, seed=2)
+    first, second = pipeline.writer(), pipeline.writer()
+    first_thread, first_errors = _in_thread(first)
+    second_thread, second_errors = _in_thread(second)
+    try:
+        wait_for(lambda: bool(first.assigned) and bool(second.assigned), "both to get partitions")
+        assert not set(first.assigned) & set(second.assigned)
+        wait_for(lambda: pipeline.count() >= 20_000, "the first half")
+        second.stop()
+        second_thread.join(timeout=60)
+        published |= publish(pipeline, 20_000, seed=3)
+        wait_for(lambda: len(first.assigned) == 6, "the survivor to take every partition")
+        wait_for(lambda: pipeline.count() >= 40_000, "the second half")
+    finally:
+        first.stop()
+        second.stop()
+        first_thread.join(timeout=60)
+        second_thread.join(timeout=60)
+    assert first_errors == []
+    assert second_errors == []
+    ids = pipeline.event_ids()
+    assert len(ids) == len(set(ids)) == 40_000
+    assert set(ids) == published
+
+
+def test_clickhouse_unreachable_for_a_while_loses_nothing(
+    pipeline: Pipeline, stack_endpoints: StackEndpoints, tmp_path: Path
+) -> None:
+    port = processes.choose_port(0)
+    url = f"http://127.0.0.1:{port}"
+    gateway.start_clickhouse(data_dir=tmp_path / "ch", port=port)
+    try:
+        private = create_pipeline(stack_endpoints.kafka_bootstrap, url)
+        published = publish(private, 10_000, seed=4)
+        writer = private.writer()
+        thread, errors = _in_thread(writer)
+        try:
+            wait_for(lambda: private.count() >= 10_000, "the first backlog")
+            gateway.stop_clickhouse(tmp_path / "ch")
+            published |= publish(private, 10_000, seed=5)
+            wait_for(lambda: writer.stats.retries >= 2, "the writer to retry")
+            assert writer.stats.rows == 10_000
+            gateway.start_clickhouse(data_dir=tmp_path / "ch", port=port)
+            wait_for(lambda: private.count() >= 20_000, "the backlog after the outage")
+        finally:
+            writer.stop()
+            thread.join(timeout=60)
+        assert errors == []
+        ids = private.event_ids()
+        assert len(ids) == len(set(ids))
+        assert set(ids) == published
+    finally:
+        gateway.stop_clickhouse(tmp_path / "ch")
+
+
+def _dead_letters(pipeline: Pipeline, count: int) -> list[dict[str, bytes]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.bootstrap,
+            "group.id": f"{pipeline.group_id}-dlq-reader",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([pipeline.dead_letter_topic])
+    found: list[dict[str, bytes]] = []
+
+    def read_more() -> bool:
+        for message in consumer.consume(100, timeout=0.5):
+            if message.error() is None:
+                found.append(h.header_map(message.headers()))
+        return len(found) >= count
+
+    try:
+        wait_for(read_more, "dead letters")
+    finally:
+        consumer.close()
+    return found
+
+
+def _publish_raw(pipeline: Pipeline, values: list[bytes]) -> None:
+    from confluent_kafka import Producer  # noqa: PLC0415
+
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap})
+    for value in values:
+        producer.produce(pipeline.topic, value=value, key=b"acme")
+    assert producer.flush(30) == 0
+
+
+def test_poison_goes_to_the_dead_letter_topic_and_does_not_block(pipeline: Pipeline) -> None:
+    published = publish(pipeline, 500, seed=6)
+    good = SingleObjectEncoder().encode(EventValidator().validate(valid_event()).to_avro())
+    poison = [
+        b"not avro at all",
+        b"\xc3\x01" + b"\x13" * 8 + good[10:],  # unknown fingerprint
+        b"\xc3\x01" + current().fingerprint + good[10:40],  # truncated datum
+    ]
+    _publish_raw(pipeline, poison)
+    published |= publish(pipeline, 500, seed=7)
+    stats = pipeline.writer(exit_when_idle_s=3.0).run()
+    assert stats.rows == 1000
+    assert stats.dead_lettered == 3
+    assert set(pipeline.event_ids()) == published
+    letters = _dead_letters(pipeline, 3)
+    assert sorted(letter["auditlog-dlq-reason"].decode() for letter in letters) == [
+        "corrupt-datum",
+        "not-framed",
+        "unknown-schema",
+    ]
+    for letter in letters:
+        assert letter["auditlog-dlq-source-topic"].decode() == pipeline.topic
+        assert int(letter["auditlog-dlq-source-offset"]) >= 0
+
+
+def test_a_writer_fed_only_garbage_stops_without_draining(pipeline: Pipeline) -> None:
+    _publish_raw(pipeline, [b"garbage %d" % n for n in range(600)])
+    writer = pipeline.writer(DeadLetterLimit(max_ratio=0.5, max_run=200), exit_when_idle_s=3.0)
+    with pytest.raises(DeadLetterLimitExceeded, match="stopping instead of draining"):
+        writer.run()
+    assert pipeline.count() == 0
+    assert writer.stats.dead_lettered == 0
