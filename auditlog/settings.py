@@ -59,6 +59,13 @@ class AuditlogSettings(BaseSettings):
     dead_letter_max_run: int = Field(
         default=1000, ge=1, description="Stop after this many dead-lettered records in a row."
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address /metrics and /health listen on (0.0.0.0 in containers).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the JSON logs of long-running commands."
+    )
     metrics_port: int = Field(
         default=9464,
         ge=0,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.stack import kafka, processes
+from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,3 +40,20 @@ def private_kafka(bootstrap: str | None = None) -> Iterator[str]:
             yield ports.bootstrap
         finally:
             kafka.stop_kafka(data_dir)
+
+
+@contextlib.contextmanager
+def private_clickhouse(url: str | None = None) -> Iterator[str]:
+    """``url`` if given, else a ClickHouse gateway (chdb) of the benchmark's own in a
+    temporary directory, stopped on exit; yields its HTTP URL."""
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-clickhouse-") as tmp:
+        data_dir = Path(tmp)
+        port = processes.choose_port(0)
+        start_clickhouse(data_dir=data_dir, port=port)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_clickhouse(data_dir)

@@ -35,8 +35,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers.batches import Batch, PartitionBuffer, Record
 from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
-from consumers.inserter import BatchInserter, Inserted, is_data_error
+from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
+from consumers.telemetry import NoObserver, WriterObserver
 
 _LOG = logging.getLogger("auditlog.writer")
 _CLIENT_LOG = logging.getLogger("auditlog.writer.client")
@@ -97,8 +98,8 @@ class ClickHouseWriter:
     """Consumes ``config.topic`` in ``config.group_id`` and writes it to ClickHouse.
 
     ``client`` is a clickhouse-connect client for this thread only; ``dead_letters`` and
-    ``budget`` handle poison. ``observer`` (optional) receives each inserted batch with its
-    row count and insert seconds, for metrics.
+    ``budget`` handle poison. ``observer`` hears of everything that happens (metrics,
+    health; see :mod:`consumers.telemetry`).
     """
 
     def __init__(
@@ -108,7 +109,7 @@ class ClickHouseWriter:
         *,
         dead_letters: DeadLetterPublisher,
         budget: DeadLetterBudget,
-        observer: Callable[[Batch, Inserted, float], None] | None = None,
+        observer: WriterObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -117,7 +118,7 @@ class ClickHouseWriter:
         self._progress = ProgressLog(client, config.table, config.progress_table)
         self._dead_letters = dead_letters
         self._budget = budget
-        self._observer = observer
+        self._observer: WriterObserver = observer or NoObserver()
         self._clock = clock
         self._consumer = Consumer(config.consumer_properties())
         self._buffers: dict[int, PartitionBuffer] = {}
@@ -132,6 +133,7 @@ class ClickHouseWriter:
     def stop(self) -> None:
         """Ask the loop to end after the current insert (safe from a signal handler)."""
         self._stop.set()
+        self._observer.stopping()
 
     @property
     def assigned(self) -> list[int]:
@@ -209,6 +211,8 @@ class ClickHouseWriter:
                 continue  # revoked in the meantime: its next owner reads it again
             self._ready.extend(buffer.add(_record(message), now))
         self.stats.records += len(messages)
+        if messages:
+            self._observer.consumed(len(messages))
         return len(messages)
 
     def _on_error(self, error: KafkaError) -> None:
@@ -246,8 +250,7 @@ class ClickHouseWriter:
         self.stats.batches += 1
         self.stats.rows += inserted.rows
         self.stats.dead_lettered += len(inserted.poison)
-        if self._observer is not None:
-            self._observer(batch, inserted, seconds)
+        self._observer.written(batch, inserted, seconds)
         _LOG.debug(
             "batch written",
             extra={
@@ -264,6 +267,8 @@ class ClickHouseWriter:
         offsets = [TopicPartition(batch.topic, batch.partition, batch.last_offset + 1)]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
+            _low, high = self._consumer.get_watermark_offsets(offsets[0], cached=True)
+            self._observer.committed(batch.partition, batch.last_offset + 1, high)
         except KafkaException as exc:
             # Lost the partition in a rebalance: the rows landed; its next owner re-forms
             # the announced range and the insert deduplicates.
@@ -286,6 +291,7 @@ class ClickHouseWriter:
                     raise
                 attempt += 1
                 self.stats.retries += 1
+                self._observer.retrying(exc)
                 delay = random.uniform(  # noqa: S311 - jitter, not cryptography
                     0, min(self.config.retry_max_s, self.config.retry_initial_s * 2**attempt)
                 )
@@ -323,12 +329,16 @@ class ClickHouseWriter:
 
     def _pause_all(self) -> None:
         if not self._paused:
-            self._consumer.pause(self._partitions(self._buffers))
+            partitions = self._partitions(self._buffers)
+            self._consumer.pause(partitions)
+            self._observer.paused(partitions)
             self._paused = True
 
     def _resume_all(self) -> None:
         """Resume every partition except those still waiting for their progress check."""
-        self._consumer.resume(self._partitions(set(self._buffers) - self._unchecked))
+        partitions = self._partitions(set(self._buffers) - self._unchecked)
+        self._consumer.resume(partitions)
+        self._observer.resumed(partitions)
         self._paused = False
 
     def _partitions(self, partitions: Mapping[int, object] | set[int]) -> list[TopicPartition]:
@@ -349,10 +359,13 @@ class ClickHouseWriter:
             self._unchecked.add(tp.partition)
         # Nothing is read before the progress log was checked for announced ranges.
         consumer.pause(mine)
+        self._observer.assigned(mine)
         _LOG.info("assigned", extra={"partitions": [tp.partition for tp in mine]})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        gone = {tp.partition for tp in partitions if tp.topic == self.config.topic}
+        mine = [tp for tp in partitions if tp.topic == self.config.topic]
+        gone = {tp.partition for tp in mine}
+        self._observer.revoked(mine)
         for partition in gone:
             self._buffers.pop(partition, None)
             self._unchecked.discard(partition)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from typing import Any
 
 from auditlog import wiring
+from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimitExceeded, DeadLetterPublisher
+from consumers.health import HealthServer, HealthState
+from consumers.metrics import writer_metrics
+from consumers.telemetry import Telemetry
 from consumers.writer import ClickHouseWriter
+
+_LOG = logging.getLogger("auditlog.consume")
 
 
 def register(commands: Any) -> None:
@@ -33,7 +40,20 @@ def register(commands: Any) -> None:
 
 
 def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
+    configure_json_logging(settings.log_level)
     config = wiring.writer_config(settings, exit_when_idle_s=args.exit_when_idle)
+    health = HealthState(config.group_id)
+    server = HealthServer(health)
+    port = server.start(settings.metrics_host, settings.metrics_port)
+    _LOG.info(
+        "writer starting",
+        extra={
+            "group": config.group_id,
+            "topic": config.topic,
+            "table": config.table,
+            "metrics": f"http://{settings.metrics_host}:{port}/metrics",
+        },
+    )
     dead_letters = DeadLetterPublisher(
         settings.kafka_bootstrap, settings.dead_letter_topic, "auditlog-writer-dead-letters"
     )
@@ -44,6 +64,7 @@ def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         budget=DeadLetterBudget(
             wiring.dead_letter_limit(settings), settings.events_topic, settings.dead_letter_topic
         ),
+        observer=Telemetry(writer_metrics(), health, config.topic, config.table),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: writer.stop())
@@ -54,6 +75,7 @@ def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         return 3
     finally:
         dead_letters.close()
+        server.stop()
     print(
         f"records: {stats.records}, rows: {stats.rows}, batches: {stats.batches}, "
         f"dead-lettered: {stats.dead_lettered}, retries: {stats.retries}"

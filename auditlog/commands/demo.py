@@ -56,15 +56,22 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     rate = report.published / report.publish_seconds if report.publish_seconds else 0.0
     _say("topics      " + ", ".join(f"{name} {state}" for name, state in report.topics.items()))
     _say(
-        f"produced    {report.published} generated events for {report.tenants} tenants "
+        f"produced    {report.published} generated events (seed {report.seed}) "
+        f"for {report.tenants} tenants "
         f"in {report.publish_seconds:.1f} s ({rate:,.0f} events/s; validated, Avro, "
         "keyed by tenant)"
     )
-    _say(f"consumed    {report.consumed} decoded, every event id once (group committed)")
+    _say("migrations  " + (", ".join(report.migrations) or "up to date"))
+    _say(
+        f"writer      {report.writer_rows} rows in {report.writer_batches} batches "
+        f"({report.writer_seconds:.1f} s, caught up; raw Avro blocks, exactly once)"
+    )
+    _say(f"clickhouse  {report.clickhouse_rows} rows, one per published event id")
     _say("  biggest tenants " + ", ".join(f"{t} {n}" for t, n in report.biggest_tenants))
     _say("  by category     " + ", ".join(f"{c} {n}" for c, n in report.categories.items()))
     _say(f"  failed logins   {report.failed_logins}")
-    _say(f"clickhouse  {report.clickhouse_rows} rows stored and counted back (stand-in table)")
+    if report.recipe_stopped:
+        _say(f"  last recipe stopped: {report.recipe_stopped}")
     _say(f"s3          summary written and read back: {report.s3_object}")
     _say("demo ok")
     return 0

@@ -175,8 +175,10 @@ def _tail(log_file: Path | None, lines: int = 15) -> str:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True if nothing listens on ``host:port`` and it can be bound."""
+    """True if nothing listens on ``host:port`` and it can be bound (as servers bind it:
+    with SO_REUSEADDR, so connections of a stopped server in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -1,0 +1,598 @@
+"""Benchmark: the ClickHouse writer draining a Kafka backlog, beside the usual way and the
+ceiling, and its freshness under a steady live load.
+
+Starts a broker and a ClickHouse gateway of its own (temporary directories, stopped at the
+end), creates a topic of 12 partitions (and a dead-letter topic), migrates a database, and
+publishes a backlog of ``--events`` generated events through the SDK's bulk path (validated
+first, then ``publish_datum``; timed, but not part of any result). Then, in the same run,
+each in a consumer group of its own so each reads the whole backlog:
+
+- ``writer``: :class:`consumers.writer.ClickHouseWriter` with its default batch settings
+  into ``<db>.events``; timed from ``run()`` until the last row of the backlog landed
+  (its observer sees every inserted batch);
+- ``per_record_writer``: the usual way, a plain consumer that decodes every record in
+  Python (``schemas.wire.Decoder.decode``), turns batches of ``--batch-rows`` (or what
+  arrived within the flush interval) into columns, ``client.insert``\\s them into a copy of
+  the table and commits after each insert; timed from ``subscribe`` to the last commit;
+- ``read_discard``: a consumer that reads every record and drops it (the ceiling).
+
+Freshness: a producer process publishes at ``--live-rate`` events/s for ``--live-seconds``
+into a fresh topic, every event stamped with the time it is sent, while the writer
+(default settings) writes it into a fresh database; p50/p99 of ``ingested_at -
+occurred_at`` (``ingested_at`` is the server's ``now64(3)`` at insert) over every row.
+
+Prints one JSON object.
+
+    python -m bench.writer_throughput [--events 1000000] [--live-rate 20000]
+    python -m bench.writer_throughput --bootstrap HOST:PORT --clickhouse-url URL
+    python -m bench.writer_throughput --profile-writer writer.prof   # cProfile the writer
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import multiprocessing
+import multiprocessing.synchronize
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import CollectorRegistry
+
+from bench.common import machine, private_clickhouse, private_kafka
+from consumers.batches import Batch
+from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
+from consumers.health import HealthState
+from consumers.inserter import Inserted
+from consumers.metrics import writer_metrics
+from consumers.migrations import apply_pending
+from consumers.telemetry import Telemetry
+from consumers.writer import ClickHouseWriter, WriterConfig
+from producers.config import ProducerConfig
+from producers.generator import GeneratorConfig, generate
+from producers.metrics import producer_metrics
+from producers.producer import AuditProducer
+from schemas.validation import EventValidator
+from schemas.wire import Decoder
+
+PARTITIONS = 12
+TENANTS = 200
+GAP_MS = 1.0
+POLL_S = 0.2
+LIVE_POOL = 50_000
+# The Avro schema's top-level fields, in the table's column order; the tuples are records.
+FIELDS = (
+    "event_id",
+    "tenant_id",
+    "occurred_at",
+    "action",
+    "category",
+    "actor",
+    "resource",
+    "workspace",
+    "request",
+    "outcome",
+    "details",
+    "changes",
+    "source",
+)
+_TUPLES = frozenset({"actor", "resource", "workspace", "request", "outcome"})
+
+
+# -- setting up --------------------------------------------------------------------------
+
+
+def _create_topics(bootstrap: str, *topics: tuple[str, int]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, partitions) for name, partitions in topics])
+    for future in futures.values():
+        future.result(timeout=30)
+
+
+def _count(client: Client, table: str) -> int:
+    return int(client.command(f"SELECT count() FROM {table}"))  # type: ignore[arg-type]
+
+
+def _publish_backlog(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
+    """``events`` generated events, validated, published with ``publish_datum``."""
+    start = datetime.now(UTC) - timedelta(milliseconds=1.2 * GAP_MS * events + 60_000)
+    config = GeneratorConfig(
+        events=events, tenants=TENANTS, seed=11, start=start, mean_gap_ms=GAP_MS, diurnal=False
+    )
+    validator = EventValidator()
+    producer_config = ProducerConfig(bootstrap=bootstrap, topic=topic, client_id="bench-backlog")
+    began = time.perf_counter()
+    producer = AuditProducer(producer_config, metrics=producer_metrics(CollectorRegistry()))
+    try:
+        for event in generate(config):
+            producer.publish_datum(validator.validate(event).to_avro())
+    finally:
+        report = producer.close()
+    seconds = time.perf_counter() - began
+    if report.delivered != events:
+        raise RuntimeError(f"backlog incomplete: {report}")
+    return {
+        "events": events,
+        "seconds": round(seconds, 1),
+        "events_per_s": round(events / seconds),
+        "path": "generate + validate + to_avro + publish_datum, one process",
+        "compression": producer_config.compression,
+    }
+
+
+class _Timed(Telemetry):
+    """The production telemetry (metrics into a registry of its own, health state), plus
+    when the writer was assigned, first consumed, and had written ``target_rows``."""
+
+    def __init__(self, topic: str, table: str, group_id: str, target_rows: int) -> None:
+        super().__init__(writer_metrics(CollectorRegistry()), HealthState(group_id), topic, table)
+        self.target_rows = target_rows
+        self.rows = self.batches = 0
+        self.insert_s = 0.0
+        self.assigned_at = self.first_record_at = self.done_at = 0.0
+        self.is_assigned = threading.Event()
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        super().assigned(partitions)
+        if partitions and not self.assigned_at:
+            self.assigned_at = time.perf_counter()
+            self.is_assigned.set()
+
+    def consumed(self, count: int) -> None:
+        super().consumed(count)
+        if not self.first_record_at:
+            self.first_record_at = time.perf_counter()
+
+    def written(self, batch: Batch, inserted: Inserted, seconds: float) -> None:
+        super().written(batch, inserted, seconds)
+        self.rows += inserted.rows
+        self.batches += 1
+        self.insert_s += seconds
+        if not self.done_at and self.rows >= self.target_rows:
+            self.done_at = time.perf_counter()
+
+
+def _writer(
+    bootstrap: str,
+    url: str,
+    *,
+    topic: str,
+    dead_letter_topic: str,
+    database: str,
+    group_id: str,
+    exit_when_idle_s: float | None,
+    target_rows: int,
+) -> tuple[ClickHouseWriter, _Timed, DeadLetterPublisher]:
+    """Our writer with its default batch settings, pointed at ``database``."""
+    config = WriterConfig(
+        bootstrap=bootstrap,
+        topic=topic,
+        group_id=group_id,
+        table=f"{database}.events",
+        progress_table=f"{database}.writer_progress",
+        exit_when_idle_s=exit_when_idle_s,
+    )
+    observer = _Timed(topic, config.table, group_id, target_rows)
+    dead_letters = DeadLetterPublisher(bootstrap, dead_letter_topic)
+    writer = ClickHouseWriter(
+        config,
+        clickhouse_connect.get_client(dsn=url),
+        dead_letters=dead_letters,
+        budget=DeadLetterBudget(DeadLetterLimit(), topic, dead_letter_topic),
+        observer=observer,
+    )
+    return writer, observer, dead_letters
+
+
+def _consumer(bootstrap: str, topic: str, group_id: str) -> Consumer:
+    """A plain consumer with the writer's client settings, offsets stored on consume."""
+    properties = WriterConfig(bootstrap=bootstrap, topic=topic, group_id=group_id)
+    return Consumer({**properties.consumer_properties(), "enable.auto.offset.store": True})
+
+
+def _check(message: Message) -> bool:
+    """True for a record; raises on a fatal error, ignores the others."""
+    error = message.error()
+    if error is None:
+        return True
+    if error.fatal():
+        raise KafkaException(error)
+    if error.code() != KafkaError._PARTITION_EOF:
+        print(f"consumer error: {error.str()}", file=sys.stderr)
+    return False
+
+
+# -- the three consumers -----------------------------------------------------------------
+
+
+def _measure_writer(
+    bootstrap: str,
+    url: str,
+    *,
+    topic: str,
+    dead_letter_topic: str,
+    database: str,
+    events: int,
+    idle_s: float,
+    profile_path: str | None,
+) -> dict[str, Any]:
+    writer, timed, dead_letters = _writer(
+        bootstrap,
+        url,
+        topic=topic,
+        dead_letter_topic=dead_letter_topic,
+        database=database,
+        group_id=f"bench-writer-{uuid.uuid4().hex[:8]}",
+        exit_when_idle_s=idle_s,
+        target_rows=events,
+    )
+    profiler = cProfile.Profile() if profile_path else None
+    began = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    try:
+        stats = writer.run()
+    finally:
+        dead_letters.close()
+    if profiler is not None and profile_path:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+    ended = time.perf_counter()
+    if not timed.done_at:
+        raise RuntimeError(f"writer exited after {timed.rows} of {events} rows: {stats}")
+    seconds = timed.done_at - began
+    return {
+        "events_per_s": round(events / seconds),
+        "seconds": round(seconds, 3),
+        "assigned_s": round(timed.assigned_at - began, 3),
+        "first_record_s": round(timed.first_record_at - began, 3),
+        "insert_s": round(timed.insert_s, 3),
+        "batches": timed.batches,
+        "mean_batch_rows": round(timed.rows / timed.batches),
+        "dead_lettered": stats.dead_lettered,
+        "retries": stats.retries,
+        "run_s_incl_idle_exit": round(ended - began, 3),
+        "stored_rows": _count(clickhouse_connect.get_client(dsn=url), f"{database}.events"),
+        "profiled": profiler is not None,
+    }
+
+
+def _columns(records: list[dict[str, Any]]) -> list[list[Any]]:
+    columns: list[list[Any]] = []
+    for name in FIELDS:
+        if name in _TUPLES:
+            columns.append([tuple(r[name].values()) for r in records])
+        elif name == "changes":
+            columns.append([[tuple(c.values()) for c in r[name]] for r in records])
+        else:
+            columns.append([r[name] for r in records])
+    return columns
+
+
+def _measure_per_record(
+    bootstrap: str,
+    url: str,
+    *,
+    topic: str,
+    table: str,
+    events: int,
+    batch_rows: int,
+    flush_interval_s: float,
+) -> dict[str, Any]:
+    """Decode every record in Python, insert columns per batch, commit after each insert."""
+    client = clickhouse_connect.get_client(dsn=url)
+    consumer = _consumer(bootstrap, topic, f"bench-per-record-{uuid.uuid4().hex[:8]}")
+    decoder = Decoder()
+    decode_s = insert_s = 0.0
+    stored = batches = 0
+    records: list[dict[str, Any]] = []
+    batch_began = first_record_at = 0.0
+    began = time.perf_counter()
+    consumer.subscribe([topic])
+    try:
+        while stored < events:
+            messages = consumer.consume(num_messages=batch_rows - len(records), timeout=POLL_S)
+            now = time.perf_counter()
+            if messages and not records:
+                batch_began = now
+                first_record_at = first_record_at or now
+            for message in messages:
+                if _check(message):
+                    records.append(decoder.decode(message.value()))  # type: ignore[arg-type]
+            decode_s += time.perf_counter() - now
+            if records and (
+                len(records) >= batch_rows or time.perf_counter() - batch_began >= flush_interval_s
+            ):
+                insert_began = time.perf_counter()
+                client.insert(table, _columns(records), column_names=FIELDS, column_oriented=True)
+                consumer.commit(asynchronous=False)
+                insert_s += time.perf_counter() - insert_began
+                stored += len(records)
+                batches += 1
+                records = []
+        seconds = time.perf_counter() - began
+    finally:
+        consumer.close()
+    return {
+        "events_per_s": round(events / seconds),
+        "seconds": round(seconds, 3),
+        "first_record_s": round(first_record_at - began, 3),
+        "consume_and_decode_s": round(decode_s, 3),
+        "columns_insert_commit_s": round(insert_s, 3),
+        "batches": batches,
+        "stored_rows": _count(client, table),
+    }
+
+
+def _measure_read_discard(bootstrap: str, *, topic: str, events: int) -> dict[str, Any]:
+    consumer = _consumer(bootstrap, topic, f"bench-discard-{uuid.uuid4().hex[:8]}")
+    read = 0
+    first_record_at = 0.0
+    began = time.perf_counter()
+    consumer.subscribe([topic])
+    try:
+        while read < events:
+            messages = consumer.consume(num_messages=50_000, timeout=POLL_S)
+            if messages and not first_record_at:
+                first_record_at = time.perf_counter()
+            read += sum(1 for message in messages if _check(message))
+        seconds = time.perf_counter() - began
+    finally:
+        consumer.close()
+    return {
+        "events_per_s": round(events / seconds),
+        "seconds": round(seconds, 3),
+        "first_record_s": round(first_record_at - began, 3),
+    }
+
+
+# -- freshness ---------------------------------------------------------------------------
+
+
+def _live_producer(
+    bootstrap: str,
+    topic: str,
+    rate: float,
+    duration_s: float,
+    go: multiprocessing.synchronize.Event,
+    out: multiprocessing.Queue[Any],
+) -> None:
+    """(A process of its own.) Publish at ``rate`` for ``duration_s`` once ``go`` is set,
+    every event stamped with the time it is sent; put the outcome on ``out``."""
+    start = datetime.now(UTC) - timedelta(hours=2)
+    config = GeneratorConfig(
+        events=LIVE_POOL, tenants=TENANTS, seed=5, start=start, mean_gap_ms=GAP_MS, diurnal=False
+    )
+    validator = EventValidator()
+    pool = [validator.validate(event).to_avro() for event in generate(config)]
+    producer = AuditProducer(
+        ProducerConfig(bootstrap=bootstrap, topic=topic, client_id="bench-live"),
+        metrics=producer_metrics(CollectorRegistry()),
+    )
+    out.put("ready")
+    go.wait()
+    sent = 0
+    began = time.monotonic()
+    while (elapsed := time.monotonic() - began) < duration_s:
+        due = int(elapsed * rate) + 1
+        while sent < due:
+            datum = pool[sent % LIVE_POOL]
+            datum["event_id"] = str(uuid.uuid4())
+            datum["occurred_at"] = time.time_ns() // 1_000_000
+            producer.publish_datum(datum)
+            sent += 1
+        time.sleep(0.001)
+    seconds = time.monotonic() - began
+    report = producer.close()
+    out.put({"sent": sent, "seconds": seconds, "delivered": report.delivered})
+
+
+def _measure_freshness(
+    bootstrap: str,
+    url: str,
+    *,
+    dead_letter_topic: str,
+    rate: float,
+    duration_s: float,
+) -> dict[str, Any]:
+    suffix = uuid.uuid4().hex[:8]
+    topic, database = f"bench.live.{suffix}", f"bench_live_{suffix}"
+    _create_topics(bootstrap, (topic, PARTITIONS))
+    client = clickhouse_connect.get_client(dsn=url)
+    apply_pending(client, database=database)
+    table = f"{database}.events"
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    out: multiprocessing.Queue[Any] = context.Queue()
+    producer = context.Process(
+        target=_live_producer, args=(bootstrap, topic, rate, duration_s, go, out), daemon=True
+    )
+    producer.start()
+    writer, timed, dead_letters = _writer(
+        bootstrap,
+        url,
+        topic=topic,
+        dead_letter_topic=dead_letter_topic,
+        database=database,
+        group_id=f"bench-live-{suffix}",
+        exit_when_idle_s=None,
+        target_rows=int(rate * duration_s),
+    )
+    failure: list[BaseException] = []
+
+    def run_writer() -> None:
+        try:
+            writer.run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run_writer, name="writer")
+    try:
+        if out.get(timeout=300) != "ready":
+            raise RuntimeError("live producer did not start")
+        thread.start()
+        _wait(timed.is_assigned.is_set, "assignment", failure)
+        time.sleep(1.0)  # let the progress check resume the partitions
+        go.set()
+        outcome: dict[str, Any] = out.get(timeout=duration_s + 120)
+        _wait(lambda: _count(client, table) >= outcome["sent"], "the live rows", failure)
+        writer.stop()
+        thread.join(timeout=60)
+    finally:
+        writer.stop()
+        if producer.is_alive():
+            producer.terminate()
+        producer.join(timeout=30)
+        if thread.is_alive():
+            thread.join(timeout=60)
+        dead_letters.close()
+    if failure:
+        raise failure[0]
+    row = client.query(
+        "SELECT count(), quantiles(0.5, 0.99)(dateDiff('millisecond', occurred_at, ingested_at)),"
+        f" max(dateDiff('millisecond', occurred_at, ingested_at)) FROM {table}"
+    ).result_rows[0]
+    stored, (p50, p99), worst = row
+    return {
+        "target_rate": rate,
+        "achieved_rate": round(outcome["sent"] / outcome["seconds"]),
+        "sent": outcome["sent"],
+        "delivered": outcome["delivered"],
+        "seconds": round(outcome["seconds"], 1),
+        "stored_rows": stored,
+        "p50_ms": round(p50),
+        "p99_ms": round(p99),
+        "max_ms": worst,
+        "measure": "ingested_at (server now64(3) at insert) - occurred_at (stamped at send)",
+    }
+
+
+def _wait(
+    condition: Callable[[], bool], what: str, failure: list[BaseException], timeout_s: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if failure:
+            raise failure[0]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    suffix = uuid.uuid4().hex[:8]
+    topic, dead_letter_topic = f"bench.writer.{suffix}", f"bench.writer.{suffix}.dlq"
+    database = f"bench_writer_{suffix}"
+    _create_topics(bootstrap, (topic, PARTITIONS), (dead_letter_topic, 1))
+    client = clickhouse_connect.get_client(dsn=url)
+    apply_pending(client, database=database)
+    per_record_table = f"{database}.events_per_record"
+    client.command(f"CREATE TABLE {per_record_table} AS {database}.events")
+    defaults = WriterConfig(bootstrap=bootstrap)
+    result: dict[str, Any] = {
+        "events": args.events,
+        "topic_partitions": PARTITIONS,
+        "settings": {
+            "writer": {
+                "batch_max_records": defaults.batch_max_records,
+                "batch_max_bytes": defaults.batch_max_bytes,
+                "flush_interval_s": defaults.flush_interval_s,
+                "exit_when_idle_s": args.idle_s,
+                "insert": "raw Avro datums, one FORMAT Avro block per partition batch",
+            },
+            "per_record_writer": {
+                "batch_rows": args.batch_rows,
+                "flush_interval_s": defaults.flush_interval_s,
+                "insert": "Decoder.decode per record, clickhouse-connect insert (Native)",
+            },
+            "consumer": {
+                k: v
+                for k, v in defaults.consumer_properties().items()
+                if k in ("fetch.max.bytes", "max.partition.fetch.bytes", "isolation.level")
+            },
+            "clickhouse": "chdb gateway (deploy/stack/clickhouse_gateway.py), not a server",
+        },
+    }
+    result["backlog"] = _publish_backlog(bootstrap, topic, args.events)
+    result["read_discard"] = _measure_read_discard(bootstrap, topic=topic, events=args.events)
+    result["writer"] = _measure_writer(
+        bootstrap,
+        url,
+        topic=topic,
+        dead_letter_topic=dead_letter_topic,
+        database=database,
+        events=args.events,
+        idle_s=args.idle_s,
+        profile_path=args.profile_writer,
+    )
+    result["per_record_writer"] = _measure_per_record(
+        bootstrap,
+        url,
+        topic=topic,
+        table=per_record_table,
+        events=args.events,
+        batch_rows=args.batch_rows,
+        flush_interval_s=defaults.flush_interval_s,
+    )
+    writer_rate = result["writer"]["events_per_s"]
+    result["ratios"] = {
+        "writer_over_per_record": round(
+            writer_rate / result["per_record_writer"]["events_per_s"], 2
+        ),
+        "writer_over_read_discard": round(writer_rate / result["read_discard"]["events_per_s"], 2),
+    }
+    result["target"] = {
+        "events_per_s": 200_000,
+        "over_per_record": 4.0,
+        "met": writer_rate >= 200_000 and result["ratios"]["writer_over_per_record"] >= 4.0,
+    }
+    if args.live_seconds > 0:
+        result["freshness"] = _measure_freshness(
+            bootstrap,
+            url,
+            dead_letter_topic=dead_letter_topic,
+            rate=args.live_rate,
+            duration_s=args.live_seconds,
+        )
+    result["engine_version"] = client.server_version
+    client.command(f"DROP DATABASE IF EXISTS {database}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--batch-rows", type=int, default=50_000, help="per-record writer")
+    parser.add_argument("--idle-s", type=float, default=2.0, help="writer exit_when_idle_s")
+    parser.add_argument("--live-rate", type=float, default=20_000.0)
+    parser.add_argument("--live-seconds", type=float, default=20.0, help="0: no freshness run")
+    parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    parser.add_argument("--clickhouse-url", help="an existing gateway (default: start one)")
+    parser.add_argument("--profile-writer", metavar="FILE", help="cProfile the writer run")
+    args = parser.parse_args(argv)
+    with (
+        private_kafka(args.bootstrap) as bootstrap,
+        private_clickhouse(args.clickhouse_url) as url,
+    ):
+        result = run(bootstrap, url, args)
+    result["machine"] = machine() | {"clickhouse_connect": clickhouse_connect.__version__}
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Batches cut by size, bytes and time, and exactly at an announced range's end."""
+
+from __future__ import annotations
+
+from consumers.batches import PartitionBuffer, Record
+
+
+def _record(offset: int, size: int = 10) -> Record:
+    return Record(offset, b"x" * size, b"k", None, 0)
+
+
+def _buffer(**overrides: object) -> PartitionBuffer:
+    values: dict[str, object] = {
+        "topic": "t",
+        "partition": 3,
+        "max_records": 4,
+        "max_bytes": 1000,
+        "max_wait_s": 1.0,
+    }
+    values.update(overrides)
+    return PartitionBuffer(**values)  # type: ignore[arg-type]
+
+
+def test_cut_by_records_with_the_dedup_token_of_its_range() -> None:
+    buffer = _buffer()
+    cut = [b for offset in range(10, 18) for b in buffer.add(_record(offset), 0.0)]
+    assert [(b.first_offset, b.last_offset) for b in cut] == [(10, 13), (14, 17)]
+    assert cut[0].dedup_token == "t-3-10-13"
+
+
+def test_cut_by_bytes() -> None:
+    buffer = _buffer(max_records=100, max_bytes=25)
+    cut = [b for offset in range(5) for b in buffer.add(_record(offset), 0.0)]
+    assert [(b.first_offset, b.last_offset) for b in cut] == [(0, 2)]
+
+
+def test_cut_by_time_only_once_the_oldest_record_waited() -> None:
+    buffer = _buffer(max_records=100)
+    buffer.add(_record(0), 10.0)
+    buffer.add(_record(1), 10.9)
+    assert buffer.due(10.99) is None
+    batch = buffer.due(11.0)
+    assert batch is not None
+    assert (batch.first_offset, batch.last_offset) == (0, 1)
+    assert buffer.due(100.0) is None
+
+
+def test_an_announced_range_is_formed_again_exactly_whatever_the_limits() -> None:
+    buffer = _buffer(max_records=2, must_end_at=14)
+    cut = [b for offset in range(10, 19) for b in buffer.add(_record(offset), 0.0)]
+    assert [(b.first_offset, b.last_offset) for b in cut] == [(10, 14), (15, 16), (17, 18)]
+
+
+def test_an_announced_range_ending_in_a_gap_is_cut_before_the_gap() -> None:
+    buffer = _buffer(max_records=100, must_end_at=12)
+    assert buffer.add(_record(10), 0.0) == []
+    cut = buffer.add(_record(15), 0.0)  # 11 and 12 were never there (e.g. control records)
+    assert [(b.first_offset, b.last_offset) for b in cut] == [(10, 10)]
+    assert buffer.must_end_at is None
+    flushed = buffer.flush()
+    assert flushed is not None
+    assert (flushed.first_offset, flushed.last_offset) == (15, 15)
+
+
+def test_nothing_is_due_while_an_announced_range_is_incomplete() -> None:
+    buffer = _buffer(max_records=100, must_end_at=20)
+    buffer.add(_record(10), 0.0)
+    assert buffer.due(1000.0) is None
+    assert buffer.flush() is None
