@@ -115,18 +115,34 @@ def stop(pid_file: Path, *, timeout_s: float = 20.0) -> bool:
         return False
     _signal_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while record.alive() and time.monotonic() < deadline:
+    while (record.alive() or group_members(record.pid)) and time.monotonic() < deadline:
         _reap(record.pid)
         time.sleep(0.05)
-    if record.alive():
+    # Whatever is left of the group (the leader, or children it left behind) is killed, and
+    # waited for: when stop returns, no process of the group exists any more.
+    deadline = time.monotonic() + 10.0
+    while (record.alive() or group_members(record.pid)) and time.monotonic() < deadline:
         _signal_group(record.pid, signal.SIGKILL)
-        while record.alive():
-            _reap(record.pid)
-            time.sleep(0.02)
-    # Children left in the group (there should be none) go too.
-    _signal_group(record.pid, signal.SIGKILL)
+        _reap(record.pid)
+        time.sleep(0.02)
     pid_file.unlink(missing_ok=True)
     return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

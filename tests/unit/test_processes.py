@@ -22,21 +22,6 @@ _PARENT_WITH_CHILD = (
 )
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
 def test_spawn_records_and_stop_ends_the_whole_group(tmp_path: Path) -> None:
     pid_file, log_file = tmp_path / "p.pid", tmp_path / "p.log"
     record = processes.spawn(
@@ -45,11 +30,13 @@ def test_spawn_records_and_stop_ends_the_whole_group(tmp_path: Path) -> None:
     processes.wait_until(
         lambda: "ready" in log_file.read_text(), what="parent", timeout_s=30, alive=record.alive
     )
-    processes.wait_until(lambda: len(_group_members(record.pid)) == 2, what="child", timeout_s=30)
+    processes.wait_until(
+        lambda: len(processes.group_members(record.pid)) == 2, what="child", timeout_s=30
+    )
     assert processes.running(pid_file) == record
 
     assert processes.stop(pid_file, timeout_s=5)
-    assert _group_members(record.pid) == []
+    assert processes.group_members(record.pid) == []
     assert not pid_file.exists()
     assert processes.stop(pid_file) is False  # idempotent
 
