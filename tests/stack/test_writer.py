@@ -3,16 +3,18 @@ crashes, rebalances, ClickHouse outages and poison."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from consumers.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded
 from consumers.writer import ClickHouseWriter
@@ -208,3 +210,50 @@ def test_a_writer_fed_only_garbage_stops_without_draining(pipeline: Pipeline) ->
         writer.run()
     assert pipeline.count() == 0
     assert writer.stats.dead_lettered == 0
+
+
+def test_sigterm_commits_what_landed_and_exits_zero(pipeline: Pipeline) -> None:
+    published = publish(pipeline, 30_000, seed=8)
+    port = processes.choose_port(0)
+    env = {**os.environ, **pipeline.env(), "AUDITLOG_METRICS_PORT": str(port)}
+    command = [sys.executable, "-m", "auditlog.cli", "consume"]
+    writer = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: pipeline.count() >= 4_000, "the first rows")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            health = json.load(response)
+        assert health["status"] == "ok"
+        assert len(health["assigned"]) == 6
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert b"auditlog_writer_rows_inserted_total" in response.read()
+        writer.send_signal(signal.SIGTERM)
+        _out, err = writer.communicate(timeout=60)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.communicate()
+    assert writer.returncode == 0, err
+    committed = _committed_total(pipeline)
+    assert committed == pipeline.count(), "committed exactly what landed"
+
+    rest = subprocess.run(
+        [*command, "--exit-when-idle", "3"],
+        env={**env, "AUDITLOG_METRICS_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert rest.returncode == 0, rest.stderr
+    ids = pipeline.event_ids()
+    assert len(ids) == len(set(ids))
+    assert set(ids) == published
+
+
+def _committed_total(pipeline: Pipeline) -> int:
+    consumer = Consumer({"bootstrap.servers": pipeline.bootstrap, "group.id": pipeline.group_id})
+    try:
+        partitions = [TopicPartition(pipeline.topic, p) for p in range(6)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=30))
+    finally:
+        consumer.close()
