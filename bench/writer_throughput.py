@@ -212,6 +212,24 @@ def _check(message: Message) -> bool:
     return False
 
 
+def _warm_up(bootstrap: str, topic: str) -> float:
+    """Join a group, read one record and commit it, so the broker's offsets topic and group
+    coordinator exist before the first measured consumer starts; the seconds it took."""
+    consumer = _consumer(bootstrap, topic, f"bench-warm-up-{uuid.uuid4().hex[:8]}")
+    began = time.perf_counter()
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            message = consumer.poll(POLL_S)
+            if message is not None and _check(message):
+                consumer.commit(message=message, asynchronous=False)
+                return time.perf_counter() - began
+        raise RuntimeError("warm-up consumer read nothing in 120 s")
+    finally:
+        consumer.close()
+
+
 # -- the three consumers -----------------------------------------------------------------
 
 
@@ -463,6 +481,7 @@ def _measure_freshness(
         f" max(dateDiff('millisecond', occurred_at, ingested_at)) FROM {table}"
     ).result_rows[0]
     stored, (p50, p99), worst = row
+    client.command(f"DROP DATABASE IF EXISTS {database}")
     return {
         "target_rate": rate,
         "achieved_rate": round(outcome["sent"] / outcome["seconds"]),
@@ -473,6 +492,9 @@ def _measure_freshness(
         "p50_ms": round(p50),
         "p99_ms": round(p99),
         "max_ms": worst,
+        "writer_batches": timed.batches,
+        "writer_mean_batch_rows": round(timed.rows / max(timed.batches, 1)),
+        "writer_insert_s": round(timed.insert_s, 3),
         "measure": "ingested_at (server now64(3) at insert) - occurred_at (stamped at send)",
     }
 
@@ -527,6 +549,7 @@ def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     result["backlog"] = _publish_backlog(bootstrap, topic, args.events)
+    result["group_warm_up_s"] = round(_warm_up(bootstrap, topic), 3)
     result["read_discard"] = _measure_read_discard(bootstrap, topic=topic, events=args.events)
     result["writer"] = _measure_writer(
         bootstrap,
