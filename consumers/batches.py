@@ -9,18 +9,29 @@ gives the insert the same deduplication token, so ClickHouse stores it once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
-@dataclass(frozen=True)
-class Record:
-    """One Kafka record as the writer keeps it (values are not decoded)."""
+class Record(Protocol):
+    """One Kafka record as the writer keeps it: the consumed ``confluent_kafka.Message``
+    itself (nothing is copied or decoded per record; headers are read only for poison)."""
 
-    offset: int
-    value: bytes | None
-    key: bytes | None
-    headers: list[tuple[str, bytes]] | None
-    timestamp_ms: int
+    def offset(self) -> int | None: ...
+    def value(self) -> str | bytes | None: ...
+    def key(self) -> str | bytes | None: ...
+    def headers(
+        self,
+    ) -> Sequence[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+def offset_of(record: Record) -> int:
+    offset = record.offset()
+    if offset is None:
+        raise ValueError("a consumed record without an offset")
+    return offset
 
 
 @dataclass(frozen=True)
@@ -33,11 +44,11 @@ class Batch:
 
     @property
     def first_offset(self) -> int:
-        return self.records[0].offset
+        return offset_of(self.records[0])
 
     @property
     def last_offset(self) -> int:
-        return self.records[-1].offset
+        return offset_of(self.records[-1])
 
     @property
     def dedup_token(self) -> str:
@@ -62,7 +73,8 @@ class PartitionBuffer:
     def add(self, record: Record, now_s: float) -> list[Batch]:
         """Append ``record``; returns the batches it completes (usually none, or one)."""
         done: list[Batch] = []
-        if self.must_end_at is not None and record.offset > self.must_end_at:
+        offset = offset_of(record)
+        if self.must_end_at is not None and offset > self.must_end_at:
             # The announced range ended in a gap (offsets are not always contiguous).
             self.must_end_at = None
             if self.records:
@@ -70,9 +82,9 @@ class PartitionBuffer:
         if not self.records:
             self.first_seen_s = now_s
         self.records.append(record)
-        self.size_bytes += len(record.value or b"")
+        self.size_bytes += len(record.value() or b"")
         if self.must_end_at is not None:
-            if record.offset == self.must_end_at:
+            if offset == self.must_end_at:
                 self.must_end_at = None
                 done.append(self._cut())
             # Otherwise the announced range is re-formed whatever its size.

@@ -31,10 +31,12 @@ from consumers.avro_block import (
     top_level_fields,
     upcast,
 )
-from consumers.batches import Batch, Record
+from consumers.batches import Batch, Record, offset_of
 from consumers.dead_letters import DeadLetterReason, Poison
+from schemas.headers import header_list
 from schemas.versions import current
-from schemas.wire import Decoder, Frame, WireError
+from schemas.wire import SINGLE_OBJECT_HEADER_BYTES as _HEADER_BYTES
+from schemas.wire import SINGLE_OBJECT_MAGIC, Decoder, Frame, WireError
 
 # ClickHouse error codes that mean "this data is wrong", not "try again later":
 # CANNOT_PARSE_* (6, 26, 27, 38, 41, 69, 72, 376), TYPE_MISMATCH (53), TOO_LARGE_STRING_SIZE
@@ -81,13 +83,21 @@ class BatchInserter:
             Frame("single-object", "", current().fingerprint, None, 10)
         )
         self._columns = top_level_fields(self._schema_json)
+        self._header = SINGLE_OBJECT_MAGIC + current().fingerprint
         self._on_insert = on_insert
 
     def prepare(self, batch: Batch) -> Prepared:
         """Slice, upcast where needed, and set poison aside. Never raises for bad values."""
         records = batch.records
         prepared = Prepared(batch)
-        split = split_by_schema([r.value or b"" for r in records])
+        values = [_bytes(r.value()) for r in records]
+        header = self._header
+        if all(v[:_HEADER_BYTES] == header for v in values):
+            # The common case: every value is single-object encoded with the current schema.
+            prepared.records = list(records)
+            prepared.datums = [memoryview(v)[_HEADER_BYTES:] for v in values]
+            return prepared
+        split = split_by_schema(values)
         for position, error in split.unframed:
             prepared.poison.append(_poison(batch.partition, records[position], error))
         chosen: list[tuple[int, memoryview]] = []
@@ -178,15 +188,21 @@ class BatchInserter:
         ) + self._bisect(partition, records[half:], datums[half:], f"{token}-b", poison)
 
 
+def _bytes(value: str | bytes | None) -> bytes:
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else value
+
+
 def _poison(
     partition: int, record: Record, error: WireError, reason: DeadLetterReason | None = None
 ) -> Poison:
     return Poison(
         partition=partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        headers=list(record.headers or []),
+        offset=offset_of(record),
+        key=_bytes(record.key()) if record.key() is not None else None,
+        value=_bytes(record.value()) if record.value() is not None else None,
+        headers=header_list(record.headers()),
         reason=reason or error.reason,
         detail=str(error)[:4096],
     )

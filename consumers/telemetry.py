@@ -86,7 +86,7 @@ class Telemetry:
         self._metrics.batches.labels(self._table, "inserted").inc()
         for poison in inserted.poison:
             self._metrics.dead_lettered.labels(self._topic, poison.reason).inc()
-        observe_freshness(self._metrics, now, [r.timestamp_ms for r in batch.records])
+        observe_freshness(self._metrics, now, [r.timestamp()[1] for r in batch.records])
         self._health.insert_succeeded()
 
     def retrying(self, error: BaseException) -> None:

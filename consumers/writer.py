@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumers.batches import Batch, PartitionBuffer, Record
+from consumers.batches import Batch, PartitionBuffer
 from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
 from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
@@ -209,7 +209,7 @@ class ClickHouseWriter:
             buffer = self._buffers.get(partition) if partition is not None else None
             if buffer is None:
                 continue  # revoked in the meantime: its next owner reads it again
-            self._ready.extend(buffer.add(_record(message), now))
+            self._ready.extend(buffer.add(message, now))
         self.stats.records += len(messages)
         if messages:
             self._observer.consumed(len(messages))
@@ -325,7 +325,7 @@ class ClickHouseWriter:
             partition = message.partition()
             buffer = self._buffers.get(partition) if partition is not None else None
             if buffer is not None:  # assigned while paused, before the pause reached it
-                self._ready.extend(buffer.add(_record(message), self._clock()))
+                self._ready.extend(buffer.add(message, self._clock()))
 
     def _pause_all(self) -> None:
         if not self._paused:
@@ -403,19 +403,6 @@ class ClickHouseWriter:
         self._unchecked.difference_update(partitions)
         if not self._paused:
             self._consumer.resume(self._partitions(set(partitions)))
-
-
-def _record(message: Message) -> Record:
-    key = message.key()
-    value = message.value()
-    _kind, timestamp_ms = message.timestamp()
-    return Record(
-        offset=message.offset() or 0,
-        value=value.encode() if isinstance(value, str) else value,
-        key=key.encode() if isinstance(key, str) else key,
-        headers=message.headers(),  # type: ignore[arg-type]
-        timestamp_ms=timestamp_ms,
-    )
 
 
 def _transient(error: BaseException) -> bool:

@@ -27,3 +27,11 @@ def header_map(
         for name, value in items
         if value is not None
     }
+
+
+def header_list(
+    headers: Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | None,
+) -> list[tuple[str, bytes | None]]:
+    """The headers of a record as a list of (name, bytes or None), order and repeats kept."""
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]

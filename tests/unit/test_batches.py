@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from consumers.batches import PartitionBuffer, Record
+from dataclasses import dataclass
+
+from consumers.batches import PartitionBuffer
 
 
-def _record(offset: int, size: int = 10) -> Record:
-    return Record(offset, b"x" * size, b"k", None, 0)
+@dataclass(frozen=True)
+class _Message:
+    """The part of confluent_kafka.Message a buffer reads."""
+
+    at: int
+    size: int
+
+    def offset(self) -> int:
+        return self.at
+
+    def value(self) -> bytes:
+        return b"x" * self.size
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+
+def _record(offset: int, size: int = 10) -> _Message:
+    return _Message(offset, size)
 
 
 def _buffer(**overrides: object) -> PartitionBuffer:
