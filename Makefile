@@ -47,6 +47,7 @@ bench: venv
 	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.clickhouse_insert
 	$(BIN)/python -m bench.avro_insert
+	$(BIN)/python -m bench.writer_throughput
 
 stack-up: venv
 	$(BIN)/auditlog stack up
