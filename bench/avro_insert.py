@@ -38,6 +38,7 @@ from deploy.stack import processes
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
 from producers.generator import GeneratorConfig, generate
 from schemas.validation import EventValidator
+from schemas.versions import current
 from schemas.wire import Decoder, SingleObjectEncoder
 
 TABLE_DDL = """
@@ -61,21 +62,8 @@ CREATE TABLE {table} (
 ) ENGINE = MergeTree ORDER BY (tenant_id, occurred_at, event_id)
 """
 
-FIELDS = (
-    "event_id",
-    "tenant_id",
-    "occurred_at",
-    "action",
-    "category",
-    "actor",
-    "resource",
-    "workspace",
-    "request",
-    "outcome",
-    "details",
-    "changes",
-    "source",
-)
+# The Avro schema's top-level fields: the table's columns of the same names.
+FIELDS = tuple(field["name"] for field in current().schema["fields"])
 _TUPLES = frozenset({"actor", "resource", "workspace", "request", "outcome"})
 
 

@@ -63,6 +63,7 @@ from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.validation import EventValidator
+from schemas.versions import current
 from schemas.wire import Decoder
 
 PARTITIONS = 12
@@ -70,22 +71,8 @@ TENANTS = 200
 GAP_MS = 1.0
 POLL_S = 0.2
 LIVE_POOL = 50_000
-# The Avro schema's top-level fields, in the table's column order; the tuples are records.
-FIELDS = (
-    "event_id",
-    "tenant_id",
-    "occurred_at",
-    "action",
-    "category",
-    "actor",
-    "resource",
-    "workspace",
-    "request",
-    "outcome",
-    "details",
-    "changes",
-    "source",
-)
+# The Avro schema's top-level fields: the table's columns of the same names.
+FIELDS = tuple(field["name"] for field in current().schema["fields"])
 _TUPLES = frozenset({"actor", "resource", "workspace", "request", "outcome"})
 
 
