@@ -129,8 +129,8 @@ class _Timed(Telemetry):
         self.assigned_at = self.first_record_at = self.done_at = 0.0
         self.is_assigned = threading.Event()
 
-    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        super().assigned(partitions)
+    def assigned(self, partitions: Sequence[TopicPartition], member_id: str | None) -> None:
+        super().assigned(partitions, member_id)
         if partitions and not self.assigned_at:
             self.assigned_at = time.perf_counter()
             self.is_assigned.set()

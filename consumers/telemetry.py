@@ -23,7 +23,7 @@ class WriterObserver(Protocol):
     def written(self, batch: Batch, inserted: Inserted, seconds: float) -> None: ...
     def retrying(self, error: BaseException) -> None: ...
     def committed(self, partition: int, next_offset: int, high_watermark: int) -> None: ...
-    def assigned(self, partitions: Sequence[TopicPartition]) -> None: ...
+    def assigned(self, partitions: Sequence[TopicPartition], member_id: str | None) -> None: ...
     def revoked(self, partitions: Sequence[TopicPartition]) -> None: ...
     def paused(self, partitions: Sequence[TopicPartition]) -> None: ...
     def resumed(self, partitions: Sequence[TopicPartition]) -> None: ...
@@ -45,7 +45,7 @@ class NoObserver:
     def committed(self, partition: int, next_offset: int, high_watermark: int) -> None:
         pass
 
-    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+    def assigned(self, partitions: Sequence[TopicPartition], member_id: str | None) -> None:
         pass
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
@@ -97,7 +97,8 @@ class Telemetry:
     def committed(self, partition: int, next_offset: int, high_watermark: int) -> None:
         record_lag(self._metrics, self._topic, partition, high_watermark, next_offset)
 
-    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+    def assigned(self, partitions: Sequence[TopicPartition], member_id: str | None) -> None:
+        self._health.set_member_id(member_id)
         self._health.assign(_pairs(partitions))
         self._assigned_count += len(partitions)
         self._metrics.assigned_partitions.set(self._assigned_count)

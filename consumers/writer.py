@@ -188,7 +188,10 @@ class ClickHouseWriter:
         # A partition with nothing new since the last commit has no position yet.
         committed = {tp.partition: tp.offset for tp in self._consumer.committed(assigned, 10)}
         for tp in self._consumer.position(assigned):
-            _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+            # The fetcher keeps the high watermark current; ask the broker only if unknown.
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
             offset = tp.offset if tp.offset >= 0 else committed.get(tp.partition, -1)
             if high > 0 and offset < high:
                 return False
@@ -359,7 +362,7 @@ class ClickHouseWriter:
             self._unchecked.add(tp.partition)
         # Nothing is read before the progress log was checked for announced ranges.
         consumer.pause(mine)
-        self._observer.assigned(mine)
+        self._observer.assigned(mine, consumer.memberid())
         _LOG.info("assigned", extra={"partitions": [tp.partition for tp in mine]})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -223,6 +223,7 @@ def test_sigterm_commits_what_landed_and_exits_zero(pipeline: Pipeline) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
             health = json.load(response)
         assert health["status"] == "ok"
+        assert health["member_id"]
         assert len(health["assigned"]) == 6
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             assert b"auditlog_writer_rows_inserted_total" in response.read()
