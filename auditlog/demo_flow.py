@@ -103,7 +103,7 @@ def write(settings: AuditlogSettings, report: DemoReport) -> None:
     dead_letters = DeadLetterPublisher(settings.kafka_bootstrap, settings.dead_letter_topic)
     writer = ClickHouseWriter(
         wiring.writer_config(settings, exit_when_idle_s=2.0),
-        lambda: wiring.clickhouse_client(settings),
+        wiring.clickhouse_client(settings),
         dead_letters=dead_letters,
         budget=DeadLetterBudget(
             wiring.dead_letter_limit(settings), settings.events_topic, settings.dead_letter_topic

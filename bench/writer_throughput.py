@@ -173,7 +173,7 @@ def _writer(
     dead_letters = DeadLetterPublisher(bootstrap, dead_letter_topic)
     writer = ClickHouseWriter(
         config,
-        lambda: clickhouse_connect.get_client(dsn=url),
+        clickhouse_connect.get_client(dsn=url),
         dead_letters=dead_letters,
         budget=DeadLetterBudget(DeadLetterLimit(), topic, dead_letter_topic),
         observer=observer,

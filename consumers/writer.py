@@ -1,21 +1,18 @@
 """The ClickHouse writer: the ``clickhouse-writer`` consumer group, exactly once into
 ``audit.events``.
 
-Two threads. The consumer thread reads records into per-partition buffers
-(:mod:`consumers.batches`); for every batch that completes it slices and upcasts the
-datums and sets poison aside (:mod:`consumers.inserter`), then hands the batch to the
-insert thread (:mod:`consumers.insert_worker`), which announces its range in the progress
-log and inserts it as one Avro block under its deduplication token, while the consumer
-thread goes on reading. When a batch comes back, the consumer thread sends its poison to
-the dead-letter topic, waits for the acknowledgement, and commits ``last_offset + 1`` for
-its partition. Offsets are never committed past what landed.
+Loop (one thread): consume records and add them to per-partition buffers
+(:mod:`consumers.batches`); for every batch that completes: slice and upcast its datums,
+announce its range in the progress log, insert it as one Avro block under its
+deduplication token (:mod:`consumers.inserter`), send its poison to the dead-letter topic
+and wait for the acknowledgement, then commit ``last_offset + 1`` for its partition.
+Offsets are never committed past what landed.
 
-Faults: a transient ClickHouse failure is retried by the insert thread with capped,
-full-jitter exponential backoff; its queue fills and the consumer thread pauses every
-assigned partition and keeps polling (it stays in the group; nothing is skipped). On
-revocation, the partition's in-flight insert lands and is committed, or is abandoned
-uncommitted; its next owner re-forms the announced range from the progress log, so a
-replayed insert deduplicates. :meth:`ClickHouseWriter.stop` (SIGTERM, SIGINT) lets the
+Faults: a transient ClickHouse failure pauses every assigned partition, and the insert is
+retried with capped, full-jitter exponential backoff while the consumer keeps polling (it
+stays in the group; nothing is skipped). A batch whose partition is revoked meanwhile is
+abandoned uncommitted; its next owner re-forms the announced range from the progress log,
+so the insert deduplicates. :meth:`ClickHouseWriter.stop` (SIGTERM, SIGINT) lets the
 current insert finish or abandons its retries, commits what landed, and leaves the group.
 Too many poison records raise :class:`~consumers.dead_letters.DeadLetterLimitExceeded`
 before anything of that batch is dead-lettered or committed.
@@ -38,7 +35,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumers.batches import Batch, PartitionBuffer
 from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
-from consumers.insert_worker import InsertWorker
 from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
@@ -101,8 +97,7 @@ class WriterStats:
 class ClickHouseWriter:
     """Consumes ``config.topic`` in ``config.group_id`` and writes it to ClickHouse.
 
-    ``clickhouse`` makes clickhouse-connect clients (one for the insert thread, one for
-    this thread: a client's session serves one request at a time); ``dead_letters`` and
+    ``client`` is a clickhouse-connect client for this thread only; ``dead_letters`` and
     ``budget`` handle poison. ``observer`` hears of everything that happens (metrics,
     health; see :mod:`consumers.telemetry`).
     """
@@ -110,7 +105,7 @@ class ClickHouseWriter:
     def __init__(
         self,
         config: WriterConfig,
-        clickhouse: Callable[[], Client],
+        client: Client,
         *,
         dead_letters: DeadLetterPublisher,
         budget: DeadLetterBudget,
@@ -119,9 +114,8 @@ class ClickHouseWriter:
     ) -> None:
         self.config = config
         self.stats = WriterStats()
-        self._inserter = BatchInserter(clickhouse(), config.table)
-        self._progress = ProgressLog(clickhouse(), config.table, config.progress_table)
-        self._insert_progress = ProgressLog(clickhouse(), config.table, config.progress_table)
+        self._inserter = BatchInserter(client, config.table)
+        self._progress = ProgressLog(client, config.table, config.progress_table)
         self._dead_letters = dead_letters
         self._budget = budget
         self._observer: WriterObserver = observer or NoObserver()
@@ -133,7 +127,6 @@ class ClickHouseWriter:
         self._revoked: set[int] = set()
         self._paused = False
         self._stop = threading.Event()
-        self._worker: InsertWorker | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -150,14 +143,6 @@ class ClickHouseWriter:
         """Consume and write until :meth:`stop`, or until idle for ``exit_when_idle_s``.
         Leaves the group on the way out. Raises on a fatal Kafka error, a dead-letter
         failure or the dead-letter limit (offsets of the failing batch stay uncommitted)."""
-        worker = self._worker = InsertWorker(
-            self._inserter,
-            self._insert_progress,
-            is_transient=_transient,
-            on_retry=self._on_insert_retry,
-            retry_initial_s=self.config.retry_initial_s,
-            retry_max_s=self.config.retry_max_s,
-        )
         self._consumer.subscribe(
             [self.config.topic],
             on_assign=self._on_assign,
@@ -169,13 +154,6 @@ class ClickHouseWriter:
             while not self._stop.is_set():
                 if self._unchecked:
                     self._check_progress()
-                self._complete()
-                # Backpressure: while the insert thread is full, read nothing more.
-                if worker.has_room():
-                    if self._paused:
-                        self._resume_all()
-                elif not self._paused:
-                    self._pause_all()
                 received = self._receive(self.config.batch_max_records)
                 now = self._clock()
                 if received:
@@ -184,19 +162,14 @@ class ClickHouseWriter:
                     batch = buffer.due(now)
                     if batch is not None:
                         self._ready.append(batch)
-                while self._ready and worker.has_room() and not self._stop.is_set():
-                    self._submit(self._ready.popleft())
+                while self._ready and not self._stop.is_set():
+                    self._write(self._ready.popleft())
                 idle_for = now - last_record_at
                 if self.config.exit_when_idle_s is not None and self._caught_up(idle_for):
                     _LOG.info("idle, exiting", extra={"idle_s": round(idle_for, 1)})
                     break
         finally:
-            # A started insert finishes; what landed is committed; the rest is abandoned.
-            try:
-                worker.stop()
-                self._complete()
-            finally:
-                self._consumer.close()
+            self._consumer.close()
         return self.stats
 
     def _caught_up(self, idle_for: float) -> bool:
@@ -208,8 +181,8 @@ class ClickHouseWriter:
         for buffer in list(self._buffers.values()):
             batch = buffer.flush()
             if batch is not None:
-                self._ready.append(batch)
-        if self._ready or (self._worker is not None and self._worker.in_flight()):
+                self._write(batch)
+        if self._ready:
             return False
         assigned = self._partitions(self._buffers)
         # A partition with nothing new since the last commit has no position yet.
@@ -253,9 +226,7 @@ class ClickHouseWriter:
 
     # -- writing ------------------------------------------------------------------------
 
-    def _submit(self, batch: Batch) -> None:
-        """Prepare ``batch`` (poison set aside and counted against the limit) and hand it to
-        the insert thread."""
+    def _write(self, batch: Batch) -> None:
         if batch.partition not in self._buffers:
             return  # revoked after the batch was cut
         prepared = self._inserter.prepare(batch)
@@ -263,51 +234,37 @@ class ClickHouseWriter:
             len(batch.records), [p.offset - batch.first_offset for p in prepared.poison]
         )
         self._budget.check()
-        assert self._worker is not None
-        self._worker.submit(prepared)
-
-    def _complete(self) -> None:
-        """For every batch the insert thread finished: dead-letter its poison, wait for the
-        acknowledgement, commit. Raises the insert thread's fatal errors."""
-        if self._worker is None:
-            return
-        for done in self._worker.completed():
-            batch = done.prepared.batch
-            if done.error is not None:
-                raise done.error
-            if done.inserted is None:
-                _LOG.info(
-                    "batch abandoned uncommitted",
-                    extra={"partition": batch.partition, "first_offset": batch.first_offset},
-                )
-                continue
-            inserted = done.inserted
-            for poison in inserted.poison:
-                self._dead_letters.publish(batch.topic, poison)
-            if inserted.poison:
-                self._dead_letters.flush()
-            self._commit(batch)
-            self.stats.batches += 1
-            self.stats.rows += inserted.rows
-            self.stats.dead_lettered += len(inserted.poison)
-            self._observer.written(batch, inserted, done.seconds)
-            _LOG.debug(
-                "batch written",
-                extra={
-                    "partition": batch.partition,
-                    "first_offset": batch.first_offset,
-                    "last_offset": batch.last_offset,
-                    "rows": inserted.rows,
-                    "dead_lettered": len(inserted.poison),
-                    "seconds": round(done.seconds, 3),
-                },
+        try:
+            self._retrying(lambda: self._progress.announce(batch), batch.partition)
+            started = self._clock()
+            inserted = self._retrying(lambda: self._inserter.insert(prepared), batch.partition)
+        except _Abandoned:
+            _LOG.info(
+                "batch abandoned uncommitted",
+                extra={"partition": batch.partition, "first_offset": batch.first_offset},
             )
-
-    def _on_insert_retry(self, error: BaseException, delay_s: float) -> None:
-        """Called on the insert thread before it waits ``delay_s`` to retry."""
-        self.stats.retries += 1
-        self._observer.retrying(error)
-        _LOG.warning("ClickHouse failed, retrying in %.2f s: %s", delay_s, error)
+            return
+        seconds = self._clock() - started
+        for poison in inserted.poison:
+            self._dead_letters.publish(batch.topic, poison)
+        if inserted.poison:
+            self._dead_letters.flush()
+        self._commit(batch)
+        self.stats.batches += 1
+        self.stats.rows += inserted.rows
+        self.stats.dead_lettered += len(inserted.poison)
+        self._observer.written(batch, inserted, seconds)
+        _LOG.debug(
+            "batch written",
+            extra={
+                "partition": batch.partition,
+                "first_offset": batch.first_offset,
+                "last_offset": batch.last_offset,
+                "rows": inserted.rows,
+                "dead_lettered": len(inserted.poison),
+                "seconds": round(seconds, 3),
+            },
+        )
 
     def _commit(self, batch: Batch) -> None:
         offsets = [TopicPartition(batch.topic, batch.partition, batch.last_offset + 1)]
@@ -403,8 +360,6 @@ class ClickHouseWriter:
                 self.config.flush_interval_s,
             )
             self._unchecked.add(tp.partition)
-        if self._worker is not None:
-            self._worker.assign(tp.partition for tp in mine)
         # Nothing is read before the progress log was checked for announced ranges.
         consumer.pause(mine)
         self._observer.assigned(mine, consumer.memberid())
@@ -413,11 +368,6 @@ class ClickHouseWriter:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         gone = {tp.partition for tp in mine}
-        if self._worker is not None:
-            # In-flight inserts of these partitions land and are committed now, or are
-            # abandoned uncommitted; nothing of theirs is committed later.
-            self._worker.revoke(gone)
-            self._complete()
         self._observer.revoked(mine)
         for partition in gone:
             self._buffers.pop(partition, None)

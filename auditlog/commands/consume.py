@@ -59,7 +59,7 @@ def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     )
     writer = ClickHouseWriter(
         config,
-        lambda: wiring.clickhouse_client(settings),
+        wiring.clickhouse_client(settings),
         dead_letters=dead_letters,
         budget=DeadLetterBudget(
             wiring.dead_letter_limit(settings), settings.events_topic, settings.dead_letter_topic

@@ -62,7 +62,7 @@ class Pipeline:
     def writer(self, limit: DeadLetterLimit | None = None, **overrides: object) -> ClickHouseWriter:
         return ClickHouseWriter(
             self.writer_config(**overrides),
-            self.client,
+            self.client(),
             dead_letters=DeadLetterPublisher(self.bootstrap, self.dead_letter_topic),
             budget=DeadLetterBudget(limit or DeadLetterLimit(), self.topic, self.dead_letter_topic),
         )
