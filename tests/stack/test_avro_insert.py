@@ -33,6 +33,7 @@ from consumers.avro_block import (
     top_level_fields,
     upcast,
 )
+from consumers.migrations import apply_pending
 from deploy.stack.endpoints import StackEndpoints
 from producers.generator import GeneratorConfig, generate
 from schemas.validation import EventValidator
@@ -40,29 +41,6 @@ from schemas.versions import bundled
 from schemas.wire import SingleObjectEncoder
 
 pytestmark = pytest.mark.stack
-
-EVENTS_DDL = """
-CREATE TABLE {table} (
-    event_id UUID,
-    tenant_id LowCardinality(String),
-    occurred_at DateTime64(3, 'UTC'),
-    action LowCardinality(String),
-    category LowCardinality(String),
-    actor Tuple(type LowCardinality(String), id String, name Nullable(String),
-                email Nullable(String)),
-    resource Tuple(type LowCardinality(String), id String, name Nullable(String)),
-    workspace Tuple(id Nullable(String), name Nullable(String), environment Nullable(String)),
-    request Tuple(ip Nullable(String), user_agent Nullable(String), request_id Nullable(String),
-                  session_id Nullable(String)),
-    outcome Tuple(status LowCardinality(String), reason Nullable(String)),
-    details Map(String, String),
-    changes Array(Tuple(field String, before Nullable(String), after Nullable(String))),
-    source Nullable(String),
-    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = MergeTree
-ORDER BY (tenant_id, occurred_at, event_id)
-SETTINGS non_replicated_deduplication_window = 1000
-"""
 
 ROW_QUERY = """
 SELECT event_id, tenant_id, toUnixTimestamp64Milli(occurred_at), action, category, actor,
@@ -78,12 +56,11 @@ def _client(url: str, **options: Any) -> Client:
 
 @pytest.fixture
 def client(stack_endpoints: StackEndpoints) -> Iterator[Client]:
-    """A client whose database is this test's own, holding an empty ``events`` table."""
+    """A client whose database is this test's own, migrated: an empty ``events`` table."""
     name = f"avro_{uuid.uuid4().hex[:12]}"
     admin = _client(stack_endpoints.clickhouse_url)
-    admin.command(f"CREATE DATABASE {name}")
+    apply_pending(admin, database=name)  # the real table, as `auditlog migrate` makes it
     scoped = _client(stack_endpoints.clickhouse_url, database=name)
-    scoped.command(EVENTS_DDL.format(table="events"))
     yield scoped
     admin.command(f"DROP DATABASE IF EXISTS {name}")
     admin.close()
