@@ -21,22 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from bench.common import machine
+from bench.common import machine, private_clickhouse
 from consumers.avro_block import bundled_schema_json, frame_block, split_by_schema, top_level_fields
 from consumers.migrations import apply_pending
-from deploy.stack import processes
-from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
 from producers.generator import GeneratorConfig, generate
 from schemas.validation import EventValidator
 from schemas.versions import current
@@ -145,20 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-rows", type=int, default=50_000)
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="ch-bench-avro-") as tmp:
-        data_dir = Path(tmp)
-        url = args.url
-        if url is None:
-            port = processes.choose_port(0)
-            began = time.perf_counter()
-            start_clickhouse(data_dir=data_dir, port=port)
+    began = time.perf_counter()
+    with private_clickhouse(args.url) as url:
+        if args.url is None:
             result["gateway_start_s"] = round(time.perf_counter() - began, 3)
-            url = f"http://127.0.0.1:{port}"
-        try:
-            result |= run(url, events=args.events, batch_rows=args.batch_rows)
-        finally:
-            if args.url is None:
-                stop_clickhouse(data_dir)
+        result |= run(url, events=args.events, batch_rows=args.batch_rows)
     result["machine"] = machine() | {"clickhouse_connect": clickhouse_connect.__version__}
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")

@@ -14,19 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 
-from bench.common import machine
-from deploy.stack import processes
-from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
+from bench.common import machine, private_clickhouse
 
 COLUMNS = [
     ("tenant", "LowCardinality(String)"),
@@ -103,22 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compress", action="store_true", help="send bodies uncompressed")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="ch-bench-") as tmp:
-        data_dir = Path(tmp)
-        url = args.url
-        if url is None:
-            port = processes.choose_port(0)
-            began = time.perf_counter()
-            start_clickhouse(data_dir=data_dir, port=port)
+    began = time.perf_counter()
+    with private_clickhouse(args.url) as url:
+        if args.url is None:
             result["gateway_start_s"] = round(time.perf_counter() - began, 3)
-            url = f"http://127.0.0.1:{port}"
-        try:
-            result |= run(
-                url, rows=args.rows, batch_rows=args.batch_rows, compress=not args.no_compress
-            )
-        finally:
-            if args.url is None:
-                stop_clickhouse(data_dir)
+        result |= run(
+            url, rows=args.rows, batch_rows=args.batch_rows, compress=not args.no_compress
+        )
     result["machine"] = machine() | {"clickhouse_connect": clickhouse_connect.__version__}
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
