@@ -30,17 +30,14 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from bench.common import machine, private_clickhouse
+from bench.common import FIELDS, decoded_columns, machine, private_clickhouse
 from consumers.avro_block import bundled_schema_json, frame_block, split_by_schema, top_level_fields
 from consumers.migrations import apply_pending
 from producers.generator import GeneratorConfig, generate
 from schemas.validation import EventValidator
-from schemas.versions import current
 from schemas.wire import Decoder, SingleObjectEncoder
 
 # The Avro schema's top-level fields: the table's columns of the same names.
-FIELDS = tuple(field["name"] for field in current().schema["fields"])
-_TUPLES = frozenset({"actor", "resource", "workspace", "request", "outcome"})
 
 
 def _values(events: int) -> list[bytes]:
@@ -73,14 +70,7 @@ def _decode_native(client: Client, table: str, batch: list[bytes], decoder: Deco
     """Decode, build columns and insert one batch; the seconds spent decoding + columns."""
     began = time.perf_counter()
     records = [decoder.decode(value) for value in batch]
-    columns: list[list[Any]] = []
-    for name in FIELDS:
-        if name in _TUPLES:
-            columns.append([tuple(r[name].values()) for r in records])
-        elif name == "changes":
-            columns.append([[tuple(c.values()) for c in r[name]] for r in records])
-        else:
-            columns.append([r[name] for r in records])
+    columns = decoded_columns(records)
     decoding_s = time.perf_counter() - began
     client.insert(table, columns, column_names=FIELDS, column_oriented=True)
     return decoding_s

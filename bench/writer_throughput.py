@@ -49,7 +49,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
-from bench.common import machine, private_clickhouse, private_kafka
+from bench.common import FIELDS, decoded_columns, machine, private_clickhouse, private_kafka
 from consumers.batches import Batch
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
 from consumers.health import HealthState
@@ -63,7 +63,6 @@ from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.validation import EventValidator
-from schemas.versions import current
 from schemas.wire import Decoder
 
 PARTITIONS = 12
@@ -71,9 +70,6 @@ TENANTS = 200
 GAP_MS = 1.0
 POLL_S = 0.2
 LIVE_POOL = 50_000
-# The Avro schema's top-level fields: the table's columns of the same names.
-FIELDS = tuple(field["name"] for field in current().schema["fields"])
-_TUPLES = frozenset({"actor", "resource", "workspace", "request", "outcome"})
 
 
 # -- setting up --------------------------------------------------------------------------
@@ -272,18 +268,6 @@ def _measure_writer(
     }
 
 
-def _columns(records: list[dict[str, Any]]) -> list[list[Any]]:
-    columns: list[list[Any]] = []
-    for name in FIELDS:
-        if name in _TUPLES:
-            columns.append([tuple(r[name].values()) for r in records])
-        elif name == "changes":
-            columns.append([[tuple(c.values()) for c in r[name]] for r in records])
-        else:
-            columns.append([r[name] for r in records])
-    return columns
-
-
 def _measure_per_record(
     bootstrap: str,
     url: str,
@@ -319,7 +303,9 @@ def _measure_per_record(
                 len(records) >= batch_rows or time.perf_counter() - batch_began >= flush_interval_s
             ):
                 insert_began = time.perf_counter()
-                client.insert(table, _columns(records), column_names=FIELDS, column_oriented=True)
+                client.insert(
+                    table, decoded_columns(records), column_names=FIELDS, column_oriented=True
+                )
                 consumer.commit(asynchronous=False)
                 insert_s += time.perf_counter() - insert_began
                 stored += len(records)
