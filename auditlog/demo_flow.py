@@ -24,9 +24,7 @@ from confluent_kafka.admin import AdminClient
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
 from consumers.migrations import apply_pending
-from consumers.writer import ClickHouseWriter
 from producers.generator import GeneratorConfig, generate
 from producers.producer import AuditProducer
 from producers.topics import ensure_topics
@@ -100,15 +98,7 @@ def migrate(settings: AuditlogSettings, report: DemoReport) -> None:
 
 def write(settings: AuditlogSettings, report: DemoReport) -> None:
     """Run the ClickHouse writer until it has caught up with the topic."""
-    dead_letters = DeadLetterPublisher(settings.kafka_bootstrap, settings.dead_letter_topic)
-    writer = ClickHouseWriter(
-        wiring.writer_config(settings, exit_when_idle_s=2.0),
-        wiring.clickhouse_client(settings),
-        dead_letters=dead_letters,
-        budget=DeadLetterBudget(
-            wiring.dead_letter_limit(settings), settings.events_topic, settings.dead_letter_topic
-        ),
-    )
+    writer, dead_letters = wiring.writer(settings, exit_when_idle_s=2.0)
     began = time.monotonic()
     try:
         stats = writer.run()

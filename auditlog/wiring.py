@@ -10,8 +10,9 @@ from clickhouse_connect.driver.client import Client as ClickHouseClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from auditlog.settings import AuditlogSettings
-from consumers.dead_letters import DeadLetterLimit
-from consumers.writer import WriterConfig
+from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
+from consumers.telemetry import WriterObserver
+from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.topics import TopicSpec
 from producers.topics import topic_specs as _topic_specs
@@ -98,6 +99,29 @@ def writer_config(settings: AuditlogSettings, *, exit_when_idle_s: float | None)
         retry_max_s=settings.writer_retry_max_s,
         exit_when_idle_s=exit_when_idle_s,
     )
+
+
+def writer(
+    settings: AuditlogSettings,
+    *,
+    exit_when_idle_s: float | None,
+    observer: WriterObserver | None = None,
+) -> tuple[ClickHouseWriter, DeadLetterPublisher]:
+    """The ClickHouse writer and its dead-letter publisher (the caller closes it after
+    ``run``)."""
+    dead_letters = DeadLetterPublisher(
+        settings.kafka_bootstrap, settings.dead_letter_topic, "auditlog-writer-dead-letters"
+    )
+    built = ClickHouseWriter(
+        writer_config(settings, exit_when_idle_s=exit_when_idle_s),
+        clickhouse_client(settings),
+        dead_letters=dead_letters,
+        budget=DeadLetterBudget(
+            dead_letter_limit(settings), settings.events_topic, settings.dead_letter_topic
+        ),
+        observer=observer,
+    )
+    return built, dead_letters
 
 
 def dead_letter_limit(settings: AuditlogSettings) -> DeadLetterLimit:

@@ -11,11 +11,10 @@ from typing import Any
 from auditlog import wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
-from consumers.dead_letters import DeadLetterBudget, DeadLetterLimitExceeded, DeadLetterPublisher
+from consumers.dead_letters import DeadLetterLimitExceeded
 from consumers.health import HealthServer, HealthState
 from consumers.metrics import writer_metrics
 from consumers.telemetry import Telemetry
-from consumers.writer import ClickHouseWriter
 
 _LOG = logging.getLogger("auditlog.consume")
 
@@ -54,16 +53,9 @@ def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             "metrics": f"http://{settings.metrics_host}:{port}/metrics",
         },
     )
-    dead_letters = DeadLetterPublisher(
-        settings.kafka_bootstrap, settings.dead_letter_topic, "auditlog-writer-dead-letters"
-    )
-    writer = ClickHouseWriter(
-        config,
-        wiring.clickhouse_client(settings),
-        dead_letters=dead_letters,
-        budget=DeadLetterBudget(
-            wiring.dead_letter_limit(settings), settings.events_topic, settings.dead_letter_topic
-        ),
+    writer, dead_letters = wiring.writer(
+        settings,
+        exit_when_idle_s=args.exit_when_idle,
         observer=Telemetry(writer_metrics(), health, config.topic, config.table),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
