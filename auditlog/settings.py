@@ -132,6 +132,49 @@ class AuditlogSettings(BaseSettings):
     max_event_age_days: int = Field(
         default=30, ge=1, description="Events older than this are refused at the producer."
     )
+    destinations_topic: str = Field(
+        default="audit.destinations",
+        description="Compacted topic holding the streaming destinations (the store).",
+    )
+    sink_progress_topic: str = Field(
+        default="audit.sink-progress",
+        description="Compacted topic holding each destination's delivery progress and health.",
+    )
+    sink_group_id: str = Field(
+        default="stream-sinks", description="Consumer group of the sink workers."
+    )
+    secrets_key: str | None = Field(
+        default=None,
+        description=(
+            "Fernet key(s), comma separated, newest first, that encrypt destination secrets "
+            "(generate one with `auditlog destinations keygen`)."
+        ),
+    )
+    sink_allow_local: bool = Field(
+        default=False,
+        description=(
+            "Local-development mode: webhooks may use http and private or loopback addresses."
+        ),
+    )
+    sink_retry_max_s: float = Field(
+        default=60.0, gt=0, description="Longest wait between retries of a failing delivery."
+    )
+    sink_park_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A destination failing this long is parked: it falls behind on its own while "
+            "the others flow, and catches up when it answers again."
+        ),
+    )
+    sink_auto_pause_after_s: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="A destination failing continuously this long is paused automatically.",
+    )
+    sink_request_timeout_s: float = Field(
+        default=30.0, gt=0, description="Timeout of one delivery request to a destination."
+    )
     s3_endpoint: str = Field(
         default="http://127.0.0.1:19000",
         description="S3 endpoint override for S3-compatible stores; empty means AWS.",

@@ -218,6 +218,31 @@ def topic_specs(
     return [events, dead_letters]
 
 
+#: Control topics (destinations, sink progress) hold small keyed records.
+CONTROL_PARTITIONS = 3
+
+
+def control_topic_spec(
+    name: str, *, replication_factor: int | None, min_insync_replicas: int | None
+) -> TopicSpec:
+    """A compacted topic that keeps the latest record per key forever (a table): the
+    destination store and the sinks' progress. A record with no value (a tombstone) deletes
+    its key after ``delete.retention.ms``."""
+    isr = {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
+    return TopicSpec(
+        name=name,
+        partitions=CONTROL_PARTITIONS,
+        replication_factor=replication_factor,
+        config={
+            "cleanup.policy": "compact",
+            "min.compaction.lag.ms": "0",
+            "delete.retention.ms": str(24 * MS_PER_HOUR),
+            "compression.type": "zstd",
+            **isr,
+        },
+    )
+
+
 def compare(
     spec: TopicSpec,
     actual_partitions: int,

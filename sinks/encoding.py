@@ -1,0 +1,67 @@
+"""How events look at a destination: one JSON object per event, in NDJSON (gzip by
+default) or a JSON array.
+
+An event is the decoded Avro record with JSON-friendly scalars: ``event_id`` as a string,
+``occurred_at`` as RFC 3339 UTC with milliseconds (``2026-11-25T19:46:37.462Z``). Keys keep
+the schema's field order, so the same event always encodes to the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sinks.destinations.model import Compression, PayloadFormat
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+            f"{value.microsecond // 1000:03d}Z"
+        )
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def event_json(datum: Mapping[str, Any]) -> bytes:
+    """One event as compact JSON (UTF-8, no trailing newline)."""
+    return json.dumps(datum, default=_scalar, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class EncodedBody:
+    body: bytes
+    content_type: str
+    content_encoding: str | None
+    file_extension: str
+
+
+# Level 6 costs about half of level 9's time for nearly the same size on JSON events.
+GZIP_LEVEL = 6
+
+
+def assemble(events: Sequence[bytes], fmt: PayloadFormat, compression: Compression) -> EncodedBody:
+    """Join encoded events (from :func:`event_json`) into one body."""
+    if fmt == "ndjson":
+        raw = b"\n".join(events) + b"\n" if events else b""
+        content_type, extension = "application/x-ndjson", "ndjson"
+    else:
+        raw = b"[" + b",".join(events) + b"]"
+        content_type, extension = "application/json", "json"
+    if compression == "gzip":
+        # mtime=0: the same events always give the same bytes (replays overwrite alike).
+        return EncodedBody(
+            gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0),
+            content_type,
+            "gzip",
+            extension + ".gz",
+        )
+    return EncodedBody(raw, content_type, None, extension)

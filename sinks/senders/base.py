@@ -1,0 +1,70 @@
+"""The contract between the sink worker and a destination kind.
+
+The worker hands a sender one :class:`Payload` at a time: an encoded batch of one
+tenant's events from one source partition, covering offsets ``first_offset`` to
+``last_offset``. ``send`` blocks until the destination acknowledged the whole payload or
+raises:
+
+- :class:`RetryableDeliveryError`: try again later (5xx, timeouts, connection refused,
+  429/503 with ``retry_after_s`` when the destination said how long to wait);
+- :class:`PermanentDeliveryError`: this will not succeed by retrying (most 4xx, a refused
+  address, a missing bucket); the worker reports it and parks the destination.
+
+Senders hold no batching or retry logic of their own; the worker owns both. A payload sent
+twice (a retry, a replay) carries the same key material: S3 writes the same object key, a
+webhook the same idempotency key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One batch, encoded and ready to send."""
+
+    tenant_id: str
+    destination_id: str
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    record_count: int
+    first_event_at: datetime  # occurred_at of the first event: the S3 time prefix
+    body: bytes
+    content_type: str  # "application/x-ndjson" or "application/json"
+    content_encoding: str | None  # "gzip" or None
+    file_extension: str  # "ndjson.gz", "json", ...
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the destination answered to a successful send (shown by ``destinations test``)."""
+
+    detail: str  # e.g. "HTTP 200" or "s3://bucket/key"
+
+
+class DeliveryError(Exception):
+    """A send that did not succeed; the message is safe to show and store (no secrets)."""
+
+
+class RetryableDeliveryError(DeliveryError):
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentDeliveryError(DeliveryError):
+    pass
+
+
+class Sender(Protocol):
+    """Delivers payloads to one destination. Thread-safe: the worker may call ``send``
+    from several threads for different partitions."""
+
+    def send(self, payload: Payload) -> Receipt: ...
+
+    def close(self) -> None: ...
