@@ -9,7 +9,18 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from auditlog.commands import consume, demo, generate, migrate, produce, retention, stack, topics
+from auditlog.commands import (
+    consume,
+    demo,
+    destinations,
+    generate,
+    migrate,
+    produce,
+    retention,
+    stack,
+    topics,
+)
+from auditlog.commands import sink as sink_command
 from auditlog.settings import AuditlogSettings
 from deploy.stack.errors import StackError
 
@@ -28,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     consume.register(commands)
     migrate.register(commands)
     retention.register(commands)
+    destinations.register(commands)
+    sink_command.register(commands)
     return parser
 
 

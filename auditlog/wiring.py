@@ -3,21 +3,44 @@ arguments, so nothing below reads configuration on its own."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client as ClickHouseClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from auditlog.settings import AuditlogSettings
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
+from consumers.health import HealthState
 from consumers.telemetry import WriterObserver
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
-from producers.topics import TopicSpec
+from producers.producer import AuditProducer
+from producers.topics import TopicSpec, control_topic_spec
 from producers.topics import topic_specs as _topic_specs
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
+from sinks.compacted import CompactedTable, TableWriter
+from sinks.destinations.auto_pause import AutoPauser
+from sinks.destinations.model import Destination, S3Target
+from sinks.destinations.secrets import SecretBox
+from sinks.destinations.store import DestinationCatalog, DestinationStore
+from sinks.metrics import sink_metrics
+from sinks.progress import ProgressStore
+from sinks.reader import PartitionReader
+from sinks.senders.base import Sender
+from sinks.senders.factory import build_sender
+from sinks.senders.http import PinnedHttpClient
+from sinks.senders.s3 import make_s3_client
+from sinks.worker import SinkConfig, SinkWorker
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def producer_config(settings: AuditlogSettings, *, client_id: str = "auditlog") -> ProducerConfig:
@@ -66,9 +89,10 @@ def decoder(settings: AuditlogSettings) -> Decoder:
 
 
 def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
-    """The expected topics (events first, then dead letters); ``ValueError`` if the topic
-    settings make no valid topic."""
-    return _topic_specs(
+    """The expected topics (events first, then dead letters, then the compacted control
+    topics: destinations and sink progress); ``ValueError`` if the topic settings make no
+    valid topic."""
+    specs = _topic_specs(
         events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic,
         partitions=settings.topic_partitions,
@@ -77,6 +101,64 @@ def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
         events_retention_hours=settings.events_retention_hours,
         dead_letter_retention_hours=settings.dead_letter_retention_hours,
     )
+    for name in (settings.destinations_topic, settings.sink_progress_topic):
+        if name in {spec.name for spec in specs}:
+            raise ValueError(f"topic {name!r} is named twice in the topic settings")
+        specs.append(
+            control_topic_spec(
+                name,
+                replication_factor=settings.topic_replication_factor,
+                min_insync_replicas=settings.topic_min_insync_replicas,
+            )
+        )
+    return specs
+
+
+def destination_store(settings: AuditlogSettings) -> DestinationStore:
+    """The destination store as the command line uses it (reads and writes the topic)."""
+    return DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+
+
+def destination_catalog(
+    settings: AuditlogSettings, *, client_id: str = "auditlog-sink-destinations"
+) -> DestinationCatalog:
+    """The destination store as a sink worker follows it (call ``load`` first)."""
+    return DestinationCatalog(
+        CompactedTable(settings.kafka_bootstrap, settings.destinations_topic, client_id=client_id),
+        topic=settings.destinations_topic,
+    )
+
+
+def secret_box(settings: AuditlogSettings) -> SecretBox:
+    """Seals and opens destination secrets with ``AUDITLOG_SECRETS_KEY``; ``env:``
+    references are read from this process's environment. Raises
+    :class:`~sinks.destinations.secrets.SecretError` for a malformed key."""
+    return SecretBox.from_setting(settings.secrets_key, os.environ)
+
+
+def http_client(settings: AuditlogSettings) -> PinnedHttpClient:
+    """The HTTP client of webhook and log-service senders (the caller closes it)."""
+    return PinnedHttpClient(
+        allow_local=settings.sink_allow_local, timeout_s=settings.sink_request_timeout_s
+    )
+
+
+def destination_sender(
+    settings: AuditlogSettings,
+    destination: Destination,
+    secrets: SecretBox,
+    *,
+    http: PinnedHttpClient,
+) -> Sender:
+    """The sender of ``destination``; raises as :func:`~sinks.senders.factory.build_sender`."""
+    return build_sender(
+        destination, secrets, http=http, s3_timeout_s=settings.sink_request_timeout_s
+    )
+
+
+def s3_client(settings: AuditlogSettings, target: S3Target, secrets: SecretBox) -> S3Client:
+    """An S3 client for ``target`` with the sinks' request timeout (makes no request)."""
+    return make_s3_client(target, secrets, timeout_s=settings.sink_request_timeout_s)
 
 
 def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
@@ -128,3 +210,74 @@ def dead_letter_limit(settings: AuditlogSettings) -> DeadLetterLimit:
     return DeadLetterLimit(
         max_ratio=settings.dead_letter_max_ratio, max_run=settings.dead_letter_max_run
     )
+
+
+def sink_config(settings: AuditlogSettings, *, exit_when_idle_s: float | None) -> SinkConfig:
+    return SinkConfig(
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.events_topic,
+        group_id=settings.sink_group_id,
+        retry_max_s=settings.sink_retry_max_s,
+        park_after_s=settings.sink_park_after_s,
+        auto_pause_after_s=settings.sink_auto_pause_after_s,
+        exit_when_idle_s=exit_when_idle_s,
+        shutdown_timeout_s=settings.sink_request_timeout_s + 5,
+    )
+
+
+@contextlib.contextmanager
+def sink_worker(
+    settings: AuditlogSettings,
+    health: HealthState,
+    *,
+    exit_when_idle_s: float | None,
+    registry: CollectorRegistry = REGISTRY,
+) -> Iterator[SinkWorker]:
+    """A sink worker and what it owns (closed on exit): the destination catalog, the
+    progress store, the HTTP client, the store and producer used to pause a destination."""
+    with contextlib.ExitStack() as owned:
+        catalog = destination_catalog(settings)
+        owned.callback(catalog.close)
+        progress = ProgressStore(
+            CompactedTable(
+                settings.kafka_bootstrap, settings.sink_progress_topic, client_id="auditlog-sink"
+            ),
+            TableWriter(
+                settings.kafka_bootstrap, settings.sink_progress_topic, client_id="auditlog-sink"
+            ),
+        )
+        owned.callback(progress.close)
+        http = PinnedHttpClient(settings.sink_allow_local, settings.sink_request_timeout_s)
+        owned.callback(http.close)
+        secrets = secret_box(settings)
+        store = destination_store(settings)
+        owned.callback(store.close)
+        producer = AuditProducer(
+            producer_config(settings, client_id="auditlog-sink"),
+            validator=validator(settings),
+            encoder=encoder(settings),
+        )
+        owned.callback(producer.close)
+
+        def make_reader(partition: int, start: int) -> PartitionReader:
+            return PartitionReader(
+                settings.kafka_bootstrap,
+                settings.events_topic,
+                partition,
+                start,
+                client_id="auditlog-sink-reader",
+            )
+
+        yield SinkWorker(
+            sink_config(settings, exit_when_idle_s=exit_when_idle_s),
+            catalog=catalog,
+            progress=progress,
+            senders=lambda destination: build_sender(
+                destination, secrets, http=http, s3_timeout_s=settings.sink_request_timeout_s
+            ),
+            readers=make_reader,
+            decoder=decoder(settings),
+            metrics=sink_metrics(registry),
+            health=health,
+            auto_pause=AutoPauser(store, producer.publish),
+        )

@@ -260,7 +260,12 @@ def observe_freshness(metrics: WriterMetrics, now_s: float, timestamps_ms: Seque
     Costs one sort (near linear on a partition's nearly ordered timestamps) and one
     bisection per bucket bound, not one histogram update per record.
     """
-    histogram = metrics.freshness
+    observe_ages(metrics.freshness, now_s, timestamps_ms)
+
+
+def observe_ages(histogram: BulkHistogram, now_s: float, timestamps_ms: Sequence[int]) -> None:
+    """Count ``now_s - timestamp`` for every Kafka timestamp (ms) of a batch in
+    ``histogram`` (see :func:`observe_freshness`)."""
     ordered = sorted(timestamps_ms)
     start = bisect_right(ordered, 0)
     counted = len(ordered) - start

@@ -1,4 +1,5 @@
-"""``auditlog topics ensure | show``: the events and dead-letter topics.
+"""``auditlog topics ensure | show``: the events and dead-letter topics, and the compacted
+control topics (the destination store and the sinks' progress).
 
 ``ensure`` creates what is missing and reports, without changing anything, how live topics
 differ from the settings. Exit codes: 0 everything exists and matches (or was just created),
@@ -37,9 +38,10 @@ _STRUCTURAL = frozenset({"partitions", "replication.factor"})
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "topics",
-        help="create or check the events and dead-letter topics",
+        help="create or check the events, dead-letter and control topics",
         description=(
-            "The events topic and the dead-letter topic. Live topics are never changed: "
+            "The events topic, the dead-letter topic, and the compacted control topics "
+            "(destinations, sink progress). Live topics are never changed: "
             "differences from the settings are reported for an operator to act on."
         ),
     )

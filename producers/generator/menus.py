@@ -162,6 +162,8 @@ ADMINISTERING: list[tuple[float, Handler]] = [
     (0.15, audit.stream_paused),
     (0.3, audit.stream_resumed),
     (0.08, audit.stream_removed),
+    (0.05, audit.stream_replay_requested),
+    (0.05, audit.stream_verified),
     (0.05, audit.retention_changed),
     (4, audit.audit_viewed),
     (0.5, audit.audit_exported),

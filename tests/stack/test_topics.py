@@ -33,6 +33,8 @@ class Topics:
     admin: AdminClient
     events: str
     dead_letters: str
+    destinations: str
+    progress: str
 
     def specs(self, *, replication_factor: int | None = None) -> list[TopicSpec]:
         return topic_specs(
@@ -47,7 +49,7 @@ class Topics:
 
     def existing(self) -> set[str]:
         listed = set(self.admin.list_topics(timeout=TIMEOUT_S).topics)
-        return listed & {self.events, self.dead_letters}
+        return listed & {self.events, self.dead_letters, self.destinations, self.progress}
 
     def configs(self, name: str) -> dict[str, ConfigEntry]:
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
@@ -62,7 +64,7 @@ class Topics:
 
 @pytest.fixture
 def topics(stack_endpoints: StackEndpoints) -> Iterator[Topics]:
-    """Two fresh topic names; whichever of them exists at the end is deleted."""
+    """Fresh topic names; whichever of them exists at the end is deleted."""
     suffix = uuid.uuid4().hex
     admin = AdminClient({"bootstrap.servers": stack_endpoints.kafka_bootstrap})
     names = Topics(
@@ -70,6 +72,8 @@ def topics(stack_endpoints: StackEndpoints) -> Iterator[Topics]:
         admin=admin,
         events=f"test.topics.events.{suffix}",
         dead_letters=f"test.topics.dlq.{suffix}",
+        destinations=f"test.topics.destinations.{suffix}",
+        progress=f"test.topics.progress.{suffix}",
     )
     yield names
     leftover = sorted(names.existing())
@@ -194,6 +198,8 @@ def _auditlog(topics: Topics, *args: str, **env: str) -> subprocess.CompletedPro
         AUDITLOG_KAFKA_BOOTSTRAP=topics.bootstrap,
         AUDITLOG_EVENTS_TOPIC=topics.events,
         AUDITLOG_DEAD_LETTER_TOPIC=topics.dead_letters,
+        AUDITLOG_DESTINATIONS_TOPIC=topics.destinations,
+        AUDITLOG_SINK_PROGRESS_TOPIC=topics.progress,
         AUDITLOG_TOPIC_PARTITIONS=str(PARTITIONS),
         **env,
     )
@@ -211,17 +217,21 @@ def _auditlog(topics: Topics, *args: str, **env: str) -> subprocess.CompletedPro
 def test_command_creates_then_finds_everything_in_order(topics: Topics) -> None:
     first = _auditlog(topics, "ensure")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 2
+    assert first.stdout.count("created") == 4
 
     second = _auditlog(topics, "ensure")
     assert second.returncode == 0, second.stderr
-    assert [line.split()[1] for line in second.stdout.splitlines()] == ["ok", "ok"]
+    assert [line.split()[1] for line in second.stdout.splitlines()] == ["ok"] * 4
 
     shown = _auditlog(topics, "show")
     assert shown.returncode == 0, shown.stderr
     assert f"{topics.events}: {PARTITIONS} partitions, replication factor 1" in shown.stdout
     assert f"{topics.dead_letters}: 3 partitions, replication factor 1" in shown.stdout
     assert "retention.ms = 604800000  (topic)" in shown.stdout
+    # The compacted control topics: the destination store and the sinks' progress.
+    assert f"{topics.destinations}: 3 partitions, replication factor 1" in shown.stdout
+    assert f"{topics.progress}: 3 partitions, replication factor 1" in shown.stdout
+    assert "cleanup.policy = compact  (topic)" in shown.stdout
 
 
 def test_command_exits_4_on_drift_and_changes_nothing(topics: Topics) -> None:
@@ -241,5 +251,5 @@ def test_command_check_only_exits_4_on_missing_topics(topics: Topics) -> None:
     checked = _auditlog(topics, "ensure", "--check-only")
 
     assert checked.returncode == 4, checked.stderr
-    assert checked.stdout.count("missing") == 2
+    assert checked.stdout.count("missing") == 4
     assert topics.existing() == set()

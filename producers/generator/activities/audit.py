@@ -7,6 +7,8 @@ actors who are not admins.
 
 from __future__ import annotations
 
+import uuid
+
 from producers.generator import vocabulary as vocab
 from producers.generator.activities.common import (
     DAY_MS,
@@ -86,6 +88,27 @@ def stream_removed(c: Ctx) -> Event | None:
     c.remove("audit_stream", stream, account_wide=True)
     details = {"destination_type": stream.extra}
     return c.emit("audit_stream.destination_removed", stream, details=details)
+
+
+def stream_replay_requested(c: Ctx) -> Event | None:
+    stream = c.pick("audit_stream", "active", account_wide=True)
+    if stream is None or not c.is_admin:
+        return None
+    hours = c.rng.choice((1, 6, 24, 72))
+    details = {
+        "replay_id": str(uuid.UUID(int=c.rng.getrandbits(128), version=4)),
+        "since": c.iso(-hours * DAY_MS // 24),
+        "from_log_start": "false",
+    }
+    return c.emit("audit_stream.destination_replay_requested", stream, details=details)
+
+
+def stream_verified(c: Ctx) -> Event | None:
+    stream = c.pick("audit_stream", account_wide=True)
+    if stream is None or stream.extra != "s3" or not c.is_admin:
+        return None
+    details = {"bucket": f"{c.tenant.id.lower()}-audit-logs"}
+    return c.emit("audit_stream.destination_verified", stream, details=details)
 
 
 def retention_changed(c: Ctx) -> Event | None:

@@ -1,0 +1,62 @@
+"""``auditlog sink``: a sink worker, until stopped (or idle, for batch runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from typing import Any
+
+from auditlog import wiring
+from auditlog.logging_setup import configure_json_logging
+from auditlog.settings import AuditlogSettings
+from consumers.health import HealthServer, HealthState
+
+_LOG = logging.getLogger("auditlog.sink")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "sink",
+        help="run a sink worker (streams each tenant's events to its destinations)",
+        description=(
+            "Consume the events topic in the sink group and deliver each tenant's events to "
+            "its destinations. SIGTERM or SIGINT: let deliveries in flight finish, commit, "
+            "leave the group, exit 0."
+        ),
+    )
+    parser.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="exit once nothing arrived for this long and everything read was delivered",
+    )
+    parser.set_defaults(run=_sink)
+
+
+def _sink(args: argparse.Namespace, settings: AuditlogSettings) -> int:
+    configure_json_logging(settings.log_level)
+    health = HealthState(settings.sink_group_id)
+    server = HealthServer(health)
+    port = server.start(settings.metrics_host, settings.metrics_port)
+    with wiring.sink_worker(settings, health, exit_when_idle_s=args.exit_when_idle) as worker:
+        _LOG.info(
+            "sink starting",
+            extra={
+                "group": settings.sink_group_id,
+                "topic": settings.events_topic,
+                "metrics": f"http://{settings.metrics_host}:{port}/metrics",
+            },
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _signum, _frame: worker.stop())
+        try:
+            stats = worker.run()
+        finally:
+            server.stop()
+    print(
+        f"records: {stats.records}, delivered: {stats.delivered_records} in "
+        f"{stats.batches} batches, failed attempts: {stats.failed_attempts}, "
+        f"parked: {stats.parked}"
+    )
+    return 0

@@ -1,0 +1,210 @@
+"""A compacted Kafka topic used as a table: the latest value per key.
+
+The destination store and the sinks' progress are such tables. :class:`CompactedTable`
+assigns itself every partition of its topic (no consumer group: every reader sees every
+key), :meth:`~CompactedTable.load` reads up to the end offsets taken when it starts, and
+:meth:`~CompactedTable.changes` then returns what was written since, so a running worker
+sees a change without a restart. :class:`TableWriter` writes keyed records (``None``: a
+tombstone that deletes the key) and :meth:`~TableWriter.flush` raises unless every write
+was acknowledged by all in-sync replicas.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+Change = tuple[bytes, bytes | None]
+
+
+class TableError(RuntimeError):
+    """The table's topic could not be read or written; the message says which and why."""
+
+
+class CompactedTable:
+    """Reads one compacted topic. Not thread-safe: one thread loads and polls it."""
+
+    def __init__(self, bootstrap: str, topic: str, *, client_id: str) -> None:
+        self._topic = topic
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"{client_id}-unused",  # required by the client; never joined
+                "client.id": client_id,
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
+        self._assigned = False
+        self._partitions: list[TopicPartition] = []
+
+    def _assign(self, timeout_s: float) -> list[TopicPartition]:
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=timeout_s)
+        except KafkaException as exc:
+            raise TableError(f"topic {self._topic}: {exc.args[0]}") from exc
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise TableError(
+                f"topic {self._topic} does not exist: create it with `auditlog topics ensure`"
+            )
+        partitions = [TopicPartition(self._topic, p, 0) for p in sorted(topic.partitions)]
+        # Offset 0 (or the log start, if compaction or retention removed it): every record.
+        for tp in partitions:
+            tp.offset = OFFSET_BEGINNING
+        self._consumer.assign(partitions)
+        self._assigned = True
+        return partitions
+
+    def load(self, timeout_s: float = 30.0) -> dict[bytes, bytes]:
+        """Every live key and its latest value, read up to the end offsets of now. Raises
+        :class:`TableError` when the topic is missing or not read within ``timeout_s``."""
+        self._partitions = self._assign(timeout_s)
+        table: dict[bytes, bytes] = {}
+
+        def apply(key: bytes, value: bytes | None) -> None:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+
+        self.read_to_end(apply, timeout_s=timeout_s)
+        return table
+
+    def read_to_end(
+        self, apply: Callable[[bytes, bytes | None], None], *, timeout_s: float = 30.0
+    ) -> None:
+        """Hand every record up to the end offsets of now to ``apply`` (after
+        :meth:`load`, only the ones not read yet)."""
+        deadline = time.monotonic() + timeout_s
+        ends: dict[int, int] = {}
+        for tp in self._partitions:
+            ends[tp.partition] = self._high_watermark(tp, deadline)
+        self._drop_reached(ends)
+        while ends:
+            if time.monotonic() > deadline:
+                raise TableError(
+                    f"topic {self._topic}: not read to its end within {timeout_s:.0f} s"
+                )
+            for message in self._consumer.consume(1000, 0.1):
+                for key, value in _changes([message]):
+                    apply(key, value)
+                partition, offset = message.partition(), message.offset()
+                if (
+                    partition is not None
+                    and offset is not None
+                    and offset + 1 >= ends.get(partition, 0)
+                ):
+                    ends.pop(partition, None)
+            # Compaction can remove the last records: trust the position too.
+            self._drop_reached(ends)
+
+    def _high_watermark(self, tp: TopicPartition, deadline: float) -> int:
+        """The partition's end offset; retried while the broker says it is not ready yet
+        (a topic created a moment ago has no leader for a while)."""
+        while True:
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    tp, timeout=max(0.1, deadline - time.monotonic())
+                )
+                return int(high)
+            except KafkaException as exc:
+                error = exc.args[0]
+                retriable = isinstance(error, KafkaError) and error.retriable()
+                if not retriable or time.monotonic() > deadline:
+                    raise TableError(f"topic {self._topic}: {error}") from exc
+                time.sleep(0.1)
+
+    def _drop_reached(self, ends: dict[int, int]) -> None:
+        """Forget the partitions whose position reached their end offset."""
+        if not ends:
+            return
+        for tp in self._consumer.position([TopicPartition(self._topic, p) for p in ends]):
+            end = ends.get(tp.partition, 0)
+            if tp.offset >= end or (tp.offset < 0 and end == 0):
+                ends.pop(tp.partition, None)
+
+    def changes(self, timeout_s: float = 0.0) -> list[Change]:
+        """Records written since the last call (or since :meth:`load`), in order per key;
+        waits at most ``timeout_s`` for the first one."""
+        if not self._assigned:
+            raise TableError("load() the table before asking for changes")
+        return list(_changes(self._consumer.consume(1000, timeout_s)))
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _changes(messages: list[Message]) -> Iterator[Change]:
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                continue
+            raise TableError(f"reading {message.topic()}: {error.str()}")
+        key = message.key()
+        if key is None:
+            continue  # not ours: every record of a table has a key
+        yield bytes(key), message.value()
+
+
+class TableWriter:
+    """Writes keyed records to a compacted topic (idempotent, acks=all). Thread-safe."""
+
+    def __init__(self, bootstrap: str, topic: str, *, client_id: str) -> None:
+        self._topic = topic
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "zstd",
+            }
+        )
+        self._lock = threading.Lock()
+        self._failures: list[str] = []
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            with self._lock:
+                self._failures.append(f"{message.key()!r}: {error.str()}")
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Queue a write (``None`` deletes the key); :meth:`flush` confirms it."""
+        try:
+            self._producer.produce(self._topic, value, key, on_delivery=self._on_delivery)
+        except BufferError:
+            self._producer.flush(5.0)
+            self._producer.produce(self._topic, value, key, on_delivery=self._on_delivery)
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Block until every queued write is acknowledged; raises :class:`TableError` when
+        one failed or is still pending after ``timeout_s``."""
+        pending = self._producer.flush(timeout_s)
+        with self._lock:
+            failures, self._failures = self._failures, []
+        if failures:
+            raise TableError(f"writing {self._topic} failed: {'; '.join(failures[:3])}")
+        if pending:
+            raise TableError(
+                f"writing {self._topic}: {pending} writes not acknowledged within {timeout_s} s"
+            )
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self.flush(timeout_s)

@@ -1,0 +1,82 @@
+"""Delivering one batch: runs on the worker's delivery threads.
+
+:func:`deliver` encodes the batch (gzip releases the GIL, so it belongs here, not on the
+consumer loop), makes the batch's announcement durable (so a restart re-forms the same
+batch), sends it, and returns a :class:`DeliveryResult`. It never raises: every failure
+becomes a result the worker loop acts on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sinks.destinations.model import Destination
+from sinks.encoding import assemble
+from sinks.lane import Batch
+from sinks.senders.base import (
+    DeliveryError,
+    Payload,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    Sender,
+)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    batch: Batch
+    elapsed_s: float
+    detail: str = ""
+    error: DeliveryError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def payload_for(destination: Destination, topic: str, partition: int, batch: Batch) -> Payload:
+    body = assemble(batch.lines, destination.format, destination.compression)
+    return Payload(
+        tenant_id=destination.tenant_id,
+        destination_id=destination.id,
+        topic=topic,
+        partition=partition,
+        first_offset=batch.first_offset,
+        last_offset=batch.last_offset,
+        record_count=batch.record_count,
+        first_event_at=batch.first_event_at,
+        body=body.body,
+        content_type=body.content_type,
+        content_encoding=body.content_encoding,
+        file_extension=body.file_extension,
+    )
+
+
+def deliver(
+    destination: Destination,
+    topic: str,
+    partition: int,
+    batch: Batch,
+    *,
+    sender: Callable[[], Sender],
+    make_durable: Callable[[], None],
+) -> DeliveryResult:
+    """Encode, make the announcement durable, send. Blocks for one request at most (plus
+    the progress flush)."""
+    started = time.monotonic()
+    try:
+        payload = payload_for(destination, topic, partition, batch)
+        make_durable()
+        receipt = sender().send(payload)
+    except DeliveryError as exc:
+        return DeliveryResult(batch, time.monotonic() - started, error=exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unmapped client error: retry, report
+        error = RetryableDeliveryError(f"unexpected {type(exc).__name__}: {exc}")
+        return DeliveryResult(batch, time.monotonic() - started, error=error)
+    return DeliveryResult(batch, time.monotonic() - started, detail=receipt.detail)
+
+
+def is_permanent(result: DeliveryResult) -> bool:
+    return isinstance(result.error, PermanentDeliveryError)

@@ -1,0 +1,65 @@
+"""Pausing a destination that kept failing: through the store (so every worker sees it),
+and published as ``audit_stream.destination_auto_paused`` of its tenant (no user did it)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sinks.destinations.model import Destination
+from sinks.destinations.store import ConcurrentUpdateError, DestinationStore
+
+_LOG = logging.getLogger("auditlog.sink")
+
+Publish = Callable[[Mapping[str, Any]], str]
+
+
+class AutoPauser:
+    """Called by the worker (its ``auto_pause``). Raises what the store or ``publish``
+    raise; the worker tries again at the destination's next failure."""
+
+    def __init__(self, store: DestinationStore, publish: Publish) -> None:
+        self._store = store
+        self._publish = publish
+
+    def __call__(self, destination: Destination, error: str, failing_since: datetime) -> None:
+        current = self._store.get(destination.id)
+        if current is None or current.state != "active":
+            return  # removed or paused meanwhile: nothing to do
+        now = datetime.now(UTC)
+        paused = current.model_copy(
+            update={
+                "state": "paused",
+                "state_reason": (
+                    f"paused automatically at {now:%Y-%m-%d %H:%M} UTC: failing since "
+                    f"{failing_since:%Y-%m-%d %H:%M} UTC; last error: {error}"
+                )[:1000],
+                "revision": current.revision + 1,
+                "updated_at": now,
+            }
+        )
+        try:
+            self._store.put(paused, expected_revision=current.revision)
+        except ConcurrentUpdateError:
+            return  # someone changed it meanwhile; the next failure decides again
+        event_id = self._publish(
+            {
+                "tenant_id": destination.tenant_id,
+                "occurred_at": now,
+                "action": "audit_stream.destination_auto_paused",
+                "actor": {"type": "system", "id": "auditlog-sink"},
+                "resource": {"type": "audit_stream", "id": destination.id},
+                "outcome": {"status": "success"},
+                "details": {
+                    "error": error[:500],
+                    "failing_since": failing_since.isoformat(),
+                },
+                "source": "auditlog-sink",
+            }
+        )
+        _LOG.warning(
+            "destination paused automatically",
+            extra={"destination": destination.id, "event_id": event_id, "error": error},
+        )

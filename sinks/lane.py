@@ -1,0 +1,252 @@
+"""A lane: one destination in one partition of the events topic. Pure state, no I/O.
+
+A lane batches the destination's records of its partition, hands one batch at a time to
+delivery (so batches reach the destination in offset order, and progress can say exactly
+what was delivered), and keeps its delivery health. Its ``mode`` says who feeds it:
+
+- ``live``: the sink group's consumer (the lane keeps up);
+- ``catchup``: its own reader, from ``next_offset`` (the lane was parked because its
+  destination kept failing, was resumed after a pause, or is a replay);
+- ``paused``: nobody (the destination is paused; ``next_offset`` is where it resumes).
+
+Offsets: every record below ``next_offset`` is done (delivered, or not for this
+destination); records below ``seen_until`` were already offered and are skipped when
+offered again (after a hand-over from a reader, or a restart).
+
+A batch closes when it holds ``max_records`` records or ``max_bytes`` bytes, when its
+first record has waited ``max_age_s``, or when it reaches ``must_end_at`` (the last offset
+of a batch that was announced before a restart: it is re-formed exactly).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sinks.destinations.model import Destination
+
+LaneMode = Literal["live", "catchup", "paused"]
+
+#: Closed batches a live lane may hold behind the one in flight before it is parked (and
+#: then reads at its own pace): bounds a lane's memory to about this many ``max_bytes``.
+MAX_READY_BATCHES = 4
+Stream = Literal["live", "replay"]
+
+
+@dataclass
+class Batch:
+    """Records closed for one delivery; ``record_times`` are their Kafka timestamps (ms),
+    for the delivery latency metric."""
+
+    first_offset: int
+    last_offset: int
+    lines: list[bytes]
+    first_event_at: datetime
+    size_bytes: int
+    record_times_ms: list[int] = field(default_factory=list)
+
+    @property
+    def record_count(self) -> int:
+        return len(self.lines)
+
+
+@dataclass
+class _Open:
+    opened_at_s: float
+    first_offset: int
+    first_event_at: datetime
+    lines: list[bytes] = field(default_factory=list)
+    record_times_ms: list[int] = field(default_factory=list)
+    last_offset: int = -1
+    size_bytes: int = 0
+
+    def close(self) -> Batch:
+        return Batch(
+            self.first_offset,
+            self.last_offset,
+            self.lines,
+            self.first_event_at,
+            self.size_bytes,
+            self.record_times_ms,
+        )
+
+
+class Lane:
+    """See the module docstring. ``now_s`` arguments are monotonic seconds."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        partition: int,
+        *,
+        next_offset: int,
+        mode: LaneMode,
+        stream: Stream = "live",
+        must_end_at: int | None = None,
+        stop_at: int | None = None,
+    ) -> None:
+        self.destination = destination
+        self.partition = partition
+        self.stream: Stream = stream
+        self.mode: LaneMode = mode
+        self.next_offset = next_offset
+        self.seen_until = next_offset
+        self.must_end_at = must_end_at
+        self.stop_at = stop_at  # a replay ends here (exclusive)
+        self._open: _Open | None = None
+        self.ready: deque[Batch] = deque()
+        self.in_flight: Batch | None = None
+        self.retry_at_s: float | None = None
+        self.sending = False  # a delivery of ``in_flight`` is running now
+        self.attempt = 0
+        self.failing_since_s: float | None = None
+        self.sync_guard = 0  # in sync once next_offset reaches it (after a hand-over)
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def wants(self, offset: int) -> bool:
+        """Whether a record at ``offset`` is new to this lane."""
+        if offset < self.seen_until:
+            return False
+        return self.stop_at is None or offset < self.stop_at
+
+    def skip(self, offset: int) -> None:
+        """A record of the partition that is not for this destination (filtered out)."""
+        self.seen_until = offset + 1
+        if self._open is None and not self.ready and self.in_flight is None:
+            self.next_offset = offset + 1
+        elif self.must_end_at is not None and offset >= self.must_end_at and self._open:
+            self._close()
+
+    def add(
+        self, offset: int, line: bytes, event_at: datetime, record_time_ms: int, now_s: float
+    ) -> None:
+        """A record for this destination, encoded as ``line``."""
+        limits = self.destination.batch
+        current = self._open
+        if current is not None and current.size_bytes + len(line) > limits.max_bytes:
+            self._close()
+            current = None
+        if current is None:
+            current = self._open = _Open(now_s, offset, event_at)
+        current.lines.append(line)
+        current.record_times_ms.append(record_time_ms)
+        current.last_offset = offset
+        current.size_bytes += len(line)
+        self.seen_until = offset + 1
+        if len(current.lines) >= limits.max_records or (
+            self.must_end_at is not None and offset >= self.must_end_at
+        ):
+            self._close()
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self.ready.append(self._open.close())
+            self._open = None
+            self.must_end_at = None
+
+    def tick(self, now_s: float) -> None:
+        """Close the open batch if it waited long enough (and no announced range is being
+        re-formed)."""
+        current = self._open
+        if (
+            current is not None
+            and self.must_end_at is None
+            and now_s - current.opened_at_s >= self.destination.batch.max_age_s
+        ):
+            self._close()
+
+    def flush_open(self) -> None:
+        """Close the open batch now (a replay reached its end, or shutdown)."""
+        if self.must_end_at is None:
+            self._close()
+
+    @property
+    def has_room(self) -> bool:
+        """False when a closed batch already waits behind the one in flight: a reader
+        should stop reading, and a live lane in that state cannot keep up."""
+        return not self.ready
+
+    @property
+    def backlog_full(self) -> bool:
+        """More closed batches wait than a lane may hold (:data:`MAX_READY_BATCHES`): the
+        destination does not keep up with its events."""
+        return len(self.ready) > MAX_READY_BATCHES
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def next_batch(self, now_s: float) -> Batch | None:
+        """The batch to send now, if any: a retry whose time has come, or the next ready
+        one when nothing is in flight; never while a send of this lane is running."""
+        if self.mode == "paused" or self.sending:
+            return None
+        if self.in_flight is not None:
+            if self.retry_at_s is not None and now_s >= self.retry_at_s:
+                self.retry_at_s = None
+                self.sending = True
+                return self.in_flight
+            return None
+        if self.ready:
+            self.in_flight = self.ready.popleft()
+            self.retry_at_s = None
+            self.sending = True
+            return self.in_flight
+        return None
+
+    def delivered(self, batch: Batch) -> None:
+        self.sending = False
+        if batch is self.in_flight:
+            self.in_flight = None
+        self.next_offset = max(self.next_offset, batch.last_offset + 1)
+        if self._open is None and not self.ready and self.in_flight is None:
+            self.next_offset = max(self.next_offset, self.seen_until)
+        self.attempt = 0
+        self.retry_at_s = None
+        self.failing_since_s = None
+
+    def failed(self, now_s: float, retry_in_s: float) -> None:
+        self.sending = False
+        self.attempt += 1
+        self.retry_at_s = now_s + retry_in_s
+        if self.failing_since_s is None:
+            self.failing_since_s = now_s
+
+    def failing_for_s(self, now_s: float) -> float:
+        return 0.0 if self.failing_since_s is None else now_s - self.failing_since_s
+
+    # -- mode changes --------------------------------------------------------------------
+
+    def drop_unsent(self) -> None:
+        """Forget what is buffered but not in flight (parking, pausing): a reader reads it
+        again from :attr:`resume_from`."""
+        self._open = None
+        self.ready.clear()
+        self.must_end_at = None
+        self.seen_until = self.resume_from
+
+    @property
+    def resume_from(self) -> int:
+        """Where a reader continues: after the batch in flight, or at ``next_offset``."""
+        if self.in_flight is not None:
+            return self.in_flight.last_offset + 1
+        return self.next_offset
+
+    def first_pending(self) -> int | None:
+        """The lowest offset held and not yet delivered (None: nothing held)."""
+        if self.in_flight is not None:
+            return self.in_flight.first_offset
+        if self.ready:
+            return self.ready[0].first_offset
+        if self._open is not None:
+            return self._open.first_offset
+        return None
+
+    @property
+    def idle(self) -> bool:
+        return self._open is None and not self.ready and self.in_flight is None
+
+    @property
+    def in_sync(self) -> bool:
+        return self.mode == "live" and self.next_offset >= self.sync_guard

@@ -1,0 +1,109 @@
+"""Prometheus metrics of the sink workers, labelled by destination where it matters.
+
+Cardinality: one series per destination (and per outcome), not per tenant x partition;
+a worker drops a removed destination's series.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import cache
+from typing import Final
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from consumers.metrics import BulkHistogram
+
+DELIVERY_BUCKETS_S: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+LATENCY_BUCKETS_S: Final = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 3600)
+
+
+@dataclass(frozen=True)
+class SinkMetrics:
+    records_consumed: Counter
+    undecodable: Counter
+    records_delivered: Counter
+    batches: Counter
+    delivery_seconds: Histogram
+    consecutive_failures: Gauge
+    last_success: Gauge
+    lag_records: Gauge
+    lanes: Gauge
+    latency: BulkHistogram
+
+    def forget(self, destination_id: str) -> None:
+        for gauge in (self.consecutive_failures, self.last_success, self.lag_records):
+            with suppress(KeyError):
+                gauge.remove(destination_id)
+        with suppress(KeyError):
+            self.records_delivered.remove(destination_id)
+
+
+@cache
+def sink_metrics(registry: CollectorRegistry = REGISTRY) -> SinkMetrics:
+    """The sink metrics registered in ``registry`` (created on first use)."""
+    return SinkMetrics(
+        records_consumed=Counter(
+            "auditlog_sink_records_consumed_total",
+            "Records read by the sink group's consumer and the lanes' own readers.",
+            ["reader"],
+            registry=registry,
+        ),
+        undecodable=Counter(
+            "auditlog_sink_undecodable_records_total",
+            "Records a destination wanted that do not decode (the writer dead-letters them).",
+            registry=registry,
+        ),
+        records_delivered=Counter(
+            "auditlog_sink_records_delivered_total",
+            "Records a destination acknowledged.",
+            ["destination"],
+            registry=registry,
+        ),
+        batches=Counter(
+            "auditlog_sink_batches_total",
+            "Delivery attempts by destination kind and outcome (delivered, retryable, permanent).",
+            ["kind", "outcome"],
+            registry=registry,
+        ),
+        delivery_seconds=Histogram(
+            "auditlog_sink_delivery_seconds",
+            "Duration of one delivery request, successful or not.",
+            ["kind"],
+            buckets=DELIVERY_BUCKETS_S,
+            registry=registry,
+        ),
+        consecutive_failures=Gauge(
+            "auditlog_sink_destination_consecutive_failures",
+            "Failed delivery attempts in a row, per destination (0: healthy).",
+            ["destination"],
+            registry=registry,
+        ),
+        last_success=Gauge(
+            "auditlog_sink_destination_last_success_timestamp_seconds",
+            "When the destination last acknowledged a delivery (Unix time).",
+            ["destination"],
+            registry=registry,
+        ),
+        lag_records=Gauge(
+            "auditlog_sink_destination_lag_records",
+            "Records of the destination's partitions read by the group but not yet done "
+            "for it (summed over this worker's partitions).",
+            ["destination"],
+            registry=registry,
+        ),
+        lanes=Gauge(
+            "auditlog_sink_lanes",
+            "Destination x partition lanes on this worker, by mode (live, catchup, paused).",
+            ["mode"],
+            registry=registry,
+        ),
+        latency=BulkHistogram(
+            "auditlog_sink_delivery_latency_seconds",
+            "Per record: destination acknowledgement time minus the record's Kafka "
+            "timestamp (published).",
+            LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+    )

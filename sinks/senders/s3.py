@@ -1,0 +1,416 @@
+"""S3 (and S3-compatible) destinations: one object per payload.
+
+Object keys are deterministic (:func:`object_key`)::
+
+    <prefix>/<yyyy>/<mm>/<dd>/<hh>/<tenant>_<destination>_<partition>_<first offset>.<ext>
+
+with ``<prefix>`` the destination's ``prefix_template`` and the time parts from the
+payload's first event (its record time, in UTC, not the time of writing). The same payload
+always gives the same key, so a retry or a replay overwrites the object instead of adding
+a duplicate. Each payload is a single ``PutObject``: visible whole or not at all, with
+``Content-MD5`` so that S3 refuses a body corrupted on the way, and the payload's
+tenant, destination, partition, offsets and record count in the object's metadata
+(``x-amz-meta-auditlog-*``).
+
+Credentials (:func:`make_s3_client`): the destination's ``access_key_id`` and
+``secret_access_key`` when given (S3-compatible stores); else, with ``role_arn``, the role
+assumed through STS (with the destination's ``external_id``) from the worker's own AWS
+credentials, re-assumed by botocore's refreshable credentials 15 minutes before they
+expire; else the worker's AWS credentials (the default chain) as they are. botocore does
+not retry (one attempt per call): the worker owns retries.
+
+Errors map onto the sender contract with what is wrong and what to do: a missing bucket,
+refused access, unknown keys, a bad signature, a KMS key that cannot be used or a wrong
+region are permanent; throttling (``SlowDown``), 5xx, timeouts and connection failures
+are retryable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    SSLError,
+)
+
+from sinks.destinations.model import Destination, S3Target, SecretValue
+from sinks.destinations.secrets import SecretBox, SecretError
+from sinks.senders.base import (
+    DeliveryError,
+    Payload,
+    PermanentDeliveryError,
+    Receipt,
+    RetryableDeliveryError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
+
+ROLE_SESSION_NAME = "auditlog-sink"
+ROLE_SESSION_S = 3600
+METADATA_PREFIX = "auditlog-"
+MESSAGE_CHARS = 300
+
+# A tenant id as the event contract allows it (schemas.event.TenantId) is used as it is in
+# a key; anything else is percent-encoded (see _key_segment).
+_PLAIN_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "OperationAborted",
+        "BadDigest",  # the body did not arrive as sent: send it again
+        "KMS.ThrottlingException",
+        "KMS.LimitExceededException",
+        "KMS.KMSInternalException",
+        "KMS.DependencyTimeoutException",
+    }
+)
+
+
+def _open(secrets: SecretBox, what: str, value: SecretValue) -> str:
+    try:
+        return secrets.open(value).decode()
+    except (SecretError, UnicodeDecodeError) as exc:
+        raise PermanentDeliveryError(f"the S3 {what} cannot be read: {exc}") from exc
+
+
+class _AssumedRole(CredentialProvider):
+    """Hands botocore the role's refreshable credentials (the only provider consulted)."""
+
+    METHOD = "auditlog-assume-role"
+    CANONICAL_NAME = "custom-auditlog-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+def _assumed_role_session(target: S3Target, config: Config, session_name: str, sts: Any) -> Any:
+    """A boto3 session whose credentials come from assuming ``target.role_arn`` with
+    ``sts`` (by default a client on the worker's own AWS credentials)."""
+    assert target.role_arn is not None
+    if sts is None:
+        sts = boto3.session.Session(region_name=target.region).client("sts", config=config)
+    request: dict[str, Any] = {
+        "RoleArn": target.role_arn,
+        "RoleSessionName": session_name,
+        "DurationSeconds": ROLE_SESSION_S,
+    }
+    if target.external_id is not None:
+        request["ExternalId"] = target.external_id
+
+    def assume() -> dict[str, str]:
+        issued = sts.assume_role(**request)["Credentials"]
+        return {
+            "access_key": str(issued["AccessKeyId"]),
+            "secret_key": str(issued["SecretAccessKey"]),
+            "token": str(issued["SessionToken"]),
+            "expiry_time": issued["Expiration"].astimezone(UTC).isoformat(),
+        }
+
+    core = botocore.session.Session()
+    credentials = DeferredRefreshableCredentials(refresh_using=assume, method=_AssumedRole.METHOD)
+    core.register_component("credential_provider", CredentialResolver([_AssumedRole(credentials)]))
+    return boto3.session.Session(botocore_session=core, region_name=target.region)
+
+
+def make_s3_client(
+    target: S3Target,
+    secrets: SecretBox,
+    *,
+    timeout_s: float,
+    session_name: str = ROLE_SESSION_NAME,
+    sts: Any = None,
+) -> S3Client:
+    """An S3 client for ``target`` (credentials as in the module docstring; path-style
+    addressing when ``endpoint_url`` is set). Makes no request; with ``role_arn`` the role
+    is assumed at the first request, with ``sts`` when given (tests). Raises
+    :class:`PermanentDeliveryError` when a secret cannot be opened or only one of the two
+    keys is given."""
+    config_args: dict[str, Any] = {
+        "region_name": target.region,
+        "connect_timeout": timeout_s,
+        "read_timeout": timeout_s,
+        "retries": {"max_attempts": 1, "mode": "standard"},
+        # Content-MD5 protects the body; no extra checksum headers that S3-compatible
+        # stores may not know.
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "user_agent_extra": "auditlog-sink",
+    }
+    if target.endpoint_url:
+        config_args["s3"] = {"addressing_style": "path"}
+    config = Config(**config_args)
+
+    if (target.access_key_id is None) != (target.secret_access_key is None):
+        raise PermanentDeliveryError(
+            "S3 destination: give both access_key_id and secret_access_key, or neither"
+        )
+    session: Any
+    if target.access_key_id is not None and target.secret_access_key is not None:
+        session = boto3.session.Session(
+            aws_access_key_id=_open(secrets, "access key id", target.access_key_id),
+            aws_secret_access_key=_open(secrets, "secret access key", target.secret_access_key),
+            region_name=target.region,
+        )
+    elif target.role_arn is not None:
+        session = _assumed_role_session(target, config, session_name, sts)
+    else:
+        session = boto3.session.Session(region_name=target.region)
+    client: S3Client = session.client("s3", endpoint_url=target.endpoint_url, config=config)
+    return client
+
+
+def _key_segment(value: str) -> str:
+    """``value`` as one key segment: as it is when it is a plain id (letters, digits and
+    ``._:@-``, starting with a letter or digit), else percent-encoded with only letters,
+    digits, ``_`` and ``-`` left as they are, so it holds no ``/`` and is never ``.`` or
+    ``..``. Distinct values stay distinct (plain ones never contain ``%`` nor start with
+    ``_`` or ``-``)."""
+    if _PLAIN_SEGMENT.fullmatch(value):
+        return value
+    return quote(value, safe="").replace(".", "%2E").replace("~", "%7E")
+
+
+def object_key(target: S3Target, payload: Payload) -> str:
+    """The payload's object key (see the module docstring); raises
+    :class:`PermanentDeliveryError` should the prefix leave the bucket's root."""
+    tenant = _key_segment(payload.tenant_id)
+    destination = _key_segment(payload.destination_id)
+    try:
+        prefix = target.prefix_template.format_map(
+            {"tenant_id": tenant, "destination_id": destination}
+        ).strip("/")
+    except (KeyError, ValueError, IndexError) as exc:
+        raise PermanentDeliveryError(
+            f"prefix template {target.prefix_template!r} cannot be filled in: {exc}"
+        ) from exc
+    if prefix.startswith("/") or "//" in prefix or ".." in prefix.split("/"):
+        raise PermanentDeliveryError(
+            f"prefix {prefix!r} (from {target.prefix_template!r}) leaves the bucket's root"
+        )
+    at = payload.first_event_at
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    name = (
+        f"{tenant}_{destination}_{payload.partition}_{payload.first_offset:020d}"
+        f".{payload.file_extension}"
+    )
+    parts = [prefix] if prefix else []
+    parts += [f"{at:%Y}", f"{at:%m}", f"{at:%d}", f"{at:%H}", name]
+    return "/".join(parts)
+
+
+def content_md5(body: bytes) -> str:
+    """The ``Content-MD5`` header of ``body`` (base64 of the digest)."""
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+
+
+def metadata(payload: Payload) -> dict[str, str]:
+    """The object's user metadata (ASCII only, as S3 requires)."""
+    return {
+        f"{METADATA_PREFIX}tenant": quote(payload.tenant_id, safe=":@"),
+        f"{METADATA_PREFIX}destination": payload.destination_id,
+        f"{METADATA_PREFIX}topic": quote(payload.topic, safe=""),
+        f"{METADATA_PREFIX}partition": str(payload.partition),
+        f"{METADATA_PREFIX}first-offset": str(payload.first_offset),
+        f"{METADATA_PREFIX}last-offset": str(payload.last_offset),
+        f"{METADATA_PREFIX}record-count": str(payload.record_count),
+    }
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+_ACCESS_HINT = (
+    "allow s3:PutObject on arn:aws:s3:::{bucket}/* to the worker's credentials (and "
+    "kms:GenerateDataKey on the key, with SSE-KMS)"
+)
+_EXPIRED_HINT = "the AWS credentials are expired or invalid; renew them"
+_REGION_HINT = "the bucket is in another region; set the destination's region to it"
+
+# What to do about a permanent S3 error, by its code ({bucket} is filled in).
+_PERMANENT_HINTS: Mapping[str, str] = {
+    "NoSuchBucket": "the bucket does not exist; create it, or correct the destination's bucket",
+    "AccessDenied": _ACCESS_HINT,
+    "AllAccessDisabled": _ACCESS_HINT,
+    "AccountProblem": _ACCESS_HINT,
+    "Forbidden": _ACCESS_HINT,
+    "InvalidAccessKeyId": "S3 does not know the access key id; check the destination's "
+    "access_key_id (or the worker's AWS credentials)",
+    "SignatureDoesNotMatch": "the secret access key does not match the access key id; check "
+    "the destination's secret_access_key",
+    "ExpiredToken": _EXPIRED_HINT,
+    "InvalidToken": _EXPIRED_HINT,
+    "TokenRefreshRequired": _EXPIRED_HINT,
+    "PermanentRedirect": _REGION_HINT,
+    "AuthorizationHeaderMalformed": _REGION_HINT,
+    "IllegalLocationConstraintException": _REGION_HINT,
+    "EntityTooLarge": "lower the destination's batch max_bytes",
+    "RequestTimeTooSkewed": "the worker's clock is wrong; synchronise it",
+}
+
+
+def _permanent_hint(code: str) -> str | None:
+    if code.startswith("KMS.") or "KMS" in code:
+        return (
+            "the KMS key for server-side encryption cannot be used; check the destination's "
+            "kms_key_id, that the key is enabled, and that the worker may use it"
+        )
+    return _PERMANENT_HINTS.get(code)
+
+
+def _client_error(exc: ClientError, bucket: str, key: str, action: str) -> DeliveryError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    said = _short(str(error.get("Message", "")))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    head = f"S3 {action} {where} failed ({code or f'HTTP {status}'}{': ' + said if said else ''})"
+    if code in _RETRYABLE_CODES or status in (408, 429) or status >= 500:
+        return RetryableDeliveryError(head)
+    if exc.operation_name == "AssumeRole":
+        return PermanentDeliveryError(
+            f"cannot assume the destination's role ({code}: {said}): the role's trust policy "
+            "must allow the worker's AWS identity, with the destination's external id"
+        )
+    hint = _permanent_hint(code)
+    return PermanentDeliveryError(f"{head}: {hint.format(bucket=bucket)}" if hint else head)
+
+
+def delivery_error(
+    exc: ClientError | BotoCoreError, bucket: str, key: str = "", action: str = "write to"
+) -> DeliveryError:
+    """What a botocore failure means for the delivery (see the module docstring)."""
+    if isinstance(exc, ClientError):
+        return _client_error(exc, bucket, key, action)
+    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return PermanentDeliveryError(
+            f"S3 {action} {where}: no usable AWS credentials ({exc}); give the destination "
+            "access keys or a role_arn, or give the worker AWS credentials"
+        )
+    if isinstance(exc, ParamValidationError):
+        return PermanentDeliveryError(f"S3 {action} {where}: {_short(str(exc))}")
+    if isinstance(exc, SSLError) and "certificate verify failed" in str(exc).lower():
+        return PermanentDeliveryError(
+            f"S3 {action} {where}: the endpoint's TLS certificate does not verify ({exc})"
+        )
+    if isinstance(exc, CredentialRetrievalError):
+        return RetryableDeliveryError(f"S3 {action} {where}: {_short(str(exc))}")
+    # Connection errors, timeouts, a connection closed early, and what else is transient.
+    return RetryableDeliveryError(f"S3 {action} {where} failed: {_short(str(exc))}")
+
+
+def write_object(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    body: bytes,
+    content_type: str,
+    *,
+    content_encoding: str | None = None,
+    target: S3Target | None = None,
+    object_metadata: dict[str, str] | None = None,
+) -> None:
+    """One ``PutObject`` with ``Content-MD5`` (and the server-side encryption ``target``
+    asks for); raises :class:`DeliveryError` as mapped by :func:`delivery_error`. Also what
+    the ownership challenge writes with."""
+    request: PutObjectRequestTypeDef = {
+        "Bucket": bucket,
+        "Key": key,
+        "Body": body,
+        "ContentType": content_type,
+        "ContentMD5": content_md5(body),
+    }
+    if content_encoding is not None:
+        request["ContentEncoding"] = content_encoding
+    if object_metadata:
+        request["Metadata"] = object_metadata
+    if target is not None and target.server_side_encryption is not None:
+        request["ServerSideEncryption"] = target.server_side_encryption
+        if target.server_side_encryption == "aws:kms" and target.kms_key_id is not None:
+            request["SSEKMSKeyId"] = target.kms_key_id
+    try:
+        client.put_object(**request)
+    except (ClientError, BotoCoreError) as exc:
+        raise delivery_error(exc, bucket, key) from exc
+
+
+def read_object(
+    client: S3Client, bucket: str, key: str, *, max_bytes: int = 1 << 20
+) -> bytes | None:
+    """The first ``max_bytes`` of an object, or None when there is no such key; raises
+    :class:`DeliveryError` as mapped by :func:`delivery_error`."""
+    try:
+        answer = client.get_object(Bucket=bucket, Key=key)
+        with answer["Body"] as stream:
+            return stream.read(max_bytes)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise delivery_error(exc, bucket, key, "read from") from exc
+    except BotoCoreError as exc:
+        raise delivery_error(exc, bucket, key, "read from") from exc
+
+
+class S3Sender:
+    """Delivers to an :class:`S3Target` with ``client`` (from :func:`make_s3_client`),
+    which it owns: ``close`` closes it."""
+
+    def __init__(self, destination: Destination, client: S3Client) -> None:
+        if not isinstance(destination.target, S3Target):
+            raise TypeError(f"destination {destination.id} is not an S3 destination")
+        self._destination = destination
+        self._target: S3Target = destination.target
+        self._client = client
+
+    def send(self, payload: Payload) -> Receipt:
+        key = object_key(self._target, payload)
+        write_object(
+            self._client,
+            self._target.bucket,
+            key,
+            payload.body,
+            payload.content_type,
+            content_encoding=payload.content_encoding,
+            target=self._target,
+            object_metadata=metadata(payload),
+        )
+        return Receipt(f"s3://{self._target.bucket}/{key}")
+
+    def close(self) -> None:
+        self._client.close()

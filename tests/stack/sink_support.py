@@ -1,0 +1,363 @@
+"""Shared pieces of the sink tests: topics of their own, destinations, a local webhook
+receiver with programmable faults, a worker on a thread, S3 objects read back."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import CollectorRegistry
+
+from auditlog import wiring
+from auditlog.settings import AuditlogSettings
+from consumers.health import HealthState
+from deploy.stack.endpoints import StackEndpoints
+from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, ensure_bucket
+from producers.producer import AuditProducer
+from sinks.destinations.model import (
+    BatchLimits,
+    Destination,
+    Filters,
+    S3Target,
+    SecretValue,
+    WebhookTarget,
+)
+from sinks.destinations.store import DestinationStore
+from sinks.signing import IDEMPOTENCY_HEADER, verify
+from sinks.worker import SinkWorker
+from tests.events import valid_event
+
+PARTITIONS = 4
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def sink_settings(endpoints: StackEndpoints, **overrides: Any) -> AuditlogSettings:
+    """Settings with topics and a group of this test's own (the topics are created)."""
+    suffix = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = {
+        "kafka_bootstrap": endpoints.kafka_bootstrap,
+        "s3_endpoint": endpoints.s3_endpoint,
+        "events_topic": f"test.sink.{suffix}",
+        "dead_letter_topic": f"test.sink.{suffix}.dlq",
+        "destinations_topic": f"test.sink.{suffix}.destinations",
+        "sink_progress_topic": f"test.sink.{suffix}.progress",
+        "sink_group_id": f"sink-{suffix}",
+        "sink_allow_local": True,
+        "sink_retry_max_s": 1.0,
+        "sink_park_after_s": 2.0,
+        "sink_request_timeout_s": 2.0,
+        "metrics_port": 0,
+    }
+    values.update(overrides)
+    settings = AuditlogSettings(**values)
+    admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
+    topics = [
+        NewTopic(settings.events_topic, PARTITIONS),
+        NewTopic(settings.dead_letter_topic, 1),
+        *(
+            NewTopic(name, 1, config={"cleanup.policy": "compact"})
+            for name in (settings.destinations_topic, settings.sink_progress_topic)
+        ),
+    ]
+    for future in admin.create_topics(topics).values():
+        future.result(timeout=30)
+    return settings
+
+
+def sink_env(settings: AuditlogSettings) -> dict[str, str]:
+    """The ``AUDITLOG_*`` variables that point ``auditlog sink`` at these settings."""
+    names = (
+        "kafka_bootstrap",
+        "events_topic",
+        "dead_letter_topic",
+        "destinations_topic",
+        "sink_progress_topic",
+        "sink_group_id",
+        "sink_allow_local",
+        "sink_retry_max_s",
+        "sink_park_after_s",
+        "sink_request_timeout_s",
+        "metrics_port",
+    )
+    return {f"AUDITLOG_{name.upper()}": str(getattr(settings, name)) for name in names}
+
+
+def drop_topics(settings: AuditlogSettings) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = [
+        settings.events_topic,
+        settings.dead_letter_topic,
+        settings.destinations_topic,
+        settings.sink_progress_topic,
+    ]
+    for future in admin.delete_topics(names).values():
+        future.result(timeout=30)
+
+
+def publish(settings: AuditlogSettings, events: list[dict[str, Any]]) -> list[str]:
+    """Publish events through the SDK (validated); returns their ids in order."""
+    with AuditProducer(
+        wiring.producer_config(settings, client_id="sink-test"),
+        validator=wiring.validator(settings),
+    ) as producer:
+        futures = [producer.publish_future(event) for event in events]
+        producer.flush(30)
+        return [future.result(timeout=30).event_id for future in futures]
+
+
+def tenants_in_one_partition(settings: AuditlogSettings, count: int) -> list[str]:
+    """``count`` tenant ids whose events land in the same partition (found by publishing
+    one probe event each)."""
+    by_partition: dict[int, list[str]] = {}
+    with AuditProducer(
+        wiring.producer_config(settings, client_id="sink-test-probe"),
+        validator=wiring.validator(settings),
+    ) as producer:
+        for n in range(64):
+            tenant = f"tenant-{n}"
+            result = producer.publish_future(tenant_events(tenant, 1)[0]).result(timeout=30)
+            assert result.partition is not None
+            found = by_partition.setdefault(result.partition, [])
+            found.append(tenant)
+            if len(found) == count:
+                return found
+    raise AssertionError("no partition got enough tenants")
+
+
+def tenant_events(tenant: str, count: int, **overrides: Any) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [
+        valid_event(
+            tenant_id=tenant,
+            occurred_at=(now - timedelta(seconds=count - i)).isoformat(),
+            details={"n": str(i)},
+            **overrides,
+        )
+        for i in range(count)
+    ]
+
+
+def _now() -> datetime:
+    """Destinations receive events published from their creation on."""
+    return datetime.now(UTC)
+
+
+def webhook_destination(
+    tenant: str, url: str, *, max_age_s: float = 0.5, **fields: Any
+) -> Destination:
+    return Destination(
+        id=f"wh-{uuid.uuid4().hex[:8]}",
+        tenant_id=tenant,
+        target=WebhookTarget(url=url, signing_secret=SecretValue(ref="env:SINK_TEST_SECRET")),
+        batch=BatchLimits(max_records=fields.pop("max_records", 200), max_age_s=max_age_s),
+        compression=fields.pop("compression", "none"),
+        created_at=fields.pop("created_at", _now()),
+        updated_at=_now(),
+        filters=fields.pop("filters", Filters()),
+        **fields,
+    )
+
+
+def s3_destination(tenant: str, bucket: str, endpoint: str, **fields: Any) -> Destination:
+    return Destination(
+        id=f"s3-{uuid.uuid4().hex[:8]}",
+        tenant_id=tenant,
+        target=S3Target(
+            bucket=bucket,
+            endpoint_url=endpoint,
+            access_key_id=SecretValue(ref="env:SINK_TEST_S3_KEY"),
+            secret_access_key=SecretValue(ref="env:SINK_TEST_S3_SECRET"),
+        ),
+        batch=BatchLimits(
+            max_records=fields.pop("max_records", 500), max_age_s=fields.pop("max_age_s", 0.5)
+        ),
+        created_at=_now(),
+        updated_at=_now(),
+        **fields,
+    )
+
+
+def put_destinations(settings: AuditlogSettings, *destinations: Destination) -> None:
+    store = DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+    try:
+        for destination in destinations:
+            store.put(destination)
+    finally:
+        store.close()
+
+
+def secret_environment() -> dict[str, str]:
+    return {
+        "SINK_TEST_SECRET": WEBHOOK_SECRET,
+        "SINK_TEST_S3_KEY": LOCAL_ACCESS_KEY,
+        "SINK_TEST_S3_SECRET": LOCAL_SECRET_KEY,
+    }
+
+
+# -- a webhook receiver ------------------------------------------------------------------
+
+Reply = tuple[int, dict[str, str]]
+
+
+@dataclass
+class Received:
+    path: str
+    idempotency_key: str
+    event_ids: list[str]
+    tenants: set[str]
+    received_at: float
+
+
+@dataclass
+class Receiver:
+    """Records signed POSTs; ``respond`` decides each answer (default 200)."""
+
+    respond: Callable[[str, int], Reply] = lambda _path, _n: (200, {})
+    requests: list[Received] = field(default_factory=list)
+    attempts: int = 0
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    url: str = ""
+
+    def ids(self, path: str | None = None) -> list[str]:
+        with self.lock:
+            return [i for r in self.requests if path in (None, r.path) for i in r.event_ids]
+
+    def wait_for_ids(self, expected: set[str], path: str, timeout_s: float = 60) -> None:
+        with self.lock:
+            ok = self.lock.wait_for(
+                lambda: (
+                    expected <= {i for r in self.requests if r.path == path for i in r.event_ids}
+                ),
+                timeout_s,
+            )
+        if not ok:
+            missing = expected - set(self.ids(path))
+            raise AssertionError(f"{path}: {len(missing)} of {len(expected)} events not received")
+
+
+@contextlib.contextmanager
+def webhook_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
+    state = receiver or Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with state.lock:
+                state.attempts += 1
+                attempt = state.attempts
+            status, headers = state.respond(self.path, attempt)
+            if status == 200:
+                verify(body, dict(self.headers.items()), WEBHOOK_SECRET.encode())
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                events = [json.loads(line) for line in body.splitlines() if line.strip()]
+                with state.lock:
+                    state.requests.append(
+                        Received(
+                            self.path,
+                            self.headers[IDEMPOTENCY_HEADER],
+                            [e["event_id"] for e in events],
+                            {e["tenant_id"] for e in events},
+                            time.monotonic(),
+                        )
+                    )
+                    state.lock.notify_all()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+# -- a worker on a thread ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_worker(
+    settings: AuditlogSettings, monkeypatch: Any, **overrides: Any
+) -> Iterator[SinkWorker]:
+    """A sink worker running on a thread until the block ends (then stopped, joined)."""
+    for name, value in secret_environment().items():
+        monkeypatch.setenv(name, value)
+    with wiring.sink_worker(
+        settings,
+        HealthState(settings.sink_group_id),
+        exit_when_idle_s=None,
+        registry=CollectorRegistry(),
+    ) as worker:
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                worker.run()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+                failure.append(exc)
+
+        thread = threading.Thread(target=run, name="sink-worker")
+        thread.start()
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            thread.join(60)
+            assert not thread.is_alive(), "the worker did not stop"
+        if failure:
+            raise failure[0]
+
+
+# -- S3 ----------------------------------------------------------------------------------
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=LOCAL_ACCESS_KEY,
+        aws_secret_access_key=LOCAL_SECRET_KEY,
+        region_name="us-east-1",
+    )
+
+
+def new_bucket(endpoint: str) -> str:
+    bucket = f"sink-{uuid.uuid4().hex[:12]}"
+    ensure_bucket(endpoint, bucket)
+    return bucket
+
+
+def s3_objects(endpoint: str, bucket: str) -> dict[str, list[dict[str, Any]]]:
+    """Every object of ``bucket`` and the events it holds."""
+    client = s3_client(endpoint)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            if item["Key"].endswith(".gz"):
+                body = gzip.decompress(body)
+            found[item["Key"]] = [json.loads(line) for line in body.splitlines() if line]
+    return found
