@@ -6,16 +6,15 @@
 3. run the ClickHouse writer until it has caught up (raw Avro blocks, exactly once);
 4. query ClickHouse as an analyst would, including the seed's question: who stopped a
    recipe, and when;
-5. write a summary object to S3 and read it back (until the sink workers exist).
+5. stream two tenants' events to their destinations (an S3 bucket, a signed webhook) with
+   a sink worker, and check each holds exactly its tenant's events.
 
 Each step returns what it observed; the flow raises if any step loses or invents an event.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from auditlog import wiring
+from auditlog.demo_sinks import DemoStreaming, StreamReport, two_biggest_tenants
 from auditlog.settings import AuditlogSettings
 from consumers.migrations import apply_pending
 from producers.generator import GeneratorConfig, generate
@@ -49,7 +49,7 @@ class DemoReport:
     writer_batches: int = 0
     clickhouse_rows: int = 0
     recipe_stopped: str = ""
-    s3_object: str = ""
+    streaming: StreamReport = field(default_factory=StreamReport)
 
 
 def ensure(settings: AuditlogSettings, report: DemoReport) -> None:
@@ -61,8 +61,8 @@ def ensure(settings: AuditlogSettings, report: DemoReport) -> None:
         report.topics[name] = "drift" if result.drift_of(name) else "ok"
 
 
-def publish(settings: AuditlogSettings, events: int, tenants: int, report: DemoReport) -> set[str]:
-    """Publish generated events whose last one happens now; returns their ids."""
+def generated(events: int, tenants: int, report: DemoReport) -> list[dict[str, Any]]:
+    """Generated events whose last one happens about now."""
     # The generated span is about events x gap; a margin keeps the last event in the past.
     start = datetime.now(UTC) - timedelta(milliseconds=1.2 * _GAP_MS * events + 60_000)
     config = GeneratorConfig(
@@ -73,16 +73,23 @@ def publish(settings: AuditlogSettings, events: int, tenants: int, report: DemoR
         mean_gap_ms=_GAP_MS,
         diurnal=False,
     )
-    ids: set[str] = set()
+    return list(generate(config))
+
+
+def publish(
+    settings: AuditlogSettings, events: list[dict[str, Any]], report: DemoReport
+) -> dict[str, set[str]]:
+    """Publish through the SDK; returns the event ids by tenant."""
+    ids: dict[str, set[str]] = {}
     began = time.monotonic()
     with AuditProducer(
         wiring.producer_config(settings, client_id="auditlog-demo"),
         validator=wiring.validator(settings),
         encoder=wiring.encoder(settings),
     ) as producer:
-        for event in generate(config):
-            ids.add(producer.publish(event))
-    report.published = len(ids)
+        for event in events:
+            ids.setdefault(str(event["tenant_id"]), set()).add(producer.publish(event))
+    report.published = sum(len(found) for found in ids.values())
     report.publish_seconds = time.monotonic() - began
     return ids
 
@@ -150,32 +157,16 @@ def query(settings: AuditlogSettings, ids: set[str], report: DemoReport) -> None
         client.close()
 
 
-def archive(settings: AuditlogSettings, bucket: str, report: DemoReport) -> None:
-    import boto3  # noqa: PLC0415 - boto3 is part of the local extra only
-
-    from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY  # noqa: PLC0415
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint,
-        region_name=settings.s3_region,
-        aws_access_key_id=LOCAL_ACCESS_KEY,
-        aws_secret_access_key=LOCAL_SECRET_KEY,
-    )
-    key = f"demo/summary-{uuid.uuid4().hex[:8]}.json"
-    body = json.dumps({"published": report.published, "categories": report.categories}).encode()
-    client.put_object(Bucket=bucket, Key=key, Body=body)
-    if client.get_object(Bucket=bucket, Key=key)["Body"].read() != body:
-        raise RuntimeError(f"s3://{bucket}/{key} did not read back as written")
-    report.s3_object = f"s3://{bucket}/{key}"
-
-
 def run(settings: AuditlogSettings, *, events: int, tenants: int, bucket: str) -> DemoReport:
     report = DemoReport()
     ensure(settings, report)
     migrate(settings, report)
-    ids = publish(settings, events, tenants, report)
-    write(settings, report)
-    query(settings, ids, report)
-    archive(settings, bucket, report)
+    batch = generated(events, tenants, report)
+    streaming = DemoStreaming(settings, bucket, two_biggest_tenants(batch))
+    with streaming.destinations():
+        ids = publish(settings, batch, report)
+        write(settings, report)
+        query(settings, set().union(*ids.values()), report)
+        streaming.deliver(ids)
+    report.streaming = streaming.report
     return report

@@ -232,9 +232,11 @@ def sink_worker(
     *,
     exit_when_idle_s: float | None,
     registry: CollectorRegistry = REGISTRY,
+    secrets: SecretBox | None = None,
 ) -> Iterator[SinkWorker]:
     """A sink worker and what it owns (closed on exit): the destination catalog, the
-    progress store, the HTTP client, the store and producer used to pause a destination."""
+    progress store, the HTTP client, the store and producer used to pause a destination.
+    ``secrets``: how destination secrets open (default: :func:`secret_box`)."""
     with contextlib.ExitStack() as owned:
         catalog = destination_catalog(settings)
         owned.callback(catalog.close)
@@ -249,7 +251,7 @@ def sink_worker(
         owned.callback(progress.close)
         http = PinnedHttpClient(settings.sink_allow_local, settings.sink_request_timeout_s)
         owned.callback(http.close)
-        secrets = secret_box(settings)
+        secrets = secrets or secret_box(settings)
         store = destination_store(settings)
         owned.callback(store.close)
         producer = AuditProducer(

@@ -11,6 +11,7 @@ was acknowledged by all in-sync replicas.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,10 @@ from confluent_kafka import (
 Change = tuple[bytes, bytes | None]
 
 
+# librdkafka's own log lines go through Python logging (JSON logs), not stderr.
+_CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
+
+
 class TableError(RuntimeError):
     """The table's topic could not be read or written; the message says which and why."""
 
@@ -42,6 +47,7 @@ class CompactedTable:
                 "bootstrap.servers": bootstrap,
                 "group.id": f"{client_id}-unused",  # required by the client; never joined
                 "client.id": client_id,
+                "logger": _CLIENT_LOG,
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "auto.offset.reset": "earliest",
@@ -170,6 +176,7 @@ class TableWriter:
             {
                 "bootstrap.servers": bootstrap,
                 "client.id": client_id,
+                "logger": _CLIENT_LOG,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,

@@ -4,7 +4,12 @@ resumed, replaying) so they catch up without holding anyone else back."""
 
 from __future__ import annotations
 
+import logging
+
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+# librdkafka's own log lines go through Python logging (JSON logs), not stderr.
+_CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
 
 
 class PartitionReader:
@@ -18,6 +23,7 @@ class PartitionReader:
                 "bootstrap.servers": bootstrap,
                 "group.id": f"{client_id}-unused",  # required by the client; never joined
                 "client.id": client_id,
+                "logger": _CLIENT_LOG,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",

@@ -60,6 +60,7 @@ from sinks.retry import Backoff, next_delay
 from sinks.senders.base import RetryableDeliveryError, Sender
 
 _LOG = logging.getLogger("auditlog.sink")
+_CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
 _OFFSET_INVALID = -1001
 LaneKey = tuple[str, int, str]  # destination id, partition, stream
 
@@ -80,7 +81,7 @@ class SinkConfig:
     exit_when_idle_s: float | None = None
     shutdown_timeout_s: float = 30.0
 
-    def consumer_properties(self) -> dict[str, str | int | float | bool]:
+    def consumer_properties(self) -> dict[str, object]:
         return {
             "bootstrap.servers": self.bootstrap,
             "group.id": self.group_id,
@@ -90,6 +91,7 @@ class SinkConfig:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 30000,
             "max.poll.interval.ms": 300000,
+            "logger": _CLIENT_LOG,
         }
 
 

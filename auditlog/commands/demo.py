@@ -72,6 +72,19 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     _say(f"  failed logins   {report.failed_logins}")
     if report.recipe_stopped:
         _say(f"  last recipe stopped: {report.recipe_stopped}")
-    _say(f"s3          summary written and read back: {report.s3_object}")
+    streaming = report.streaming
+    _say(
+        f"sink        caught up in {streaming.sink_seconds:.1f} s; each destination holds "
+        "exactly its tenant's events, once"
+    )
+    _say(
+        f"  {streaming.s3_tenant}: {streaming.s3_events} events in "
+        f"{len(streaming.s3_objects)} S3 objects (NDJSON gzip), e.g. "
+        f"{streaming.s3_objects[0] if streaming.s3_objects else '-'}"
+    )
+    _say(
+        f"  {streaming.webhook_tenant}: {streaming.webhook_events} events in "
+        f"{streaming.webhook_posts} signed webhook POSTs, every signature verified"
+    )
     _say("demo ok")
     return 0

@@ -1,0 +1,232 @@
+"""The streaming part of ``auditlog demo``: two tenants get a destination each (an S3
+bucket on the local S3 server, a signed webhook to a receiver inside the demo), a sink
+worker runs until it has caught up, and the demo checks that each destination holds
+exactly its tenant's events, once.
+
+The webhook receiver verifies every signature as a customer's would (``sinks.signing``).
+Local-development mode is on for the demo only (the receiver is on 127.0.0.1, over http).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from auditlog import wiring
+from auditlog.settings import AuditlogSettings
+from consumers.health import HealthState
+from sinks.destinations.model import (
+    BatchLimits,
+    Destination,
+    S3Target,
+    SecretValue,
+    WebhookTarget,
+)
+from sinks.destinations.secrets import SecretBox
+from sinks.destinations.store import DestinationStore
+from sinks.signing import verify
+
+# The demo's own secrets, handed to the worker's SecretBox (never the process environment).
+_SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a demo value
+_BATCH = BatchLimits(max_records=2_000, max_age_s=2.0)
+
+
+@dataclass
+class StreamReport:
+    s3_tenant: str = ""
+    s3_events: int = 0
+    s3_objects: list[str] = field(default_factory=list)
+    webhook_tenant: str = ""
+    webhook_events: int = 0
+    webhook_posts: int = 0
+    sink_seconds: float = 0.0
+
+
+@dataclass
+class _Inbox:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    event_ids: list[str] = field(default_factory=list)
+    posts: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _receiver() -> Iterator[tuple[str, _Inbox]]:
+    inbox = _Inbox()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            try:
+                verify(body, dict(self.headers.items()), _SIGNING_SECRET.encode())
+            except ValueError as exc:
+                with inbox.lock:
+                    inbox.refused.append(str(exc))
+                self.send_response(401)
+                self.end_headers()
+                return
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            ids = [json.loads(line)["event_id"] for line in body.splitlines() if line]
+            with inbox.lock:
+                inbox.event_ids.extend(ids)
+                inbox.posts += 1
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/audit", inbox
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def two_biggest_tenants(events: list[dict[str, Any]]) -> tuple[str, str]:
+    ranked = Counter(str(e["tenant_id"]) for e in events).most_common(2)
+    return ranked[0][0], ranked[1][0]
+
+
+class DemoStreaming:
+    """Destinations are added before the events are published (a destination receives
+    events published from its creation on); :meth:`deliver` runs the sink and checks."""
+
+    def __init__(self, settings: AuditlogSettings, bucket: str, tenants: tuple[str, str]):
+        from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY  # noqa: PLC0415
+
+        self._settings = settings.model_copy(update={"sink_allow_local": True})
+        self._bucket = bucket
+        self._secrets = SecretBox(
+            [],
+            {
+                "DEMO_SIGNING_SECRET": _SIGNING_SECRET,
+                "DEMO_S3_KEY": LOCAL_ACCESS_KEY,
+                "DEMO_S3_SECRET": LOCAL_SECRET_KEY,
+            },
+        )
+        self.report = StreamReport(s3_tenant=tenants[0], webhook_tenant=tenants[1])
+        self._run = uuid.uuid4().hex[:8]
+
+    def _destinations(self, webhook_url: str) -> list[Destination]:
+        now = datetime.now(UTC)
+        s3 = Destination(
+            id=f"demo-s3-{self._run}",
+            tenant_id=self.report.s3_tenant,
+            name="demo archive",
+            target=S3Target(
+                bucket=self._bucket,
+                endpoint_url=self._settings.s3_endpoint,
+                region=self._settings.s3_region,
+                access_key_id=SecretValue(ref="env:DEMO_S3_KEY"),
+                secret_access_key=SecretValue(ref="env:DEMO_S3_SECRET"),
+            ),
+            batch=_BATCH,
+            created_at=now,
+            updated_at=now,
+        )
+        hook = Destination(
+            id=f"demo-hook-{self._run}",
+            tenant_id=self.report.webhook_tenant,
+            name="demo SIEM",
+            target=WebhookTarget(
+                url=webhook_url, signing_secret=SecretValue(ref="env:DEMO_SIGNING_SECRET")
+            ),
+            batch=_BATCH,
+            created_at=now,
+            updated_at=now,
+        )
+        return [s3, hook]
+
+    @contextlib.contextmanager
+    def destinations(self) -> Iterator[DemoStreaming]:
+        """Add the two destinations (and start the webhook receiver) for the block."""
+        with _receiver() as (url, inbox):
+            self._inbox = inbox
+            self._added = self._destinations(url)
+            store = DestinationStore(
+                self._settings.kafka_bootstrap, self._settings.destinations_topic
+            )
+            try:
+                for destination in self._added:
+                    store.put(destination)
+                yield self
+            finally:
+                for destination in self._added:
+                    store.remove(destination.id)
+                store.close()
+
+    def deliver(self, ids_by_tenant: dict[str, set[str]]) -> None:
+        """Run a sink worker until it has caught up; raise unless each destination holds
+        exactly its tenant's events, once."""
+        began = time.monotonic()
+        with wiring.sink_worker(
+            self._settings,
+            HealthState(self._settings.sink_group_id),
+            exit_when_idle_s=2.0,
+            secrets=self._secrets,
+        ) as worker:
+            worker.run()
+        self.report.sink_seconds = time.monotonic() - began
+        s3_ids = self._read_bucket()
+        self._check("S3", self.report.s3_tenant, s3_ids, ids_by_tenant)
+        with self._inbox.lock:
+            hook_ids = list(self._inbox.event_ids)
+            self.report.webhook_posts = self._inbox.posts
+            refused = list(self._inbox.refused)
+        if refused:
+            raise RuntimeError(f"the receiver refused {len(refused)} POSTs: {refused[0]}")
+        self._check("webhook", self.report.webhook_tenant, hook_ids, ids_by_tenant)
+        self.report.s3_events, self.report.webhook_events = len(s3_ids), len(hook_ids)
+
+    def _read_bucket(self) -> list[str]:
+        import boto3  # noqa: PLC0415 - boto3 comes with the local extra
+
+        from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY  # noqa: PLC0415
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self._settings.s3_endpoint,
+            region_name=self._settings.s3_region,
+            aws_access_key_id=LOCAL_ACCESS_KEY,
+            aws_secret_access_key=LOCAL_SECRET_KEY,
+        )
+        prefix = f"auditlog/{self.report.s3_tenant}/{self._added[0].id}/"
+        ids: list[str] = []
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                body = gzip.decompress(
+                    client.get_object(Bucket=self._bucket, Key=item["Key"])["Body"].read()
+                )
+                ids.extend(json.loads(line)["event_id"] for line in body.splitlines() if line)
+                self.report.s3_objects.append(f"s3://{self._bucket}/{item['Key']}")
+        return ids
+
+    @staticmethod
+    def _check(
+        where: str, tenant: str, received: list[str], ids_by_tenant: dict[str, set[str]]
+    ) -> None:
+        expected = ids_by_tenant.get(tenant, set())
+        if Counter(received) != Counter(expected):
+            raise RuntimeError(
+                f"{where}: {len(received)} events received ({len(set(received))} distinct) "
+                f"for {len(expected)} published by {tenant}"
+            )
