@@ -34,7 +34,7 @@ from sinks.metrics import sink_metrics
 from sinks.progress import ProgressStore
 from sinks.reader import PartitionReader
 from sinks.senders.base import Sender
-from sinks.senders.factory import build_sender
+from sinks.senders.factory import S3ClientCache, build_sender
 from sinks.senders.http import PinnedHttpClient
 from sinks.senders.s3 import make_s3_client
 from sinks.worker import SinkConfig, SinkWorker
@@ -251,6 +251,8 @@ def sink_worker(
         owned.callback(progress.close)
         http = PinnedHttpClient(settings.sink_allow_local, settings.sink_request_timeout_s)
         owned.callback(http.close)
+        s3_clients = S3ClientCache()
+        owned.callback(s3_clients.close)
         secrets = secrets or secret_box(settings)
         store = destination_store(settings)
         owned.callback(store.close)
@@ -275,7 +277,11 @@ def sink_worker(
             catalog=catalog,
             progress=progress,
             senders=lambda destination: build_sender(
-                destination, secrets, http=http, s3_timeout_s=settings.sink_request_timeout_s
+                destination,
+                secrets,
+                http=http,
+                s3_timeout_s=settings.sink_request_timeout_s,
+                s3_clients=s3_clients,
             ),
             readers=make_reader,
             decoder=decoder(settings),

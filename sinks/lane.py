@@ -87,7 +87,8 @@ class Lane:
         must_end_at: int | None = None,
         stop_at: int | None = None,
     ) -> None:
-        self.destination = destination
+        self._destination = destination
+        self.created_ms = destination.created_at.timestamp() * 1000
         self.partition = partition
         self.stream: Stream = stream
         self.mode: LaneMode = mode
@@ -103,6 +104,16 @@ class Lane:
         self.attempt = 0
         self.failing_since_s: float | None = None
         self.sync_guard = 0  # in sync once next_offset reaches it (after a hand-over)
+
+    @property
+    def destination(self) -> Destination:
+        return self._destination
+
+    @destination.setter
+    def destination(self, destination: Destination) -> None:
+        """A changed destination (new filters or limits apply from the next record on)."""
+        self._destination = destination
+        self.created_ms = destination.created_at.timestamp() * 1000
 
     # -- feeding -------------------------------------------------------------------------
 

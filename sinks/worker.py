@@ -198,7 +198,9 @@ class SinkWorker:
         for change in self._catalog.refresh(0):
             self._apply_change(change)
         self._progress.refresh(0)
-        wait_s = 0.0 if self._in_flight or self._readers else 0.1
+        # Deliveries or readers pending: come back soon, but do not spin (it would take the
+        # CPU the delivery threads need).
+        wait_s = 0.005 if self._in_flight or self._readers else 0.1
         messages = self._consumer.consume(500, wait_s)
         now = time.monotonic()
         for message in messages:
@@ -489,9 +491,8 @@ class SinkWorker:
         line: bytes | None = None
         event_at: datetime | None = None
         for lane in lanes:
-            created_ms = lane.destination.created_at.timestamp() * 1000
             if (
-                lane.stream == "live" and 0 < timestamp_ms < created_ms
+                lane.stream == "live" and 0 < timestamp_ms < lane.created_ms
             ) or not lane.destination.filters.accepts(category, action):
                 lane.skip(offset)
                 continue

@@ -8,8 +8,10 @@ destination kind is one entry: to add Datadog logs, add its target to
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.secrets import SecretBox
@@ -19,14 +21,51 @@ from sinks.senders.s3 import S3Sender, make_s3_client
 from sinks.senders.splunk_hec import SplunkHecSender
 from sinks.senders.webhook import WebhookSender
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class S3ClientCache:
+    """One S3 client per set of connection settings (endpoint, region, credentials or
+    role), shared by every destination that has them: a boto3 client costs tens of
+    milliseconds and megabytes to build, and a worker may serve thousands of destinations in
+    one account's buckets. Thread-safe; :meth:`close` closes every client."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[object, ...], S3Client] = {}
+        self._lock = threading.Lock()
+
+    def client(self, target: S3Target, secrets: SecretBox, *, timeout_s: float) -> S3Client:
+        key = (
+            target.endpoint_url,
+            target.region,
+            target.role_arn,
+            target.external_id,
+            target.access_key_id,
+            target.secret_access_key,
+        )
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                found = self._clients[key] = make_s3_client(target, secrets, timeout_s=timeout_s)
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
 
 @dataclass(frozen=True)
 class SenderResources:
     """What senders share or are configured with: the worker's HTTP client (owned by the
-    caller, shared by every HTTP sender) and the S3 request timeout."""
+    caller, shared by every HTTP sender), the S3 request timeout, and optionally shared S3
+    clients (owned by the caller)."""
 
     http: PinnedHttpClient
     s3_timeout_s: float
+    s3_clients: S3ClientCache | None = None
 
 
 SenderBuilder = Callable[[Destination, SecretBox, SenderResources], Sender]
@@ -34,6 +73,11 @@ SenderBuilder = Callable[[Destination, SecretBox, SenderResources], Sender]
 
 def _s3(destination: Destination, secrets: SecretBox, resources: SenderResources) -> Sender:
     assert isinstance(destination.target, S3Target)
+    if resources.s3_clients is not None:
+        shared = resources.s3_clients.client(
+            destination.target, secrets, timeout_s=resources.s3_timeout_s
+        )
+        return S3Sender(destination, shared, owns_client=False)
     client = make_s3_client(destination.target, secrets, timeout_s=resources.s3_timeout_s)
     return S3Sender(destination, client)
 
@@ -59,6 +103,7 @@ def build_sender(
     *,
     http: PinnedHttpClient,
     s3_timeout_s: float,
+    s3_clients: S3ClientCache | None = None,
 ) -> Sender:
     """The sender for ``destination``; makes no request. Raises
     :class:`~sinks.senders.base.PermanentDeliveryError` when the destination cannot be set
@@ -71,4 +116,4 @@ def build_sender(
             f"destination {destination.id}: no sender for kind {destination.kind!r} "
             f"(known: {', '.join(sorted(SENDER_KINDS))})"
         )
-    return builder(destination, secrets, SenderResources(http, s3_timeout_s))
+    return builder(destination, secrets, SenderResources(http, s3_timeout_s, s3_clients))

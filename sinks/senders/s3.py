@@ -169,6 +169,8 @@ def make_s3_client(
         "request_checksum_calculation": "when_required",
         "response_checksum_validation": "when_required",
         "user_agent_extra": "auditlog-sink",
+        # One client may serve many destinations from every delivery thread.
+        "max_pool_connections": 32,
     }
     if target.endpoint_url:
         config_args["s3"] = {"addressing_style": "path"}
@@ -388,15 +390,19 @@ def read_object(
 
 
 class S3Sender:
-    """Delivers to an :class:`S3Target` with ``client`` (from :func:`make_s3_client`),
-    which it owns: ``close`` closes it."""
+    """Delivers to an :class:`S3Target` with ``client`` (from :func:`make_s3_client`).
+    ``owns_client``: ``close`` closes it (False for a client shared by several
+    destinations, see :class:`~sinks.senders.factory.S3ClientCache`)."""
 
-    def __init__(self, destination: Destination, client: S3Client) -> None:
+    def __init__(
+        self, destination: Destination, client: S3Client, *, owns_client: bool = True
+    ) -> None:
         if not isinstance(destination.target, S3Target):
             raise TypeError(f"destination {destination.id} is not an S3 destination")
         self._destination = destination
         self._target: S3Target = destination.target
         self._client = client
+        self._owns_client = owns_client
 
     def send(self, payload: Payload) -> Receipt:
         key = object_key(self._target, payload)
@@ -413,4 +419,5 @@ class S3Sender:
         return Receipt(f"s3://{self._target.bucket}/{key}")
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()

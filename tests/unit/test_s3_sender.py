@@ -320,3 +320,24 @@ def test_transport_failures(error: Exception, kind: type[Exception]) -> None:
     mapped = delivery_error(error, "audit-bucket", "k")  # type: ignore[arg-type]
     assert isinstance(mapped, kind)
     assert "s3://audit-bucket/k" in str(mapped)
+
+
+def test_destinations_with_the_same_connection_settings_share_one_client() -> None:
+    from sinks.senders.factory import S3ClientCache  # noqa: PLC0415
+
+    cache = S3ClientCache()
+    first = cache.client(keyed_target(), SECRETS, timeout_s=1.0)
+    again = cache.client(keyed_target(prefix_template="other/{tenant_id}"), SECRETS, timeout_s=1.0)
+    other = cache.client(keyed_target(region="eu-west-1"), SECRETS, timeout_s=1.0)
+    assert first is again, "the bucket prefix is not a connection setting"
+    assert other is not first
+    destination = Destination(
+        id="s3-shared",
+        tenant_id="acme",
+        target=keyed_target(),
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    S3Sender(destination, first, owns_client=False).close()
+    assert cache.client(keyed_target(), SECRETS, timeout_s=1.0) is first
+    cache.close()
