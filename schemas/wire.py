@@ -141,6 +141,11 @@ class Decoder:
         self._registry = registry
         self._registry_schemas: dict[int, Any] = {}
 
+    @property
+    def reader(self) -> SchemaVersion:
+        """The version every value is read into."""
+        return self._reader
+
     def writer_schema(self, frame: Frame) -> Any:
         """The parsed writer schema of ``frame``; raises :class:`WireError` ("unknown-schema")."""
         if frame.fingerprint is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from sinks.destinations.model import Destination
@@ -56,7 +56,7 @@ class Batch:
 class _Open:
     opened_at_s: float
     first_offset: int
-    first_event_at: datetime
+    first_event_ms: int  # occurred_at of the first event, epoch milliseconds
     lines: list[bytes] = field(default_factory=list)
     record_times_ms: list[int] = field(default_factory=list)
     last_offset: int = -1
@@ -67,7 +67,7 @@ class _Open:
             self.first_offset,
             self.last_offset,
             self.lines,
-            self.first_event_at,
+            datetime.fromtimestamp(self.first_event_ms / 1000, UTC),
             self.size_bytes,
             self.record_times_ms,
         )
@@ -132,16 +132,17 @@ class Lane:
             self._close()
 
     def add(
-        self, offset: int, line: bytes, event_at: datetime, record_time_ms: int, now_s: float
+        self, offset: int, line: bytes, event_at_ms: int, record_time_ms: int, now_s: float
     ) -> None:
-        """A record for this destination, encoded as ``line``."""
+        """A record for this destination, encoded as ``line``; ``event_at_ms``: its
+        ``occurred_at`` (epoch milliseconds), ``record_time_ms``: its Kafka timestamp."""
         limits = self.destination.batch
         current = self._open
         if current is not None and current.size_bytes + len(line) > limits.max_bytes:
             self._close()
             current = None
         if current is None:
-            current = self._open = _Open(now_s, offset, event_at)
+            current = self._open = _Open(now_s, offset, event_at_ms)
         current.lines.append(line)
         current.record_times_ms.append(record_time_ms)
         current.last_offset = offset

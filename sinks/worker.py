@@ -51,13 +51,13 @@ from schemas.wire import Decoder, WireError
 from sinks.delivery import DeliveryResult, deliver, is_permanent
 from sinks.destinations.model import Destination
 from sinks.destinations.store import CatalogChange, DestinationCatalog
-from sinks.encoding import event_json
 from sinks.lane import Lane, LaneMode, Stream
 from sinks.metrics import SinkMetrics
 from sinks.progress import LaneProgress, ProgressStore
 from sinks.reader import PartitionReader
 from sinks.retry import Backoff, next_delay
 from sinks.senders.base import RetryableDeliveryError, Sender
+from sinks.transcode import EventTranscoder
 
 _LOG = logging.getLogger("auditlog.sink")
 _CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
@@ -139,7 +139,7 @@ class SinkWorker:
         self._progress = progress
         self._make_sender = senders
         self._make_reader = readers
-        self._decoder = decoder
+        self._transcoder = EventTranscoder(decoder)
         self._metrics = metrics
         self._health = health
         self._auto_pause = auto_pause
@@ -489,7 +489,7 @@ class SinkWorker:
         action = _text(headers.get(ACTION))
         _, timestamp_ms = message.timestamp()
         line: bytes | None = None
-        event_at: datetime | None = None
+        event_at_ms = 0
         for lane in lanes:
             if (
                 lane.stream == "live" and 0 < timestamp_ms < lane.created_ms
@@ -498,7 +498,7 @@ class SinkWorker:
                 continue
             if line is None:
                 try:
-                    datum = self._decoder.decode(message.value() or b"")
+                    line, event_at_ms = self._transcoder.to_json(message.value() or b"")
                 except WireError as exc:
                     self._metrics.undecodable.inc()
                     _LOG.warning(
@@ -508,10 +508,7 @@ class SinkWorker:
                     for other in lanes:
                         other.skip(offset)
                     return
-                line = event_json(datum)
-                event_at = datum["occurred_at"]
-            assert event_at is not None
-            lane.add(offset, line, event_at, timestamp_ms, now)
+            lane.add(offset, line, event_at_ms, timestamp_ms, now)
 
     def _read_behind(self, now: float) -> bool:
         """Feed lanes that are behind the group from their own readers; hand a lane back to

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import boto3
+
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.secrets import SecretBox
 from sinks.senders.base import Sender
@@ -34,6 +36,9 @@ class S3ClientCache:
     def __init__(self) -> None:
         self._clients: dict[tuple[object, ...], S3Client] = {}
         self._lock = threading.Lock()
+        # Clients are built under the lock, so they may share one botocore session (and
+        # the service data it loaded once).
+        self._session = boto3.session.Session()
 
     def client(self, target: S3Target, secrets: SecretBox, *, timeout_s: float) -> S3Client:
         key = (
@@ -47,7 +52,9 @@ class S3ClientCache:
         with self._lock:
             found = self._clients.get(key)
             if found is None:
-                found = self._clients[key] = make_s3_client(target, secrets, timeout_s=timeout_s)
+                found = self._clients[key] = make_s3_client(
+                    target, secrets, timeout_s=timeout_s, shared_session=self._session
+                )
             return found
 
     def close(self) -> None:

@@ -64,7 +64,7 @@ MAX_ANSWER_BYTES = 64 * 1024
 # Connection pools kept at most (least recently used closed first), and connections kept
 # per pool (more are opened when threads need them, and not kept).
 MAX_POOLS = 256
-POOL_CONNECTIONS = 4
+POOL_CONNECTIONS = 16  # as many as the worker's delivery threads
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")

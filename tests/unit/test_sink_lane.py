@@ -8,6 +8,7 @@ from sinks.destinations.model import BatchLimits, Destination, SecretValue, Webh
 from sinks.lane import MAX_READY_BATCHES, Lane
 
 AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+AT_MS = int(AT.timestamp() * 1000)
 
 
 def _destination(**limits: float) -> Destination:
@@ -26,7 +27,7 @@ def _lane(start: int = 0, **limits: float) -> Lane:
 
 
 def _add(lane: Lane, offset: int, size: int = 10, now_s: float = 0.0) -> None:
-    lane.add(offset, b"x" * size, AT, 1, now_s)
+    lane.add(offset, b"x" * size, AT_MS, 1, now_s)
 
 
 def test_a_batch_closes_at_max_records_and_keeps_offsets() -> None:
@@ -36,6 +37,7 @@ def test_a_batch_closes_at_max_records_and_keeps_offsets() -> None:
     batch = lane.next_batch(0.0)
     assert batch is not None
     assert (batch.first_offset, batch.last_offset, batch.record_count) == (100, 105, 3)
+    assert batch.first_event_at == AT
     assert lane.first_pending() == 100
     lane.delivered(batch)
     assert lane.next_offset == 106
@@ -60,11 +62,11 @@ def test_a_batch_closes_after_max_age_but_not_while_reforming_an_announced_one()
     assert lane.next_batch(5.0) is not None
 
     announced = Lane(_destination(max_age_s=5), 0, next_offset=10, mode="live", must_end_at=12)
-    announced.add(10, b"a", AT, 1, 0.0)
+    announced.add(10, b"a", AT_MS, 1, 0.0)
     announced.tick(100.0)
     assert announced.next_batch(100.0) is None, "an announced batch waits for its last record"
     announced.skip(11)
-    announced.add(12, b"c", AT, 1, 100.0)
+    announced.add(12, b"c", AT_MS, 1, 100.0)
     batch = announced.next_batch(100.0)
     assert batch is not None
     assert (batch.first_offset, batch.last_offset) == (10, 12)
