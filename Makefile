@@ -48,6 +48,7 @@ bench: venv
 	$(BIN)/python -m bench.clickhouse_insert
 	$(BIN)/python -m bench.avro_insert
 	$(BIN)/python -m bench.writer_throughput
+	$(BIN)/python -m bench.sink_throughput
 
 stack-up: venv
 	$(BIN)/auditlog stack up
