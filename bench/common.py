@@ -6,12 +6,15 @@ import contextlib
 import os
 import platform
 import tempfile
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from deploy.stack import kafka, processes
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
+from producers.producer import AuditProducer
 from schemas.versions import current
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,3 +80,22 @@ def decoded_columns(records: list[dict[str, Any]]) -> list[list[Any]]:
         else:
             columns.append([r[name] for r in records])
     return columns
+
+
+def publish_at_rate(
+    producer: AuditProducer, pool: Sequence[dict[str, Any]], rate: float, duration_s: float
+) -> tuple[int, float]:
+    """Publish datums from ``pool`` (round robin, each with a fresh ``event_id`` and
+    ``occurred_at`` = now) at ``rate`` events/s for ``duration_s``; returns (sent, seconds)."""
+    sent = 0
+    began = time.monotonic()
+    while (elapsed := time.monotonic() - began) < duration_s:
+        due = int(elapsed * rate) + 1
+        while sent < due:
+            datum = pool[sent % len(pool)]
+            datum["event_id"] = str(uuid.uuid4())
+            datum["occurred_at"] = time.time_ns() // 1_000_000
+            producer.publish_datum(datum)
+            sent += 1
+        time.sleep(0.001)
+    return sent, time.monotonic() - began

@@ -85,7 +85,7 @@ from prometheus_client import CollectorRegistry
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from bench.common import machine, private_kafka
+from bench.common import machine, private_kafka, publish_at_rate
 from consumers.health import HealthState
 from deploy.stack import processes
 from deploy.stack.s3 import (
@@ -858,18 +858,7 @@ def _live_producer(
     )
     out.put(_tenants(pool))
     go.wait()
-    sent = 0
-    began = time.monotonic()
-    while (elapsed := time.monotonic() - began) < duration_s:
-        due = int(elapsed * rate) + 1
-        while sent < due:
-            datum = pool[sent % LIVE_POOL]
-            datum["event_id"] = str(uuid.uuid4())
-            datum["occurred_at"] = time.time_ns() // 1_000_000
-            producer.publish_datum(datum)
-            sent += 1
-        time.sleep(0.001)
-    seconds = time.monotonic() - began
+    sent, seconds = publish_at_rate(producer, pool, rate, duration_s)
     report = producer.close()
     out.put({"sent": sent, "seconds": seconds, "delivered": report.delivered})
 

@@ -49,7 +49,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
-from bench.common import FIELDS, decoded_columns, machine, private_clickhouse, private_kafka
+from bench.common import (
+    FIELDS,
+    decoded_columns,
+    machine,
+    private_clickhouse,
+    private_kafka,
+    publish_at_rate,
+)
 from consumers.batches import Batch
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
 from consumers.health import HealthState
@@ -372,18 +379,7 @@ def _live_producer(
     )
     out.put("ready")
     go.wait()
-    sent = 0
-    began = time.monotonic()
-    while (elapsed := time.monotonic() - began) < duration_s:
-        due = int(elapsed * rate) + 1
-        while sent < due:
-            datum = pool[sent % LIVE_POOL]
-            datum["event_id"] = str(uuid.uuid4())
-            datum["occurred_at"] = time.time_ns() // 1_000_000
-            producer.publish_datum(datum)
-            sent += 1
-        time.sleep(0.001)
-    seconds = time.monotonic() - began
+    sent, seconds = publish_at_rate(producer, pool, rate, duration_s)
     report = producer.close()
     out.put({"sent": sent, "seconds": seconds, "delivered": report.delivered})
 
