@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from sinks.destinations.model import Destination
+from sinks.destinations.model import Destination, Filters
 
 LaneMode = Literal["live", "catchup", "paused"]
 
 #: Closed batches a live lane may hold behind the one in flight before it is parked (and
 #: then reads at its own pace): bounds a lane's memory to about this many ``max_bytes``.
 MAX_READY_BATCHES = 4
+NO_FILTERS = Filters()
 Stream = Literal["live", "replay"]
 
 
@@ -89,6 +90,7 @@ class Lane:
     ) -> None:
         self._destination = destination
         self.created_ms = destination.created_at.timestamp() * 1000
+        self.filtered = destination.filters != NO_FILTERS
         self.partition = partition
         self.stream: Stream = stream
         self.mode: LaneMode = mode
@@ -114,6 +116,7 @@ class Lane:
         """A changed destination (new filters or limits apply from the next record on)."""
         self._destination = destination
         self.created_ms = destination.created_at.timestamp() * 1000
+        self.filtered = destination.filters != NO_FILTERS
 
     # -- feeding -------------------------------------------------------------------------
 

@@ -472,10 +472,13 @@ class SinkWorker:
         if not destinations:
             return
         lanes = []
+        known = part.lanes
         for destination in destinations:
             if destination.state == "pending_verification":
                 continue
-            lane = self._lane(destination, partition, part, "live", offset)
+            lane = known.get((destination.id, partition, "live")) or self._lane(
+                destination, partition, part, "live", offset
+            )
             if lane.mode == "live" and lane.wants(offset):
                 lanes.append(lane)
         if lanes:
@@ -484,18 +487,21 @@ class SinkWorker:
     def _offer(self, message: Message, offset: int, lanes: list[Lane], now: float) -> None:
         """Give one record to ``lanes`` (all of its tenant): filtered by headers, decoded
         once if any lane takes it."""
-        headers = dict(message.headers() or ())
-        category = _text(headers.get(CATEGORY))
-        action = _text(headers.get(ACTION))
         _, timestamp_ms = message.timestamp()
+        routing: tuple[str, str] | None = None  # category, action: read only when filtered
         line: bytes | None = None
         event_at_ms = 0
         for lane in lanes:
-            if (
-                lane.stream == "live" and 0 < timestamp_ms < lane.created_ms
-            ) or not lane.destination.filters.accepts(category, action):
-                lane.skip(offset)
+            if lane.stream == "live" and 0 < timestamp_ms < lane.created_ms:
+                lane.skip(offset)  # published before the destination existed
                 continue
+            if lane.filtered:
+                if routing is None:
+                    headers = dict(message.headers() or ())
+                    routing = (_text(headers.get(CATEGORY)), _text(headers.get(ACTION)))
+                if not lane.destination.filters.accepts(*routing):
+                    lane.skip(offset)
+                    continue
             if line is None:
                 try:
                     line, event_at_ms = self._transcoder.to_json(message.value() or b"")

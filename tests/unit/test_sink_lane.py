@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sinks.destinations.model import BatchLimits, Destination, SecretValue, WebhookTarget
+from sinks.destinations.model import (
+    BatchLimits,
+    Destination,
+    Filters,
+    SecretValue,
+    WebhookTarget,
+)
 from sinks.lane import MAX_READY_BATCHES, Lane
 
 AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -129,3 +135,12 @@ def test_a_replay_lane_stops_at_its_end() -> None:
     assert lane.wants(8)
     assert not lane.wants(9)
     assert not lane.wants(4)
+
+
+def test_a_lane_knows_whether_its_destination_filters() -> None:
+    lane = _lane()
+    assert not lane.filtered, "no filters: the router need not read the headers"
+    lane.destination = _destination().model_copy(
+        update={"filters": Filters(exclude_actions=frozenset({"user.login"}))}
+    )
+    assert lane.filtered
