@@ -26,7 +26,6 @@ from auditlog.demo_sinks import DemoStreaming, StreamReport, two_biggest_tenants
 from auditlog.settings import AuditlogSettings
 from consumers.migrations import apply_pending
 from producers.generator import GeneratorConfig, generate
-from producers.producer import AuditProducer
 from producers.topics import ensure_topics
 
 _GAP_MS = 200.0
@@ -82,11 +81,7 @@ def publish(
     """Publish through the SDK; returns the event ids by tenant."""
     ids: dict[str, set[str]] = {}
     began = time.monotonic()
-    with AuditProducer(
-        wiring.producer_config(settings, client_id="auditlog-demo"),
-        validator=wiring.validator(settings),
-        encoder=wiring.encoder(settings),
-    ) as producer:
+    with wiring.audit_producer(settings, client_id="auditlog-demo") as producer:
         for event in events:
             ids.setdefault(str(event["tenant_id"]), set()).add(producer.publish(event))
     report.published = sum(len(found) for found in ids.values())

@@ -56,6 +56,16 @@ def producer_config(settings: AuditlogSettings, *, client_id: str = "auditlog") 
     )
 
 
+def audit_producer(settings: AuditlogSettings, *, client_id: str) -> AuditProducer:
+    """A producer SDK client for the events topic, validating and encoding as configured
+    (commands and workers publish their own audit events with it; the caller closes it)."""
+    return AuditProducer(
+        producer_config(settings, client_id=client_id),
+        validator=validator(settings),
+        encoder=encoder(settings),
+    )
+
+
 def validator(settings: AuditlogSettings) -> EventValidator:
     return EventValidator(
         ValidationPolicy(
@@ -256,11 +266,7 @@ def sink_worker(
         secrets = secrets or secret_box(settings)
         store = destination_store(settings)
         owned.callback(store.close)
-        producer = AuditProducer(
-            producer_config(settings, client_id="auditlog-sink"),
-            validator=validator(settings),
-            encoder=encoder(settings),
-        )
+        producer = audit_producer(settings, client_id="auditlog-sink")
         owned.callback(producer.close)
 
         def make_reader(partition: int, start: int) -> PartitionReader:

@@ -14,6 +14,7 @@ from typing import Any
 
 from deploy.stack import kafka, processes
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
+from deploy.stack.s3 import start_s3, stop_s3
 from producers.producer import AuditProducer
 from schemas.versions import current
 
@@ -61,6 +62,23 @@ def private_clickhouse(url: str | None = None) -> Iterator[str]:
             yield f"http://127.0.0.1:{port}"
         finally:
             stop_clickhouse(data_dir)
+
+
+@contextlib.contextmanager
+def private_s3(endpoint: str | None = None) -> Iterator[str]:
+    """``endpoint`` if given, else moto's S3 server of the benchmark's own (a process, in a
+    temporary directory), stopped on exit; yields its URL."""
+    if endpoint:
+        yield endpoint
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-s3-") as tmp:
+        data_dir = Path(tmp)
+        port = processes.choose_port(0)
+        start_s3(data_dir=data_dir, port=port)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_s3(data_dir)
 
 
 # The Avro schema's top-level fields: the events table's columns of the same names.

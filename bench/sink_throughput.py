@@ -66,7 +66,6 @@ import pstats
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -85,15 +84,12 @@ from prometheus_client import CollectorRegistry
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from bench.common import machine, private_kafka, publish_at_rate
+from bench.common import machine, private_kafka, private_s3, publish_at_rate
 from consumers.health import HealthState
-from deploy.stack import processes
 from deploy.stack.s3 import (
     LOCAL_ACCESS_KEY,
     LOCAL_SECRET_KEY,
     ensure_bucket,
-    start_s3,
-    stop_s3,
 )
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
@@ -133,23 +129,6 @@ _OCCURRED_AT = re.compile(rb'"occurred_at":"([^"]+)"')
 
 
 # -- services ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def private_s3(endpoint: str | None = None) -> Iterator[str]:
-    """``endpoint`` if given, else moto's S3 server of the benchmark's own (a process, in a
-    temporary directory), stopped on exit; yields its URL."""
-    if endpoint:
-        yield endpoint
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-s3-") as tmp:
-        data_dir = Path(tmp)
-        port = processes.choose_port(0)
-        start_s3(data_dir=data_dir, port=port)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop_s3(data_dir)
 
 
 def _create_topics(

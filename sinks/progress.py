@@ -184,7 +184,7 @@ class DestinationHealth:
 
     def lines(self) -> list[str]:
         if not self.partitions:
-            return ["health: nothing delivered yet (no progress recorded)"]
+            return ["nothing delivered yet (no progress recorded)"]
         last_error = self.last_error
         behind = [p.partition for p in self.partitions if not p.in_sync]
         replays = [p for p in self.partitions if p.stream == "replay" and not p.replay_done]

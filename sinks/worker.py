@@ -38,7 +38,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -641,10 +641,7 @@ class SinkWorker:
     def _collect(self, wait_s: float = 0.0) -> bool:
         """Act on finished deliveries; True if any finished."""
         if wait_s and self._in_flight:
-            done_event = threading.Event()
-            for future in self._in_flight:
-                future.add_done_callback(lambda _f: done_event.set())
-            done_event.wait(wait_s)
+            wait(self._in_flight, timeout=wait_s, return_when=FIRST_COMPLETED)
         finished = [f for f in self._in_flight if f.done()]
         for future in finished:
             key, lane = self._in_flight.pop(future)
@@ -678,9 +675,10 @@ class SinkWorker:
         self._metrics.batches.labels(kind, "permanent" if permanent else "retryable").inc()
         if permanent:
             delay = self._backoff.max_s
-        else:
-            assert isinstance(error, RetryableDeliveryError)
+        elif isinstance(error, RetryableDeliveryError):
             delay = next_delay(error, lane.attempt, self._backoff, self._rng)
+        else:  # a sender raised the base class: retry as if no Retry-After was given
+            delay = self._backoff.delay(lane.attempt, self._rng)
         lane.failed(now, delay)
         self._metrics.consecutive_failures.labels(destination_id).set(lane.attempt)
         _LOG.warning(

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from auditlog import wiring
 from auditlog.commands import destination_view as view
+from auditlog.commands.actor import parse_actor
 from auditlog.commands.destination_options import (
     KINDS,
     OptionError,
@@ -37,7 +38,6 @@ from auditlog.commands.destination_options import (
 )
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError, PublishError
-from producers.producer import AuditProducer
 from schemas.catalog import load_catalog
 from schemas.event import TenantId
 from schemas.validation import InvalidEventError
@@ -56,7 +56,6 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_NOT_FOUND = 4
 EXIT_NOT_PUBLISHED = 5
-ACTOR_TYPES = ("user", "api_client", "system")
 # What makes an S3 destination a different bucket location: changing it re-proves ownership.
 _S3_LOCATION = ("bucket", "prefix_template", "endpoint_url")
 
@@ -180,13 +179,10 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def _actor(text: str) -> dict[str, str]:
-    kind, sep, ident = text.partition(":")
-    if not sep or kind not in ACTOR_TYPES or not ident:
-        raise Refused(
-            EXIT_INVALID,
-            f"--actor {text!r}: expected TYPE:ID with TYPE one of {', '.join(ACTOR_TYPES)}",
-        )
-    return {"type": kind, "id": ident}
+    try:
+        return parse_actor(text)
+    except ValueError as exc:
+        raise Refused(EXIT_INVALID, str(exc)) from None
 
 
 def _secret_box(settings: AuditlogSettings) -> SecretBox:
@@ -310,11 +306,7 @@ def _publish(
         "details": {key: value[:2048] for key, value in details.items()},
         "source": "auditlog-cli",
     }
-    with AuditProducer(
-        wiring.producer_config(settings, client_id="auditlog-destinations"),
-        validator=wiring.validator(settings),
-        encoder=wiring.encoder(settings),
-    ) as producer:
+    with wiring.audit_producer(settings, client_id="auditlog-destinations") as producer:
         return producer.publish(event)
 
 
@@ -456,7 +448,7 @@ def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         print(line)
     print("health:")
     for line in _health(settings, destination.id):
-        print(f"  {line.removeprefix('health: ')}")
+        print(f"  {line}")
     return 0
 
 

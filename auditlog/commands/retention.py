@@ -17,6 +17,7 @@ from typing import Any
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from auditlog import wiring
+from auditlog.commands.actor import parse_actor
 from auditlog.settings import AuditlogSettings
 from consumers.retention import (
     DEFAULT_RETENTION_DAYS,
@@ -31,11 +32,9 @@ from consumers.retention import (
     validate_tenant,
 )
 from producers.delivery import DeliveryError, PublishError
-from producers.producer import AuditProducer
 from schemas.validation import InvalidEventError
 
 EXIT_NOT_PUBLISHED = 5
-ACTOR_TYPES = ("user", "api_client", "system")
 
 
 def register(commands: Any) -> None:
@@ -74,12 +73,10 @@ def register(commands: Any) -> None:
 
 
 def _actor(text: str) -> dict[str, str]:
-    kind, sep, ident = text.partition(":")
-    if not sep or kind not in ACTOR_TYPES or not ident:
-        raise RetentionError(
-            f"--actor {text!r}: expected TYPE:ID with TYPE one of {', '.join(ACTOR_TYPES)}"
-        )
-    return {"type": kind, "id": ident}
+    try:
+        return parse_actor(text)
+    except ValueError as exc:
+        raise RetentionError(str(exc)) from None
 
 
 def _set(args: argparse.Namespace, settings: AuditlogSettings) -> int:
@@ -133,11 +130,7 @@ def _publish(settings: AuditlogSettings, change: RetentionChange, actor: dict[st
         },
         "source": "auditlog-cli",
     }
-    with AuditProducer(
-        wiring.producer_config(settings, client_id="auditlog-retention"),
-        validator=wiring.validator(settings),
-        encoder=wiring.encoder(settings),
-    ) as producer:
+    with wiring.audit_producer(settings, client_id="auditlog-retention") as producer:
         return producer.publish(event)
 
 

@@ -28,6 +28,7 @@ from tests.stack.sink_support import (
     webhook_destination,
     webhook_receiver,
 )
+from tests.stack.writer_support import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -72,12 +73,12 @@ def test_each_tenant_reaches_its_destinations_and_no_other(
 
 
 def _wait_for_objects(endpoint: str, bucket: str, count: int) -> dict[str, list[dict[str, Any]]]:
-    deadline = time.monotonic() + 60
-    while True:
-        objects = s3_objects(endpoint, bucket)
-        if sum(len(v) for v in objects.values()) >= count or time.monotonic() > deadline:
-            return objects
-        time.sleep(0.2)
+    wait_for(
+        lambda: sum(len(v) for v in s3_objects(endpoint, bucket).values()) >= count,
+        f"{count} events in s3://{bucket}",
+        60,
+    )
+    return s3_objects(endpoint, bucket)
 
 
 def test_faults_are_retried_and_duplicates_carry_the_same_key(

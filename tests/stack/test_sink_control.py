@@ -21,6 +21,7 @@ from schemas.headers import ACTION
 from sinks.destinations.model import Destination
 from sinks.destinations.replay import find_replay_offsets
 from sinks.destinations.store import DestinationStore
+from sinks.progress import destination_health
 from tests.stack.sink_support import (
     Receiver,
     Reply,
@@ -67,9 +68,19 @@ def test_pause_keeps_events_and_resume_delivers_them_once(
             before = publish(sink, tenant_events("acme", 100))
             receiver.wait_for_ids(set(before), "/acme")
             _update(sink, hook.id, state="paused", state_reason="maintenance")
-            time.sleep(1.0)  # the worker follows the store; nothing here to await
+            # The worker records where the paused destination stopped.
+            wait_for(
+                lambda: any(
+                    not p.in_sync
+                    for p in destination_health(
+                        sink.kafka_bootstrap, sink.sink_progress_topic, hook.id
+                    ).partitions
+                ),
+                "the pause to reach the worker",
+                30,
+            )
             during = publish(sink, tenant_events("acme", 120))
-            time.sleep(2.0)  # longer than the batch interval: nothing may arrive
+            time.sleep(2.0)  # an observation window longer than the batch interval (0.5 s)
             assert not set(receiver.ids("/acme")) & set(during)
             _update(sink, hook.id, state="active", state_reason="")
             receiver.wait_for_ids(set(during), "/acme")
