@@ -13,8 +13,9 @@ backlog:
 - ``read_discard``: a consumer with the worker's consumer settings, ``consume(500)``, that
   drops every record (the ceiling of reading);
 - ``decode_encode``: per record, in memory on the pool's values: ``Decoder.decode`` +
-  ``event_json`` (the plain way), ``EventTranscoder.to_json`` (what the worker does per
-  record on its loop) and gzip of the NDJSON (done on the delivery threads);
+  ``event_json`` (the plain way), reading the datum without logical types by fastavro
+  and by the generated reader (``read_plain_*``), ``EventTranscoder.to_json`` (what the
+  worker does per record on its loop) and gzip of the NDJSON (done on the delivery threads);
   ``ceiling_events_per_s`` is reading plus transcoding;
 - ``s3``: one destination per tenant, all in one bucket, default batch limits
   (``BatchLimits()``), NDJSON gzip; one :class:`sinks.worker.SinkWorker` built by
@@ -57,6 +58,7 @@ import argparse
 import contextlib
 import cProfile
 import gzip
+import io
 import json
 import math
 import multiprocessing
@@ -80,6 +82,7 @@ from typing import Any
 import boto3
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from fastavro import parse_schema, schemaless_reader
 from prometheus_client import CollectorRegistry
 
 from auditlog import wiring
@@ -95,8 +98,9 @@ from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from schemas.avro_decoder import generate_reader, without_logical_types
 from schemas.validation import EventValidator
-from schemas.wire import Decoder, SingleObjectEncoder
+from schemas.wire import Decoder, SingleObjectEncoder, parse_frame
 from sinks import worker as worker_module
 from sinks.destinations.model import (
     BatchLimits,
@@ -685,6 +689,13 @@ def _decode_encode(pool: Sequence[dict[str, Any]], read_us: float) -> dict[str, 
     decode_us = _per_event_us(decoder.decode, values)
     datums = [decoder.decode(value) for value in values]
     json_us = _per_event_us(event_json, datums)
+    schema = parse_schema(without_logical_types(decoder.reader.parsed))
+    generated = generate_reader(schema)
+    offset = parse_frame(values[0]).offset
+    read_fastavro_us = _per_event_us(
+        lambda value: schemaless_reader(io.BytesIO(value[offset:]), schema, None), values
+    )
+    read_generated_us = _per_event_us(lambda value: generated(value, offset), values)
     transcoder = EventTranscoder(decoder)
     transcode_us = _per_event_us(transcoder.to_json, values)
     lines = [transcoder.to_json(value)[0] for value in values]
@@ -697,6 +708,8 @@ def _decode_encode(pool: Sequence[dict[str, Any]], read_us: float) -> dict[str, 
         "events": len(values),
         "decode_us": decode_us,
         "event_json_us": json_us,
+        "read_plain_fastavro_us": read_fastavro_us,
+        "read_plain_generated_us": read_generated_us,
         "transcode_us": transcode_us,
         "gzip_ndjson_us": round(gzip_us, 2),
         "json_bytes_mean": round(sum(map(len, lines)) / len(lines)),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.validation import EventValidator
 from schemas.versions import bundled, by_fingerprint
@@ -24,6 +27,25 @@ def test_the_fast_path_is_byte_identical(event: dict[str, object]) -> None:
     datum = DECODER.decode(value)
     assert line == event_json(datum)
     assert occurred_ms == int(datum["occurred_at"].timestamp() * 1000)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(valid_events(), min_size=2, max_size=20), st.lists(st.integers(0, 2500), min_size=20)
+)
+def test_one_transcoder_over_many_events_matches_the_decoder(
+    events: list[dict[str, object]], steps_ms: list[int]
+) -> None:
+    """The time of day is kept from one event to the next: events in the same second,
+    the next one, and far apart all come out as the decoder has them."""
+    transcoder = EventTranscoder(DECODER)
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    at = two_days_ago.replace(hour=23, minute=59, second=58, microsecond=0)  # then midnight
+    for event, step in zip(events, steps_ms, strict=False):
+        at += timedelta(milliseconds=step)
+        event["occurred_at"] = at.isoformat()
+        value = SingleObjectEncoder().encode(VALIDATOR.validate(event).to_avro())
+        assert transcoder.to_json(value)[0] == event_json(DECODER.decode(value))
 
 
 def test_an_older_writer_schema_is_read_into_the_current_one() -> None:
