@@ -4,6 +4,7 @@ arguments, so nothing below reads configuration on its own."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -41,6 +42,16 @@ from sinks.worker import SinkConfig, SinkWorker
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+def freeze_startup_heap() -> None:
+    """Leave every object allocated so far (modules, schemas, clients) out of the garbage
+    collector's later passes (``gc.freeze``). A streaming loop keeps up to a batch of
+    records per partition alive, so full collections run often and each one would walk
+    the whole startup heap again: on 1M events the writer spent 0.85 s collecting, 0.36 s
+    after the freeze (``bench.writer_throughput``). Call it once, right before the loop."""
+    gc.collect()
+    gc.freeze()
 
 
 def producer_config(settings: AuditlogSettings, *, client_id: str = "auditlog") -> ProducerConfig:

@@ -49,6 +49,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
+from auditlog import wiring
 from bench.common import (
     FIELDS,
     decoded_columns,
@@ -245,6 +246,7 @@ def _measure_writer(
         target_rows=events,
     )
     profiler = cProfile.Profile() if profile_path else None
+    wiring.freeze_startup_heap()  # as `auditlog consume` does
     began = time.perf_counter()
     if profiler is not None:
         profiler.enable()

@@ -9,9 +9,12 @@ gives the insert the same deduplication token, so ClickHouse stores it once.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+_value_of = operator.methodcaller("value")
 
 
 class Record(Protocol):
@@ -90,6 +93,38 @@ class PartitionBuffer:
             # Otherwise the announced range is re-formed whatever its size.
         elif len(self.records) >= self.max_records or self.size_bytes >= self.max_bytes:
             done.append(self._cut())
+        return done
+
+    def extend(self, records: Sequence[Record], now_s: float) -> list[Batch]:
+        """:meth:`add` each of ``records`` (consecutive offsets of this partition, in
+        order), with the same cuts, but in bulk: no Python per record unless an announced
+        range is being re-formed or the byte limit falls inside the run."""
+        done: list[Batch] = []
+        start = 0
+        while start < len(records):
+            if self.must_end_at is not None:
+                done.extend(self.add(records[start], now_s))
+                start += 1
+                continue
+            room = max(1, self.max_records - len(self.records))
+            chunk = records[start : start + room]
+            size = sum(map(len, filter(None, map(_value_of, chunk))))
+            if self.size_bytes + size >= self.max_bytes:
+                # The byte limit is reached inside the chunk: cut where add() would.
+                for record in chunk:
+                    start += 1
+                    cut = self.add(record, now_s)
+                    if cut:
+                        done.extend(cut)
+                        break
+                continue
+            if not self.records:
+                self.first_seen_s = now_s
+            self.records.extend(chunk)
+            self.size_bytes += size
+            start += len(chunk)
+            if len(self.records) >= self.max_records:
+                done.append(self._cut())
         return done
 
     def due(self, now_s: float) -> Batch | None:

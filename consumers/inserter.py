@@ -16,13 +16,16 @@ failures (network, timeouts, overload) are raised to the caller, which retries.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from consumers.avro_block import (
+    Datum,
     DatumGroup,
     bundled_schema_json,
     frame_block,
@@ -56,7 +59,7 @@ class Prepared:
 
     batch: Batch
     records: list[Record] = field(default_factory=list)  # in offset order, one per datum
-    datums: list[memoryview] = field(default_factory=list)
+    datums: list[Datum] = field(default_factory=list)
     poison: list[Poison] = field(default_factory=list)
 
 
@@ -90,17 +93,18 @@ class BatchInserter:
         """Slice, upcast where needed, and set poison aside. Never raises for bad values."""
         records = batch.records
         prepared = Prepared(batch)
-        values = [_bytes(r.value()) for r in records]
-        header = self._header
-        if all(v[:_HEADER_BYTES] == header for v in values):
+        values = list(map(_value_of, records))
+        if _all_start_with(values, self._header):
             # The common case: every value is single-object encoded with the current schema.
+            # Sliced in C (bytes slices: copies, but 5x cheaper than memoryview slices).
             prepared.records = list(records)
-            prepared.datums = [memoryview(v)[_HEADER_BYTES:] for v in values]
+            prepared.datums = list(map(_after_header, values))
             return prepared
+        values = [_bytes(v) for v in values]
         split = split_by_schema(values)
         for position, error in split.unframed:
             prepared.poison.append(_poison(batch.partition, records[position], error))
-        chosen: list[tuple[int, memoryview]] = []
+        chosen: list[tuple[int, Datum]] = []
         for group in split.groups:
             if group.frame.kind == "single-object" and is_current(group.frame):
                 chosen.extend(zip(group.positions, group.datums, strict=True))
@@ -132,7 +136,7 @@ class BatchInserter:
                 raise
         return self._isolate(prepared, token)
 
-    def _insert(self, datums: Sequence[memoryview], token: str) -> int:
+    def _insert(self, datums: Sequence[Datum], token: str) -> int:
         block = frame_block(self._schema_json, datums)
         summary = self._client.raw_insert(
             self._table,
@@ -169,7 +173,7 @@ class BatchInserter:
         self,
         partition: int,
         records: list[Record],
-        datums: list[memoryview],
+        datums: list[Datum],
         token: str,
         poison: list[Poison],
     ) -> int:
@@ -186,6 +190,20 @@ class BatchInserter:
         return self._bisect(
             partition, records[:half], datums[:half], f"{token}-a", poison
         ) + self._bisect(partition, records[half:], datums[half:], f"{token}-b", poison)
+
+
+_value_of = operator.methodcaller("value")
+_header_of = operator.itemgetter(slice(0, _HEADER_BYTES))
+_after_header = operator.itemgetter(slice(_HEADER_BYTES, None))
+
+
+def _all_start_with(values: list[Any], header: bytes) -> bool:
+    """Whether every value is bytes starting with ``header`` (checked without a Python
+    call per value: the distinct headers of the batch, then their type)."""
+    try:
+        return set(map(_header_of, values)) == {header}
+    except TypeError:  # a None value (a bytes header never equals a str one)
+        return False
 
 
 def _bytes(value: str | bytes | None) -> bytes:

@@ -20,7 +20,9 @@ before anything of that batch is dead-lettered or committed.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import random
 import threading
 import time
@@ -31,7 +33,7 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumers.batches import Batch, PartitionBuffer
 from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
@@ -43,6 +45,8 @@ _LOG = logging.getLogger("auditlog.writer")
 _CLIENT_LOG = logging.getLogger("auditlog.writer.client")
 _T = TypeVar("_T")
 _POLL_S = 0.2
+_partition_of = operator.methodcaller("partition")
+_error_of = operator.methodcaller("error")
 _OFFSET_INVALID = -1001
 
 
@@ -200,23 +204,33 @@ class ClickHouseWriter:
     # -- consuming ----------------------------------------------------------------------
 
     def _receive(self, max_records: int) -> int:
-        """Consume what is there (up to ``max_records``) into the buffers."""
+        """Consume what is there (up to ``max_records``) into the buffers, a run of one
+        partition's records at a time (``consume`` returns them in such runs)."""
         messages = self._consumer.consume(num_messages=max_records, timeout=_POLL_S)
         now = self._clock()
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._on_error(error)
-                continue
-            partition = message.partition()
+        for partition, run in itertools.groupby(messages, _partition_of):
+            records = list(run)
+            if any(map(_error_of, records)):
+                records = self._without_errors(records)
             buffer = self._buffers.get(partition) if partition is not None else None
-            if buffer is None:
+            if buffer is None or not records:
                 continue  # revoked in the meantime: its next owner reads it again
-            self._ready.extend(buffer.add(message, now))
+            self._ready.extend(buffer.extend(records, now))
         self.stats.records += len(messages)
         if messages:
             self._observer.consumed(len(messages))
         return len(messages)
+
+    def _without_errors(self, messages: list[Message]) -> list[Message]:
+        """The records of ``messages``; its errors (end of partition...) handled."""
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(message)
+            else:
+                self._on_error(error)
+        return records
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():

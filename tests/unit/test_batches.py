@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from consumers.batches import PartitionBuffer
 
 
@@ -92,3 +95,37 @@ def test_nothing_is_due_while_an_announced_range_is_incomplete() -> None:
     buffer.add(_record(10), 0.0)
     assert buffer.due(1000.0) is None
     assert buffer.flush() is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=60),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=30),
+    st.integers(min_value=1, max_value=8),
+    st.integers(min_value=1, max_value=150),
+    st.none() | st.integers(min_value=0, max_value=70),
+)
+def test_extend_cuts_exactly_where_add_does(
+    sizes: list[int], runs: list[int], max_records: int, max_bytes: int, must_end_at: int | None
+) -> None:
+    """The bulk path gives the batches, and leaves the state, that one add per record does
+    (record and byte limits, an announced range being re-formed)."""
+    records = [_record(100 + i, size) for i, size in enumerate(sizes)]
+    limits = {"max_records": max_records, "max_bytes": max_bytes}
+    end = None if must_end_at is None else 100 + must_end_at
+    one_by_one, bulk = _buffer(**limits, must_end_at=end), _buffer(**limits, must_end_at=end)
+    expected = [b for r in records for b in one_by_one.add(r, 0.0)]
+    got = []
+    start = 0
+    for length in runs * len(records):
+        if start >= len(records):
+            break
+        got.extend(bulk.extend(records[start : start + length], 0.0))
+        start += length
+    got.extend(bulk.extend(records[start:], 0.0))
+    assert [b.records for b in got] == [b.records for b in expected]
+    assert (bulk.records, bulk.size_bytes, bulk.must_end_at) == (
+        one_by_one.records,
+        one_by_one.size_bytes,
+        one_by_one.must_end_at,
+    )
