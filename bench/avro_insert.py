@@ -7,10 +7,15 @@ before any clock starts, then in the same run and into identical tables:
 - ``avro_block``: per batch of ``--batch-rows`` values, :func:`split_by_schema` +
   :func:`frame_block` + ``client.raw_insert(..., fmt="Avro")`` (timed: framing + insert);
 - ``decode_native``: per batch, ``schemas.wire.Decoder.decode`` for every value, rows to
-  columns, ``client.insert`` (timed: decoding + columns + insert).
+  columns, ``client.insert`` (timed: decoding + columns + insert);
+- ``avro_block_parse_only``: the Avro blocks again, into a ``Null``-engine copy of the
+  table (the engine parses the blocks and computes the DEFAULT columns, then drops the
+  rows): the engine's ceiling before anything is sorted, compressed or written.
 
 Prints one JSON object: rows/s of each path (and the framing and decoding share of their
-time), the ratio, the gateway start time and the machine.
+time), the ratio, the share of the Avro insert's time that storing takes
+(``storing_share`` = 1 - stored rows/s / parse-only rows/s), the gateway start time and
+the machine.
 
     python -m bench.avro_insert                      # a gateway of its own in a temp dir
     python -m bench.avro_insert --url http://127.0.0.1:18123   # an existing one
@@ -89,13 +94,14 @@ def run(url: str, *, events: int, batch_rows: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         decoder = Decoder()
-        for name in ("avro_block", "decode_native"):
+        for name in ("avro_block", "decode_native", "avro_block_parse_only"):
             table = f"{database}.{name}"
-            client.command(f"CREATE TABLE {table} AS {database}.events")
+            engine = " ENGINE = Null" if name.endswith("parse_only") else ""
+            client.command(f"CREATE TABLE {table} AS {database}.events{engine}")
             elapsed_s = inner_s = 0.0
             for batch in batches:
                 began = time.perf_counter()
-                if name == "avro_block":
+                if name.startswith("avro_block"):
                     inner_s += _avro_block(client, table, batch)
                 else:
                     inner_s += _decode_native(client, table, batch, decoder)
@@ -104,7 +110,7 @@ def run(url: str, *, events: int, batch_rows: int) -> dict[str, Any]:
             results[name] = {
                 "seconds": round(elapsed_s, 3),
                 "rows_per_s": round(events / elapsed_s),
-                ("framing_s" if name == "avro_block" else "decode_and_columns_s"): round(
+                ("framing_s" if name.startswith("avro_block") else "decode_and_columns_s"): round(
                     inner_s, 3
                 ),
                 "stored_rows": stored,
@@ -119,6 +125,11 @@ def run(url: str, *, events: int, batch_rows: int) -> dict[str, Any]:
         **results,
         "speedup": round(
             results["avro_block"]["rows_per_s"] / results["decode_native"]["rows_per_s"], 2
+        ),
+        "storing_share": round(
+            1
+            - results["avro_block"]["rows_per_s"] / results["avro_block_parse_only"]["rows_per_s"],
+            2,
         ),
         "engine_version": client.server_version,
     }
