@@ -17,7 +17,9 @@ from typing import Any
 Write = Callable[[bytearray, Any], None]
 
 
-class _Source:
+class Source:
+    """The lines of a generated function, its constants, and fresh variable names."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
@@ -41,7 +43,7 @@ def generate_writer(schema: Any, helpers: dict[str, Any]) -> Write:
     ``helpers`` supplies ``write_long`` and ``write_timestamp_millis``/``write_uuid``;
     raises ``ValueError`` for a type it does not generate (recursion, general unions).
     """
-    src = _Source()
+    src = Source()
     src.emit(0, "def write(buf, d0):")
     _value(src, schema, "d0", 1, set())
     namespace: dict[str, Any] = {**helpers, **src.constants}
@@ -50,7 +52,7 @@ def generate_writer(schema: Any, helpers: dict[str, Any]) -> Write:
     return writer
 
 
-def _string(src: _Source, expr: str, indent: int) -> None:
+def _string(src: Source, expr: str, indent: int) -> None:
     data = src.name("s")
     size = src.name("n")
     src.emit(indent, f"{data} = {expr}.encode()")
@@ -62,7 +64,7 @@ def _string(src: _Source, expr: str, indent: int) -> None:
     src.emit(indent, f"buf += {data}")
 
 
-def _value(src: _Source, schema: Any, expr: str, indent: int, seen: set[str]) -> None:  # noqa: PLR0912
+def _value(src: Source, schema: Any, expr: str, indent: int, seen: set[str]) -> None:  # noqa: PLR0912
     if isinstance(schema, list):
         if len(schema) == 2 and schema[0] == "null":
             value = src.name("v")
@@ -116,7 +118,7 @@ def _value(src: _Source, schema: Any, expr: str, indent: int, seen: set[str]) ->
         raise ValueError(f"type {kind!r} is not generated")
 
 
-def _record(src: _Source, schema: Any, expr: str, indent: int, seen: set[str]) -> None:
+def _record(src: Source, schema: Any, expr: str, indent: int, seen: set[str]) -> None:
     name = schema["name"]
     if name in seen:
         raise ValueError(f"recursive record {name} is not generated")

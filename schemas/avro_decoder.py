@@ -26,10 +26,11 @@ Scope and contract:
 
 from __future__ import annotations
 
-import itertools
 import struct
 from collections.abc import Callable
 from typing import Any
+
+from schemas.avro_codegen import Source
 
 Read = Callable[[bytes, int], tuple[Any, int]]
 
@@ -144,25 +145,12 @@ def generate_reader(schema: Any) -> Read:
     return reader
 
 
-class _Generator:
+class _Generator(Source):
     """The source of one reader function: ``b`` is the buffer, ``p`` the position."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
+        super().__init__()
         self.named: dict[str, Any] = {}
-        self._names = itertools.count()
-
-    def name(self, prefix: str) -> str:
-        return f"{prefix}{next(self._names)}"
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
-    def constant(self, value: Any, prefix: str) -> str:
-        name = self.name(prefix)
-        self.constants[name] = value
-        return name
 
     def value(self, schema: Any, target: str, indent: int, seen: frozenset[str]) -> None:  # noqa: PLR0912
         """Code that reads a datum of ``schema`` into the variable ``target``."""
