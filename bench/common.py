@@ -8,13 +8,17 @@ import platform
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from deploy.stack import kafka, processes
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
 from deploy.stack.s3 import start_s3, stop_s3
+from producers.config import ProducerConfig
+from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.versions import current
 
@@ -117,3 +121,35 @@ def publish_at_rate(
             sent += 1
         time.sleep(0.001)
     return sent, time.monotonic() - began
+
+
+def publish_backlog(
+    bootstrap: str,
+    topic: str,
+    datums: Iterable[dict[str, Any]],
+    *,
+    events: int,
+    client_id: str,
+    path: str,
+) -> dict[str, Any]:
+    """Publish ``datums`` (``events`` of them) through the SDK's bulk path
+    (``publish_datum``), timed with whatever produces them; raises unless every one was
+    delivered. ``path`` says how they were made, for the result."""
+    config = ProducerConfig(bootstrap=bootstrap, topic=topic, client_id=client_id)
+    began = time.perf_counter()
+    producer = AuditProducer(config, metrics=producer_metrics(CollectorRegistry()))
+    try:
+        for datum in datums:
+            producer.publish_datum(datum)
+    finally:
+        report = producer.close()
+    seconds = time.perf_counter() - began
+    if report.delivered != events:
+        raise RuntimeError(f"backlog incomplete: {report}")
+    return {
+        "events": events,
+        "seconds": round(seconds, 1),
+        "events_per_s": round(events / seconds),
+        "path": path,
+        "compression": config.compression,
+    }

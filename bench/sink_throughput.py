@@ -87,7 +87,7 @@ from prometheus_client import CollectorRegistry
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from bench.common import machine, private_kafka, private_s3, publish_at_rate
+from bench.common import machine, private_kafka, private_s3, publish_at_rate, publish_backlog
 from consumers.health import HealthState
 from deploy.stack.s3 import (
     LOCAL_ACCESS_KEY,
@@ -187,30 +187,12 @@ def _pool(count: int, tenants: int, seed: int) -> list[dict[str, Any]]:
     return [validator.validate(event).to_avro() for event in generate(config)]
 
 
-def _publish_backlog(
-    bootstrap: str, topic: str, pool: list[dict[str, Any]], events: int
-) -> dict[str, Any]:
-    """``events`` events: the pool round after round, each with a fresh event id."""
-    config = ProducerConfig(bootstrap=bootstrap, topic=topic, client_id="bench-sink-backlog")
-    began = time.perf_counter()
-    producer = AuditProducer(config, metrics=producer_metrics(CollectorRegistry()))
-    try:
-        for i in range(events):
-            datum = pool[i % len(pool)]
-            datum["event_id"] = str(uuid.uuid4())
-            producer.publish_datum(datum)
-    finally:
-        report = producer.close()
-    seconds = time.perf_counter() - began
-    if report.delivered != events:
-        raise RuntimeError(f"backlog incomplete: {report}")
-    return {
-        "events": events,
-        "seconds": round(seconds, 1),
-        "events_per_s": round(events / seconds),
-        "path": f"a pool of {len(pool)} validated events, publish_datum, fresh event ids",
-        "compression": config.compression,
-    }
+def _fresh_ids(pool: list[dict[str, Any]], events: int) -> Iterator[dict[str, Any]]:
+    """``events`` datums: the pool round after round, each with a fresh event id."""
+    for i in range(events):
+        datum = pool[i % len(pool)]
+        datum["event_id"] = str(uuid.uuid4())
+        yield datum
 
 
 # -- destinations ------------------------------------------------------------------------
@@ -1015,7 +997,14 @@ def run(bootstrap: str, s3_endpoint: str, args: argparse.Namespace) -> dict[str,
         },
         "pool_s": round(time.perf_counter() - began, 1),
     }
-    result["backlog"] = _publish_backlog(bootstrap, topic, pool, args.events)
+    result["backlog"] = publish_backlog(
+        bootstrap,
+        topic,
+        _fresh_ids(pool, args.events),
+        events=args.events,
+        client_id="bench-sink-backlog",
+        path=f"a pool of {len(pool)} validated events, publish_datum, fresh event ids",
+    )
     result["read_discard"] = _read_discard(bootstrap, topic, args.events)
     result["decode_encode"] = _decode_encode(pool, result["read_discard"]["us_per_event"])
     ceiling = result["decode_encode"]["ceiling_events_per_s"]

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +57,7 @@ from bench.common import (
     private_clickhouse,
     private_kafka,
     publish_at_rate,
+    publish_backlog,
 )
 from consumers.batches import Batch
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
@@ -94,31 +95,14 @@ def _count(client: Client, table: str) -> int:
     return int(client.command(f"SELECT count() FROM {table}"))  # type: ignore[arg-type]
 
 
-def _publish_backlog(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
-    """``events`` generated events, validated, published with ``publish_datum``."""
+def _backlog(events: int) -> Iterator[dict[str, Any]]:
+    """``events`` generated events, validated, as datums (made while publishing: timed)."""
     start = datetime.now(UTC) - timedelta(milliseconds=1.2 * GAP_MS * events + 60_000)
     config = GeneratorConfig(
         events=events, tenants=TENANTS, seed=11, start=start, mean_gap_ms=GAP_MS, diurnal=False
     )
     validator = EventValidator()
-    producer_config = ProducerConfig(bootstrap=bootstrap, topic=topic, client_id="bench-backlog")
-    began = time.perf_counter()
-    producer = AuditProducer(producer_config, metrics=producer_metrics(CollectorRegistry()))
-    try:
-        for event in generate(config):
-            producer.publish_datum(validator.validate(event).to_avro())
-    finally:
-        report = producer.close()
-    seconds = time.perf_counter() - began
-    if report.delivered != events:
-        raise RuntimeError(f"backlog incomplete: {report}")
-    return {
-        "events": events,
-        "seconds": round(seconds, 1),
-        "events_per_s": round(events / seconds),
-        "path": "generate + validate + to_avro + publish_datum, one process",
-        "compression": producer_config.compression,
-    }
+    return (validator.validate(event).to_avro() for event in generate(config))
 
 
 class _Timed(Telemetry):
@@ -519,7 +503,14 @@ def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
             "clickhouse": "chdb gateway (deploy/stack/clickhouse_gateway.py), not a server",
         },
     }
-    result["backlog"] = _publish_backlog(bootstrap, topic, args.events)
+    result["backlog"] = publish_backlog(
+        bootstrap,
+        topic,
+        _backlog(args.events),
+        events=args.events,
+        client_id="bench-backlog",
+        path="generate + validate + to_avro + publish_datum, one process",
+    )
     result["group_warm_up_s"] = round(_warm_up(bootstrap, topic), 3)
     result["read_discard"] = _measure_read_discard(bootstrap, topic=topic, events=args.events)
     result["writer"] = _measure_writer(

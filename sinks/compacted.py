@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
+
+from sinks.reader import standalone_consumer
 
 Change = tuple[bytes, bytes | None]
 
@@ -42,17 +43,10 @@ class CompactedTable:
 
     def __init__(self, bootstrap: str, topic: str, *, client_id: str) -> None:
         self._topic = topic
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"{client_id}-unused",  # required by the client; never joined
-                "client.id": client_id,
-                "logger": _CLIENT_LOG,
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-            }
+        self._consumer = standalone_consumer(
+            bootstrap,
+            client_id=client_id,
+            **{"enable.partition.eof": False, "isolation.level": "read_committed"},
         )
         self._assigned = False
         self._partitions: list[TopicPartition] = []

@@ -12,24 +12,36 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 _CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
 
 
+def standalone_consumer(bootstrap: str, *, client_id: str, **settings: object) -> Consumer:
+    """A consumer for ``assign`` only: it never joins its group and never commits; reads
+    from the earliest offset unless told where. ``settings`` add librdkafka properties."""
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{client_id}-unused",  # required by the client; never joined
+            "client.id": client_id,
+            "logger": _CLIENT_LOG,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **settings,
+        }
+    )
+
+
 class PartitionReader:
     """Reads ``topic``/``partition`` from ``start``. Not thread-safe (the worker loop)."""
 
     def __init__(self, bootstrap: str, topic: str, partition: int, start: int, *, client_id: str):
         self.partition = partition
         self._tp = TopicPartition(topic, partition, start)
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"{client_id}-unused",  # required by the client; never joined
-                "client.id": client_id,
-                "logger": _CLIENT_LOG,
-                "enable.auto.commit": False,
+        self._consumer = standalone_consumer(
+            bootstrap,
+            client_id=client_id,
+            **{
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 100,
                 "queued.max.messages.kbytes": 16384,
-            }
+            },
         )
         self._consumer.assign([self._tp])
         self.start = start

@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -293,26 +294,22 @@ class PinnedHttpClient:
         return pool
 
     def _new_pool(self, target: VettedTarget, address: IPAddress) -> urllib3.HTTPConnectionPool:
+        common: dict[str, Any] = {
+            "host": str(address),
+            "port": target.port,
+            "maxsize": POOL_CONNECTIONS,
+            "block": False,
+            "timeout": self._timeout,
+            "retries": False,
+        }
         if target.scheme == "https":
             return urllib3.HTTPSConnectionPool(
-                host=str(address),
-                port=target.port,
-                maxsize=POOL_CONNECTIONS,
-                block=False,
-                timeout=self._timeout,
-                retries=False,
+                **common,
                 cert_reqs="CERT_REQUIRED",
                 ca_certs=self._ca_certs,
                 server_hostname=target.host,  # SNI, and the name the certificate must match
             )
-        return urllib3.HTTPConnectionPool(
-            host=str(address),
-            port=target.port,
-            maxsize=POOL_CONNECTIONS,
-            block=False,
-            timeout=self._timeout,
-            retries=False,
-        )
+        return urllib3.HTTPConnectionPool(**common)
 
     def close(self) -> None:
         """Close every pooled connection; later requests raise ``RuntimeError``."""
