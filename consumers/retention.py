@@ -30,8 +30,8 @@ MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 3650
 DEFAULT_DATABASE = "audit"
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")  # as in schemas.event
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")  # as in schemas.event
 
 
 class ClickHouseClient(Protocol):
@@ -83,7 +83,7 @@ def validate_days(days: int) -> int:
 
 
 def validate_tenant(tenant_id: str) -> str:
-    if not _TENANT.match(tenant_id):
+    if not _TENANT.fullmatch(tenant_id):
         raise RetentionError(
             f"{tenant_id!r} is not a tenant id (letters, digits and . _ : @ -, at most 128)"
         )
@@ -96,7 +96,7 @@ def _in(database: str, sql: str) -> str:
 
 
 def _db(database: str) -> str:
-    if not _IDENTIFIER.match(database):
+    if not _IDENTIFIER.fullmatch(database):
         raise RetentionError(f"{database!r} is not a plain database name")
     return database
 

@@ -114,7 +114,7 @@ class FieldChange(_Part):
     after: ChangeValue | None = None
 
 
-_DETAILS_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_DETAILS_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _check_details(details: dict[str, str]) -> dict[str, str]:

@@ -80,7 +80,7 @@ def next_delay(
     return max(asked, jittered)
 
 
-_DELTA_SECONDS = re.compile(r"^\d{1,12}$")
+_DELTA_SECONDS = re.compile(r"\d{1,12}")
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -90,7 +90,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if _DELTA_SECONDS.match(text):
+    if _DELTA_SECONDS.fullmatch(text):
         return float(int(text))
     try:
         when = email.utils.parsedate_to_datetime(text)

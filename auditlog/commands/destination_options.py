@@ -53,7 +53,7 @@ _FILTER_OPTIONS = {
     "exclude_action": "exclude_actions",
 }
 _BATCH_OPTIONS = {"max_records": "max_records", "max_bytes": "max_bytes", "max_age_s": "max_age_s"}
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|passw|signature", re.IGNORECASE)
 
 

@@ -28,8 +28,8 @@ from typing import Any, Protocol
 DEFAULT_DATABASE = "audit"
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
-_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_FILE_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class ClickHouseClient(Protocol):
@@ -103,7 +103,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     files with one version."""
     migrations: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
-        match = _FILE_NAME.match(path.name)
+        match = _FILE_NAME.fullmatch(path.name)
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
         version = int(match.group(1))
@@ -124,7 +124,7 @@ def _in(database: str, sql: str) -> str:
 
 
 def _check_database(database: str) -> None:
-    if not _IDENTIFIER.match(database):
+    if not _IDENTIFIER.fullmatch(database):
         raise MigrationError(f"{database!r} is not a plain database name")
 
 

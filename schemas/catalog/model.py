@@ -29,7 +29,9 @@ CATALOG_PATH = Path(__file__).with_name("activities.json")
 """The catalog bundled with this package (installed as package data)."""
 
 ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-"""An action: dot-separated lowercase snake_case segments, at least two (``user.login``)."""
+"""An action: dot-separated lowercase snake_case segments, at least two (``user.login``).
+Anchored because pydantic uses the pattern text (its Rust engine searches; there ``$`` is
+the end of the text); Python code calls ``fullmatch``, never ``match``."""
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 """A category id, resource type id or details key: one lowercase snake_case segment."""

@@ -18,7 +18,7 @@ DestinationState = Literal["pending_verification", "active", "paused"]
 PayloadFormat = Literal["ndjson", "json_array"]
 Compression = Literal["gzip", "none"]
 
-DESTINATION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+DESTINATION_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,62}")
 TEMPLATE_FIELDS = ("tenant_id", "destination_id")
 
 

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from sinks.destinations.model import ReplayRequest
 
-_RELATIVE = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_RELATIVE = re.compile(r"(\d+)\s*(s|m|h|d|w)")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -30,7 +30,7 @@ class ReplayError(RuntimeError):
 def parse_since(text: str, *, now: datetime) -> datetime:
     """``2h``, ``30m``, ``3d``, ``1w`` (before ``now``) or an ISO 8601 time (UTC unless it
     says otherwise). Raises ``ValueError`` for anything else or a time after ``now``."""
-    relative = _RELATIVE.match(text.strip())
+    relative = _RELATIVE.fullmatch(text.strip())
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2)
         since = now - timedelta(**{_UNITS[unit]: amount})

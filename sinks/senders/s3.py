@@ -74,7 +74,7 @@ MESSAGE_CHARS = 300
 
 # A tenant id as the event contract allows it (schemas.event.TenantId) is used as it is in
 # a key; anything else is percent-encoded (see _key_segment).
-_PLAIN_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
 
 _RETRYABLE_CODES = frozenset(
     {

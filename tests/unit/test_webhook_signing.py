@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
 import pytest
 
 from sinks.signing import (
@@ -101,3 +105,25 @@ def test_the_readme_receiver_snippet_accepts_our_signatures() -> None:
     stale = sign(BODY, [SECRET], timestamp=NOW)
     with pytest.raises(ValueError, match="stale"):
         readme_verify(BODY, stale, SECRET)
+
+
+def _readme_verify() -> Callable[..., None]:
+    """The ``verify`` of the README's receiver snippet, as a receiver would paste it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    snippet = readme.split("```python\nimport hashlib, hmac, time\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec("import hashlib, hmac, time\n" + snippet, namespace)  # our own README
+    return cast(Callable[..., None], namespace["verify"])
+
+
+def test_the_readme_receiver_snippet_accepts_a_signed_request() -> None:
+    headers = sign(BODY, [SECRET])
+    _readme_verify()(BODY, headers, SECRET)
+
+
+@pytest.mark.parametrize("prefix", ["v0=", "xx=", "v1:", "sha"])
+def test_the_readme_receiver_snippet_checks_the_v1_prefix(prefix: str) -> None:
+    headers = sign(BODY, [SECRET])
+    headers[SIGNATURE_HEADER] = prefix + headers[SIGNATURE_HEADER].removeprefix("v1=")
+    with pytest.raises(ValueError, match="bad signature"):
+        _readme_verify()(BODY, headers, SECRET)
