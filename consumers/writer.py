@@ -40,6 +40,7 @@ from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
 from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
+from runtime.backoff import Backoff, UniformSource
 
 _LOG = logging.getLogger("auditlog.writer")
 _CLIENT_LOG = logging.getLogger("auditlog.writer.client")
@@ -103,7 +104,9 @@ class ClickHouseWriter:
 
     ``client`` is a clickhouse-connect client for this thread only; ``dead_letters`` and
     ``budget`` handle poison. ``observer`` hears of everything that happens (metrics,
-    health; see :mod:`consumers.telemetry`).
+    health; see :mod:`consumers.telemetry`). ``consumer`` (built from
+    ``config.consumer_properties()`` when not given), ``clock`` and ``rng`` (the retry
+    jitter) are seams for tests.
     """
 
     def __init__(
@@ -115,6 +118,8 @@ class ClickHouseWriter:
         budget: DeadLetterBudget,
         observer: WriterObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        consumer: Consumer | None = None,
+        rng: UniformSource | None = None,
     ) -> None:
         self.config = config
         self.stats = WriterStats()
@@ -124,7 +129,9 @@ class ClickHouseWriter:
         self._budget = budget
         self._observer: WriterObserver = observer or NoObserver()
         self._clock = clock
-        self._consumer = Consumer(config.consumer_properties())
+        self._consumer = consumer or Consumer(config.consumer_properties())
+        self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._buffers: dict[int, PartitionBuffer] = {}
         self._ready: deque[Batch] = deque()
         self._unchecked: set[int] = set()
@@ -306,12 +313,10 @@ class ClickHouseWriter:
             except Exception as exc:
                 if not _transient(exc):
                     raise
+                delay = self._backoff.delay(attempt, self._rng)
                 attempt += 1
                 self.stats.retries += 1
                 self._observer.retrying(exc)
-                delay = random.uniform(  # noqa: S311 - jitter, not cryptography
-                    0, min(self.config.retry_max_s, self.config.retry_initial_s * 2**attempt)
-                )
                 _LOG.warning(
                     "ClickHouse failed, retrying in %.2f s: %s",
                     delay,
@@ -401,7 +406,12 @@ class ClickHouseWriter:
                 low, _high = self._consumer.get_watermark_offsets(tp, timeout=30)
                 offset = low
             starts[tp.partition] = offset
-        announced = self._retrying(lambda: self._progress.announced(self.config.topic, partitions))
+        try:
+            announced = self._retrying(
+                lambda: self._progress.announced(self.config.topic, partitions)
+            )
+        except _Abandoned:
+            return  # stopping: the partitions stay paused and unchecked, nothing was read
         for partition in partitions:
             buffer = self._buffers.get(partition)
             if buffer is None:

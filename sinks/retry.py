@@ -3,10 +3,9 @@
 Pure functions, no clock and no sleeping: the worker owns retries and passes in the time
 (``now``) and the randomness (``rng``).
 
-- :class:`Backoff`: capped exponential backoff with full jitter: attempt ``n`` (from 0)
-  waits a uniform random time in ``[0, min(max_s, base_s * 2**n)]``.
-- :func:`next_delay`: the backoff, but at least what the destination asked for in
-  ``Retry-After`` (a 429 or 503), itself capped at :data:`MAX_RETRY_AFTER_S` so a
+- :func:`next_delay`: the backoff (:class:`runtime.backoff.Backoff`, shared with the
+  writer), but at least what the destination asked for in ``Retry-After`` (a 429 or 503),
+  itself capped at :data:`MAX_RETRY_AFTER_S` so a
   destination cannot stall its deliveries for days by saying so.
 - :func:`parse_retry_after`: both forms of the header (delta-seconds, HTTP-date).
 - :func:`classify_http_status`: 2xx is success; 408, 425, 429 and 5xx are retryable;
@@ -19,11 +18,10 @@ from __future__ import annotations
 import email.utils
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 from urllib.parse import urlsplit
 
+from runtime.backoff import Backoff, UniformSource
 from sinks.senders.base import PermanentDeliveryError, RetryableDeliveryError
 
 # The longest a destination's Retry-After is honoured: one hour. Longer asks are treated
@@ -33,38 +31,7 @@ MAX_RETRY_AFTER_S = 3600.0
 # How much of an error answer's body goes into an error message.
 SNIPPET_CHARS = 300
 
-# Beyond this exponent the ceiling is max_s for any sane configuration; it keeps
-# base_s * 2**attempt a finite float.
-_MAX_EXPONENT = 64
-
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
-
-
-class UniformSource(Protocol):
-    """Where jitter comes from: :class:`random.Random` (seeded in tests) fits."""
-
-    def uniform(self, a: float, b: float) -> float: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    base_s: float = 0.5
-    max_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.base_s <= 0 or self.max_s < self.base_s:
-            raise ValueError(f"backoff needs 0 < base_s <= max_s, got {self.base_s}, {self.max_s}")
-
-    def ceiling(self, attempt: int) -> float:
-        """The longest wait after failed attempt ``attempt`` (0 for the first failure)."""
-        exponent = min(max(attempt, 0), _MAX_EXPONENT)
-        return min(self.max_s, self.base_s * 2.0**exponent)
-
-    def delay(self, attempt: int, rng: UniformSource) -> float:
-        """A wait in ``[0, ceiling(attempt)]``, uniformly at random."""
-        return rng.uniform(0.0, self.ceiling(attempt))
 
 
 def next_delay(

@@ -46,6 +46,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers.health import HealthState
 from consumers.metrics import observe_ages
+from runtime.backoff import Backoff
 from schemas.headers import ACTION, CATEGORY
 from schemas.wire import Decoder, WireError
 from sinks.delivery import DeliveryResult, deliver, is_permanent
@@ -55,7 +56,7 @@ from sinks.lane import Lane, LaneMode, Stream
 from sinks.metrics import SinkMetrics
 from sinks.progress import LaneProgress, ProgressStore
 from sinks.reader import PartitionReader
-from sinks.retry import Backoff, next_delay
+from sinks.retry import next_delay
 from sinks.senders.base import RetryableDeliveryError, Sender
 from sinks.transcode import EventTranscoder
 

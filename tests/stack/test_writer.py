@@ -12,6 +12,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -26,6 +27,7 @@ from schemas.validation import EventValidator
 from schemas.versions import current
 from schemas.wire import SingleObjectEncoder
 from tests.events import valid_event
+from tests.stack.fault_proxy import FaultProxy
 from tests.stack.writer_support import Pipeline, create_pipeline, drop_pipeline, publish, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -249,6 +251,32 @@ def test_sigterm_commits_what_landed_and_exits_zero(pipeline: Pipeline) -> None:
     ids = pipeline.event_ids()
     assert len(ids) == len(set(ids))
     assert set(ids) == published
+
+
+def test_sigterm_while_the_startup_check_retries_exits_zero(pipeline: Pipeline) -> None:
+    """ClickHouse fails the check of announced ranges that follows an assignment (a proxy
+    cuts every progress-log query); SIGTERM then ends the writer cleanly, exit 0, not a
+    traceback."""
+    upstream = urlsplit(pipeline.clickhouse_url)
+    assert upstream.hostname is not None
+    assert upstream.port is not None
+    with FaultProxy((upstream.hostname, upstream.port), cut_on=b"writer_progress") as proxy:
+        env = {**os.environ, **pipeline.env(), "AUDITLOG_CLICKHOUSE_URL": proxy.url}
+        command = [sys.executable, "-m", "auditlog.cli", "consume"]
+        writer = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            wait_for(lambda: proxy.cuts >= 2, "the writer to retry its startup check")
+            writer.send_signal(signal.SIGTERM)
+            out, err = writer.communicate(timeout=60)
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.communicate()
+    assert writer.returncode == 0, err
+    assert "Traceback" not in err
+    assert "records: 0, rows: 0" in out
 
 
 def _committed_total(pipeline: Pipeline) -> int:

@@ -24,7 +24,7 @@ from sinks.senders.base import PermanentDeliveryError
 from sinks.senders.http import _check_headers
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("auditlog", "producers", "consumers", "schemas", "sinks", "deploy")
+PACKAGES = ("auditlog", "producers", "consumers", "schemas", "sinks", "runtime", "deploy")
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 

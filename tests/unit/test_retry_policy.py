@@ -1,17 +1,16 @@
-"""The retry policy: full-jitter backoff, Retry-After in both forms, and what each HTTP
+"""The delivery retry policy: Retry-After in both forms, and what each HTTP
 status means for a delivery."""
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from runtime.backoff import Backoff
 from sinks.retry import (
     MAX_RETRY_AFTER_S,
     SNIPPET_CHARS,
-    Backoff,
     bounded_snippet,
     classify_http_status,
     next_delay,
@@ -30,31 +29,6 @@ class Extremes:
 
     def uniform(self, a: float, b: float) -> float:
         return b if self.high else a
-
-
-def test_the_ceiling_doubles_from_base_up_to_max() -> None:
-    backoff = Backoff(base_s=0.5, max_s=60.0)
-    assert [backoff.ceiling(n) for n in range(9)] == [0.5, 1, 2, 4, 8, 16, 32, 60, 60]
-    assert backoff.ceiling(10_000) == 60.0  # no overflow for a long outage
-    assert backoff.ceiling(-3) == 0.5
-
-
-def test_full_jitter_stays_within_zero_and_the_ceiling() -> None:
-    backoff = Backoff()
-    rng = random.Random(7)
-    for attempt in range(12):
-        delays = [backoff.delay(attempt, rng) for _ in range(300)]
-        assert all(0.0 <= d <= backoff.ceiling(attempt) for d in delays)
-        # Full jitter spreads over the whole range, not just near the ceiling.
-        assert min(delays) < 0.2 * backoff.ceiling(attempt)
-        assert max(delays) > 0.8 * backoff.ceiling(attempt)
-
-
-def test_backoff_refuses_nonsense() -> None:
-    with pytest.raises(ValueError):
-        Backoff(base_s=0)
-    with pytest.raises(ValueError):
-        Backoff(base_s=10, max_s=1)
 
 
 def test_next_delay_is_the_backoff_without_retry_after() -> None:
