@@ -7,7 +7,9 @@ command that runs a long-lived process calls :func:`configure_json_logging` once
 A line holds ``time`` (ISO 8601, UTC, milliseconds), ``level``, ``logger``, ``message``,
 every ``extra`` field, and ``exc_info`` / ``stack_info`` as text when present. Values JSON
 cannot hold are written as their ``str()``. An extra named like one of the fixed keys is
-written as ``extra_<name>`` so it never hides them.
+written as ``extra_<name>`` so it never hides them. Credentials in URLs anywhere in a line
+(``user:password@``, secret query values) are masked (:mod:`runtime.redaction`), whoever
+logged them: our code, clickhouse-connect, urllib3 or librdkafka.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
+
+from runtime.redaction import redact_text
 
 _FIXED_KEYS: Final = frozenset({"time", "level", "logger", "message", "exc_info", "stack_info"})
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
@@ -34,18 +38,22 @@ class JsonFormatter(logging.Formatter):
             "time": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_text(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key in _RECORD_ATTRIBUTES:
                 continue
-            entry[f"extra_{key}" if key in _FIXED_KEYS else key] = value
+            structured = isinstance(value, int | float | bool | list | tuple | dict | None)
+            # Strings, exceptions, URLs, paths: as text, with credentials masked.
+            entry[f"extra_{key}" if key in _FIXED_KEYS else key] = (
+                value if structured else redact_text(str(value))
+            )
         if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+            entry["exc_info"] = redact_text(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["exc_info"] = record.exc_text
+            entry["exc_info"] = redact_text(record.exc_text)
         if record.stack_info:
-            entry["stack_info"] = self.formatStack(record.stack_info)
+            entry["stack_info"] = redact_text(self.formatStack(record.stack_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

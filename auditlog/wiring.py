@@ -24,6 +24,7 @@ from producers.config import ProducerConfig
 from producers.producer import AuditProducer
 from producers.topics import TopicSpec, control_topic_spec
 from producers.topics import topic_specs as _topic_specs
+from runtime.redaction import redact_text, redact_url
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
 from sinks.compacted import CompactedTable, TableWriter
@@ -186,6 +187,12 @@ def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
     """A clickhouse-connect client for ``settings.clickhouse_url`` (connects now; raises
     clickhouse-connect's errors when ClickHouse does not answer)."""
     return clickhouse_connect.get_client(dsn=settings.clickhouse_url)
+
+
+def clickhouse_error(settings: AuditlogSettings, error: BaseException) -> str:
+    """The one line a command prints when ClickHouse fails: where (without the password
+    of ``AUDITLOG_CLICKHOUSE_URL``) and what."""
+    return redact_text(f"ClickHouse at {redact_url(settings.clickhouse_url)}: {error}")
 
 
 def writer_config(settings: AuditlogSettings, *, exit_when_idle_s: float | None) -> WriterConfig:

@@ -47,6 +47,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumers.health import HealthState
 from consumers.metrics import observe_ages
 from runtime.backoff import Backoff
+from runtime.redaction import redact_text
 from schemas.headers import ACTION, CATEGORY
 from schemas.wire import Decoder, WireError
 from sinks.delivery import DeliveryResult, deliver, is_permanent
@@ -766,7 +767,7 @@ class SinkWorker:
             )
         if error is not None:
             changes.update(
-                last_error=error[:1000],
+                last_error=redact_text(error)[:1000],
                 last_error_at=now,
                 consecutive_failures=record.consecutive_failures + 1,
                 failing_since=record.failing_since or now,

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from auditlog.commands.destination_options import shown_header_value
+from runtime.redaction import redact_url
 from sinks.destinations.model import Destination, Filters, S3Target, SecretValue
 from sinks.destinations.ownership import render_prefix
 
@@ -25,7 +26,12 @@ def target_summary(destination: Destination) -> str:
             target, tenant_id=destination.tenant_id, destination_id=destination.id
         )
         return f"s3://{target.bucket}/{prefix}" if prefix else f"s3://{target.bucket}"
-    return urlsplit(target.url).netloc or target.url
+    parts = urlsplit(target.url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.hostname}{port}" if parts.hostname else redact_url(target.url)
 
 
 def filters_summary(filters: Filters) -> str:

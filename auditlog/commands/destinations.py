@@ -38,6 +38,7 @@ from auditlog.commands.destination_options import (
 )
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError, PublishError
+from runtime.redaction import redact_url
 from schemas.catalog import load_catalog
 from schemas.event import TenantId
 from schemas.validation import InvalidEventError
@@ -232,7 +233,7 @@ def _checked(
         try:
             vet_url(url, allow_local=settings.sink_allow_local)
         except UnsafeDestinationError as exc:
-            raise Refused(EXIT_INVALID, f"{url}: {exc}") from None
+            raise Refused(EXIT_INVALID, f"{redact_url(url)}: {exc}") from None
     if destination.kind == "splunk_hec" and destination.format != "ndjson":
         raise Refused(EXIT_INVALID, "Splunk HEC takes --format ndjson only")
 

@@ -54,6 +54,6 @@ def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         print(f"auditlog: {exc}", file=sys.stderr)
         return EXIT_CHANGED
     except (ClickHouseError, OSError) as exc:
-        print(f"auditlog: ClickHouse at {settings.clickhouse_url}: {exc}", file=sys.stderr)
+        print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
         return 1
     return 0

@@ -98,7 +98,7 @@ def _set(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             wait=not args.no_wait,
         )
     except (ClickHouseError, OSError) as exc:
-        print(f"auditlog: ClickHouse at {settings.clickhouse_url}: {exc}", file=sys.stderr)
+        print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
         return 1
     print(f"{change.tenant_id}: retention {change.old_days} -> {change.new_days} days")
     try:
@@ -148,7 +148,7 @@ def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         else:
             found = list_retention(client, database=settings.clickhouse_database)
     except (ClickHouseError, OSError) as exc:
-        print(f"auditlog: ClickHouse at {settings.clickhouse_url}: {exc}", file=sys.stderr)
+        print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
         return 1
     for item in found:
         if item.is_default:

@@ -10,6 +10,7 @@ from typing import Any
 from auditlog.settings import AuditlogSettings
 from deploy.stack import local_stack
 from deploy.stack.layout import StackLayout
+from runtime.redaction import redact_url
 
 
 def layout_from(settings: AuditlogSettings) -> StackLayout:
@@ -54,7 +55,7 @@ def _status(_args: argparse.Namespace, settings: AuditlogSettings) -> int:
     for c in components:
         state = "up" if c.answering else ("running, not answering" if c.pid else "down")
         pid = str(c.pid) if c.pid else "-"
-        print(f"{c.name:<11} {state:<23} pid {pid:<8} {c.endpoint}")
+        print(f"{c.name:<11} {state:<23} pid {pid:<8} {redact_url(c.endpoint)}")
     return 0 if all(c.answering for c in components) else 3
 
 

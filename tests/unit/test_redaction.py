@@ -1,0 +1,135 @@
+"""Credentials never reach a terminal or a log: URLs shown without their password or
+secret query values, whoever printed or logged them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from auditlog.commands.destination_view import target_summary
+from auditlog.logging_setup import configure_json_logging
+from runtime.redaction import redact_text, redact_url
+from sinks.destinations.model import Destination, SecretValue, WebhookTarget
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"http://bob:{SECRET}@ch.internal:8123", "http://bob:***@ch.internal:8123"),
+        (f"https://:{SECRET}@ch.internal/db", "https://:***@ch.internal/db"),
+        (f"http://bob:{SECRET}@[::1]:8123/", "http://bob:***@[::1]:8123/"),
+        ("http://bob@ch.internal:8123", "http://bob@ch.internal:8123"),
+        ("http://127.0.0.1:18123", "http://127.0.0.1:18123"),
+        (
+            f"https://hooks.example.com/in?team=ops&access_token={SECRET}",
+            "https://hooks.example.com/in?team=ops&access_token=***",
+        ),
+        (
+            f"https://b.s3.amazonaws.com/k?X-Amz-Signature={SECRET}&X-Amz-Expires=60",
+            "https://b.s3.amazonaws.com/k?X-Amz-Signature=***&X-Amz-Expires=60",
+        ),
+    ],
+)
+def test_a_url_is_shown_without_its_secrets(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_a_password_with_an_at_sign_is_masked_whole() -> None:
+    assert redact_url("http://bob:p@ss@host:1") == "http://bob:***@host:1"
+    assert redact_text("at http://bob:p@ss@host:1/x failed") == "at http://bob:***@host:1/x failed"
+
+
+def test_urls_inside_text_are_masked() -> None:
+    text = (
+        f"Error connecting to http://bob:{SECRET}@10.0.0.5:8123 "
+        f"(registry https://svc:{SECRET}@sr.example.com, hook https://h.example.com/x?token={SECRET})"
+    )
+    masked = redact_text(text)
+    assert SECRET not in masked
+    assert "http://bob:***@10.0.0.5:8123" in masked
+    assert "https://svc:***@sr.example.com" in masked
+    assert "?token=***" in masked
+
+
+def test_text_without_credentials_is_unchanged() -> None:
+    for text in ("ann@acme.io logged in", "a=b&c=d", "partition 3: HTTP 500 from h.example.com"):
+        assert redact_text(text) == text
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_json_logging("INFO", stream=stream)
+    yield stream
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_json_logs_mask_credentials_in_messages_extras_and_tracebacks(
+    json_log: io.StringIO,
+) -> None:
+    log = logging.getLogger("some.library")
+    dsn = f"http://bob:{SECRET}@ch.internal:8123"
+    log.warning("connecting to %s", dsn, extra={"url": dsn, "partition": 3, "ids": [1, 2]})
+    try:
+        raise ConnectionError(f"cannot reach {dsn}")
+    except ConnectionError:
+        log.exception("failed")
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    assert SECRET not in json_log.getvalue()
+    assert lines[0]["message"] == "connecting to http://bob:***@ch.internal:8123"
+    assert lines[0]["url"] == "http://bob:***@ch.internal:8123"
+    assert lines[0]["partition"] == 3
+    assert lines[0]["ids"] == [1, 2]
+    assert "http://bob:***@ch.internal:8123" in lines[1]["exc_info"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["retention", "show"]])
+def test_commands_print_the_clickhouse_url_without_its_password(command: list[str]) -> None:
+    env = {"AUDITLOG_CLICKHOUSE_URL": f"http://bob:{SECRET}@127.0.0.1:{_closed_port()}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "auditlog.cli", *command],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert SECRET not in done.stdout + done.stderr
+    assert "ClickHouse at http://bob:***@127.0.0.1:" in done.stderr
+
+
+def test_destination_listings_show_a_webhook_host_without_its_credentials() -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    destination = Destination(
+        id="ops-hook",
+        tenant_id="acme",
+        target=WebhookTarget(
+            url=f"https://bob:{SECRET}@hooks.example.com:8443/in?token={SECRET}",
+            signing_secret=SecretValue(encrypted="sealed"),
+        ),
+        created_at=now,
+        updated_at=now,
+    )
+    assert target_summary(destination) == "hooks.example.com:8443"
