@@ -35,14 +35,17 @@ from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 from schemas.wire import WireError
 
 #: Why a record was dead-lettered (header :data:`REASON`). The first three are
-#: :class:`~schemas.wire.WireError` reasons; the last is an insert ClickHouse refused.
+#: :class:`~schemas.wire.WireError` reasons; then an insert ClickHouse refused, and a record
+#: whose key, ``auditlog-tenant`` header and body name different tenants
+#: (:mod:`schemas.tenancy`).
 DeadLetterReason = Literal[
-    "not-framed", "unknown-schema", "corrupt-datum", "rejected-by-clickhouse"
+    "not-framed", "unknown-schema", "corrupt-datum", "rejected-by-clickhouse", "tenant-mismatch"
 ]
 NOT_FRAMED: DeadLetterReason = "not-framed"
 UNKNOWN_SCHEMA: DeadLetterReason = "unknown-schema"
 CORRUPT_DATUM: DeadLetterReason = "corrupt-datum"
 REJECTED_BY_CLICKHOUSE: DeadLetterReason = "rejected-by-clickhouse"
+TENANT_MISMATCH: DeadLetterReason = "tenant-mismatch"
 
 # Headers a dead-letter record carries besides the original record's own.
 REASON = "auditlog-dlq-reason"

@@ -35,11 +35,17 @@ from consumers.avro_block import (
     upcast,
 )
 from consumers.batches import Batch, Record, offset_of, value_of
-from consumers.dead_letters import DeadLetterReason, Poison
+from consumers.dead_letters import (
+    REJECTED_BY_CLICKHOUSE,
+    TENANT_MISMATCH,
+    DeadLetterReason,
+    Poison,
+)
 from schemas.headers import header_list
+from schemas.tenancy import disagreements
 from schemas.versions import current
 from schemas.wire import SINGLE_OBJECT_HEADER_BYTES as _HEADER_BYTES
-from schemas.wire import SINGLE_OBJECT_MAGIC, Decoder, Frame, WireError
+from schemas.wire import SINGLE_OBJECT_MAGIC, Decoder, Frame
 
 # ClickHouse error codes that mean "this data is wrong", not "try again later":
 # CANNOT_PARSE_* (6, 26, 27, 38, 41, 69, 72, 376), TYPE_MISMATCH (53), TOO_LARGE_STRING_SIZE
@@ -99,11 +105,11 @@ class BatchInserter:
             # Sliced in C (bytes slices: copies, but 5x cheaper than memoryview slices).
             prepared.records = list(records)
             prepared.datums = list(map(_after_header, values))
-            return prepared
+            return _without_strangers(prepared)
         values = [_bytes(v) for v in values]
         split = split_by_schema(values)
         for position, error in split.unframed:
-            prepared.poison.append(_poison(batch.partition, records[position], error))
+            prepared.poison.append(_poison(batch.partition, records[position], error.reason, error))
         chosen: list[tuple[int, Datum]] = []
         for group in split.groups:
             if group.frame.kind == "single-object" and is_current(group.frame):
@@ -111,14 +117,15 @@ class BatchInserter:
                 continue
             result = upcast(group, self._decoder)
             for position, error in result.failed:
-                prepared.poison.append(_poison(batch.partition, records[position], error))
+                prepared.poison.append(
+                    _poison(batch.partition, records[position], error.reason, error)
+                )
             if result.group is not None:
                 chosen.extend(zip(result.group.positions, result.group.datums, strict=True))
         chosen.sort(key=lambda item: item[0])
         prepared.records = [records[position] for position, _ in chosen]
         prepared.datums = [datum for _, datum in chosen]
-        prepared.poison.sort(key=lambda p: p.offset)
-        return prepared
+        return _without_strangers(prepared)
 
     def insert(self, prepared: Prepared) -> Inserted:
         """Insert the prepared datums under the batch's token; isolate refused records.
@@ -160,7 +167,9 @@ class BatchInserter:
         )
         checked = upcast(group, self._decoder)
         for position, error in checked.failed:
-            poison.append(_poison(prepared.batch.partition, prepared.records[position], error))
+            poison.append(
+                _poison(prepared.batch.partition, prepared.records[position], error.reason, error)
+            )
         if checked.group is None:
             return Inserted(0, sorted(poison, key=lambda p: p.offset))
         records = [prepared.records[p] for p in checked.group.positions]
@@ -183,13 +192,30 @@ class BatchInserter:
             if not is_data_error(error):
                 raise
             if len(datums) == 1:
-                refused = WireError("corrupt-datum", str(error))
-                poison.append(_poison(partition, records[0], refused, "rejected-by-clickhouse"))
+                poison.append(_poison(partition, records[0], REJECTED_BY_CLICKHOUSE, error))
                 return 0
         half = len(datums) // 2
         return self._bisect(
             partition, records[:half], datums[:half], f"{token}-a", poison
         ) + self._bisect(partition, records[half:], datums[half:], f"{token}-b", poison)
+
+
+def _without_strangers(prepared: Prepared) -> Prepared:
+    """Move the records whose key, ``auditlog-tenant`` header and body disagree
+    (:func:`schemas.tenancy.disagreements`) from the insert to the poison."""
+    refused = disagreements(prepared.records, prepared.datums)
+    if refused:
+        partition = prepared.batch.partition
+        for position, why in refused:
+            prepared.poison.append(
+                _poison(partition, prepared.records[position], TENANT_MISMATCH, why)
+            )
+        dropped = {position for position, _ in refused}
+        kept = [i for i in range(len(prepared.records)) if i not in dropped]
+        prepared.records = [prepared.records[i] for i in kept]
+        prepared.datums = [prepared.datums[i] for i in kept]
+    prepared.poison.sort(key=lambda p: p.offset)
+    return prepared
 
 
 _header_of = operator.itemgetter(slice(0, _HEADER_BYTES))
@@ -212,7 +238,7 @@ def _bytes(value: str | bytes | None) -> bytes:
 
 
 def _poison(
-    partition: int, record: Record, error: WireError, reason: DeadLetterReason | None = None
+    partition: int, record: Record, reason: DeadLetterReason, detail: str | Exception
 ) -> Poison:
     return Poison(
         partition=partition,
@@ -220,6 +246,6 @@ def _poison(
         key=_bytes(record.key()) if record.key() is not None else None,
         value=_bytes(record.value()) if record.value() is not None else None,
         headers=header_list(record.headers()),
-        reason=reason or error.reason,
-        detail=str(error)[:4096],
+        reason=reason,
+        detail=str(detail)[:4096],
     )

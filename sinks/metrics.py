@@ -23,6 +23,7 @@ LATENCY_BUCKETS_S: Final = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 3600)
 class SinkMetrics:
     records_consumed: Counter
     undecodable: Counter
+    tenant_mismatch: Counter
     records_delivered: Counter
     batches: Counter
     delivery_seconds: Histogram
@@ -53,6 +54,12 @@ def sink_metrics(registry: CollectorRegistry = REGISTRY) -> SinkMetrics:
         undecodable=Counter(
             "auditlog_sink_undecodable_records_total",
             "Records a destination wanted that do not decode (the writer dead-letters them).",
+            registry=registry,
+        ),
+        tenant_mismatch=Counter(
+            "auditlog_sink_tenant_mismatch_records_total",
+            "Records a destination wanted whose key, auditlog-tenant header and body name "
+            "different tenants: never delivered (the writer dead-letters them).",
             registry=registry,
         ),
         records_delivered=Counter(

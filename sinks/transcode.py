@@ -70,9 +70,9 @@ class EventTranscoder:
                 self._by_header[header] = found
         return found
 
-    def to_json(self, value: bytes) -> tuple[bytes, int]:
-        """The event's JSON line and its ``occurred_at`` in epoch milliseconds. Raises
-        :class:`WireError` like :meth:`Decoder.decode`."""
+    def to_json(self, value: bytes) -> tuple[bytes, int, str]:
+        """The event's JSON line, its ``occurred_at`` in epoch milliseconds and its
+        ``tenant_id``. Raises :class:`WireError` like :meth:`Decoder.decode`."""
         writer, reader, offset, generated = self._schemas(value)
         if generated is not None:
             try:
@@ -87,7 +87,7 @@ class EventTranscoder:
             raise WireError("corrupt-datum", f"datum is a {type(datum).__name__}, not a record")
         occurred_ms = datum["occurred_at"]
         datum["occurred_at"] = self._timestamp(occurred_ms)
-        return orjson.dumps(datum), occurred_ms
+        return orjson.dumps(datum), occurred_ms, datum["tenant_id"]
 
     def _timestamp(self, epoch_ms: int) -> str:
         """:func:`rfc3339_millis`, the part up to the seconds kept from the last call."""

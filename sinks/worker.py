@@ -49,6 +49,7 @@ from consumers.metrics import observe_ages
 from runtime.backoff import Backoff
 from runtime.redaction import redact_text
 from schemas.headers import ACTION, CATEGORY
+from schemas.tenancy import header_tenants, tenant_disagreement
 from schemas.wire import Decoder, WireError
 from sinks.delivery import DeliveryResult, deliver, is_permanent
 from sinks.destinations.model import Destination
@@ -104,6 +105,7 @@ class SinkStats:
     batches: int = 0
     failed_attempts: int = 0
     parked: int = 0
+    tenant_mismatches: int = 0  # records naming two tenants, never delivered
 
 
 AutoPause = Callable[[Destination, str, datetime], None]
@@ -506,12 +508,23 @@ class SinkWorker:
                     continue
             if line is None:
                 try:
-                    line, event_at_ms = self._transcoder.to_json(message.value() or b"")
+                    line, event_at_ms, tenant = self._transcoder.to_json(message.value() or b"")
                 except WireError as exc:
                     self._metrics.undecodable.inc()
                     _LOG.warning(
                         "undecodable record skipped (the writer dead-letters it)",
                         extra={"partition": lane.partition, "offset": offset, "error": str(exc)},
+                    )
+                    for other in lanes:
+                        other.skip(offset)
+                    return
+                why = tenant_disagreement(message.key(), header_tenants(message.headers()), tenant)
+                if why is not None:
+                    self.stats.tenant_mismatches += 1
+                    self._metrics.tenant_mismatch.inc()
+                    _LOG.warning(
+                        "record naming two tenants skipped (the writer dead-letters it)",
+                        extra={"partition": lane.partition, "offset": offset, "error": why},
                     )
                     for other in lanes:
                         other.skip(offset)

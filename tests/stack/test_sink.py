@@ -9,9 +9,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
+from schemas import headers as h
+from schemas.validation import EventValidator
+from schemas.wire import SingleObjectEncoder
 from sinks.destinations.model import Filters
 from sinks.progress import destination_health
 from tests.stack.sink_support import (
@@ -70,6 +74,38 @@ def test_each_tenant_reaches_its_destinations_and_no_other(
         for key in objects:
             assert key.startswith(f"auditlog/acme/{acme_s3.id}/20")
             assert key.endswith(".ndjson.gz")
+
+
+def test_a_record_naming_two_tenants_reaches_no_destination(
+    sink: AuditlogSettings, monkeypatch: Any
+) -> None:
+    """Records keyed (or labelled) for globex whose body is acme's, published by a client
+    that is not our SDK: globex's destination must not receive acme's event."""
+    with webhook_receiver() as receiver:
+        put_destinations(sink, webhook_destination("globex", receiver.url + "/globex"))
+        acme_datum = EventValidator().validate(tenant_events("acme", 1)[0]).to_avro()
+        value = SingleObjectEncoder().encode(acme_datum)
+        producer = Producer({"bootstrap.servers": sink.kafka_bootstrap})
+        producer.produce(sink.events_topic, value=value, key=b"globex")
+        producer.produce(
+            sink.events_topic, value=value, key=b"globex", headers=[(h.TENANT, b"globex")]
+        )
+        assert producer.flush(30) == 0
+        headed = publish(sink, tenant_events("globex", 1))
+        forged_datum = EventValidator().validate(tenant_events("globex", 1)[0]).to_avro()
+        value = SingleObjectEncoder().encode(forged_datum)
+        producer.produce(
+            sink.events_topic, value=value, key=b"globex", headers=[(h.TENANT, b"acme")]
+        )
+        assert producer.flush(30) == 0
+        later = publish(sink, tenant_events("globex", 20))
+        with running_worker(sink, monkeypatch) as worker:
+            receiver.wait_for_ids(set(headed + later), "/globex")
+        assert sorted(receiver.ids("/globex")) == sorted(headed + later)
+        assert not {str(acme_datum["event_id"]), str(forged_datum["event_id"])} & set(
+            receiver.ids()
+        )
+        assert worker.stats.tenant_mismatches == 3
 
 
 def _wait_for_objects(endpoint: str, bucket: str, count: int) -> dict[str, list[dict[str, Any]]]:

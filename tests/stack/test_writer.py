@@ -171,13 +171,41 @@ def _dead_letters(pipeline: Pipeline, count: int) -> list[dict[str, bytes]]:
     return found
 
 
-def _publish_raw(pipeline: Pipeline, values: list[bytes]) -> None:
+def _publish_raw(
+    pipeline: Pipeline,
+    values: list[bytes],
+    *,
+    key: bytes = b"acme",
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+) -> None:
     from confluent_kafka import Producer  # noqa: PLC0415
 
     producer = Producer({"bootstrap.servers": pipeline.bootstrap})
     for value in values:
-        producer.produce(pipeline.topic, value=value, key=b"acme")
+        producer.produce(pipeline.topic, value=value, key=key, headers=headers)
     assert producer.flush(30) == 0
+
+
+def test_a_record_naming_two_tenants_is_dead_lettered_not_stored(pipeline: Pipeline) -> None:
+    """A producer that keys (or labels) an acme event as globex's: the row would be stored
+    under acme while globex's consumers route it to globex; it goes to the dead-letter
+    topic instead, with its own reason."""
+    published = publish(pipeline, 300, seed=9)
+    acme_event = SingleObjectEncoder().encode(
+        EventValidator().validate(valid_event(tenant_id="acme")).to_avro()
+    )
+    _publish_raw(pipeline, [acme_event], key=b"globex")
+    _publish_raw(pipeline, [acme_event], key=b"acme", headers=[(h.TENANT, b"globex")])
+    stats = pipeline.writer(exit_when_idle_s=3.0).run()
+    assert stats.dead_lettered == 2
+    assert set(pipeline.event_ids()) == published
+    letters = _dead_letters(pipeline, 2)
+    assert [letter["auditlog-dlq-reason"] for letter in letters] == [b"tenant-mismatch"] * 2
+    details = sorted(letter["auditlog-dlq-detail"].decode() for letter in letters)
+    assert details == [
+        "the key and body name tenant 'acme', the auditlog-tenant header 'globex'",
+        "the key names tenant 'globex', the body's tenant_id 'acme'",
+    ]
 
 
 def test_poison_goes_to_the_dead_letter_topic_and_does_not_block(pipeline: Pipeline) -> None:

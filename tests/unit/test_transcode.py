@@ -23,10 +23,11 @@ DECODER = Decoder()
 @given(valid_events())
 def test_the_fast_path_is_byte_identical(event: dict[str, object]) -> None:
     value = SingleObjectEncoder().encode(VALIDATOR.validate(event).to_avro())
-    line, occurred_ms = EventTranscoder(DECODER).to_json(value)
+    line, occurred_ms, tenant = EventTranscoder(DECODER).to_json(value)
     datum = DECODER.decode(value)
     assert line == event_json(datum)
     assert occurred_ms == int(datum["occurred_at"].timestamp() * 1000)
+    assert tenant == datum["tenant_id"]
 
 
 @settings(max_examples=50, deadline=None)
@@ -57,7 +58,7 @@ def test_an_older_writer_schema_is_read_into_the_current_one() -> None:
     value = SingleObjectEncoder(oldest).encode(old_datum)
     assert by_fingerprint(value[2:10]) is oldest
     transcoder = EventTranscoder(DECODER)
-    line, _ = transcoder.to_json(value)
+    line, _, _ = transcoder.to_json(value)
     assert line == event_json(DECODER.decode(value))
     assert transcoder.to_json(value)[0] == line  # the cached schemas read it alike
 
