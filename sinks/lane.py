@@ -132,8 +132,8 @@ class Lane:
         self._reform(self._announced is not None)
 
     def _reform(self, reforming: bool) -> None:
-        """Start (or end) re-forming the announced batch: the shape records are taken with
-        follows."""
+        """Start (or end) re-forming the announced batch: records are taken with its shape
+        while it lasts, with the destination's after."""
         if reforming and self._announced is not None:
             self.must_end_at = self._announced[0]
             self.shape = self._announced[1]
