@@ -1,9 +1,10 @@
 """Delivering one batch: runs on the worker's delivery threads.
 
 :func:`deliver` encodes the batch (gzip releases the GIL, so it belongs here, not on the
-consumer loop), makes the batch's announcement durable (so a restart re-forms the same
-batch), sends it, and returns a :class:`DeliveryResult`. It never raises: every failure
-becomes a result the worker loop acts on.
+consumer loop) with the shape it was formed with (:mod:`sinks.batch_shape`), makes the
+batch's announcement durable (so a restart re-forms the same batch), sends it, and
+returns a :class:`DeliveryResult`. It never raises: every failure becomes a result the
+worker loop acts on.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ class DeliveryResult:
 
 
 def payload_for(destination: Destination, topic: str, partition: int, batch: Batch) -> Payload:
-    body = assemble(batch.lines, destination.format, destination.compression)
+    """The batch encoded with its own shape (its format, compression and S3 prefix), not
+    the destination's current one: every attempt sends the same bytes under the same key."""
+    shape = batch.shape
+    body = assemble(batch.lines, shape.format, shape.compression)
     return Payload(
         tenant_id=destination.tenant_id,
         destination_id=destination.id,
@@ -51,6 +55,7 @@ def payload_for(destination: Destination, topic: str, partition: int, batch: Bat
         content_type=body.content_type,
         content_encoding=body.content_encoding,
         file_extension=body.file_extension,
+        prefix_template=shape.prefix_template,
     )
 
 

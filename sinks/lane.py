@@ -13,9 +13,16 @@ Offsets: every record below ``next_offset`` is done (delivered, or not for this
 destination); records below ``seen_until`` were already offered and are skipped when
 offered again (after a hand-over from a reader, or a restart).
 
-A batch closes when it holds ``max_records`` records or ``max_bytes`` bytes, when its
-first record has waited ``max_age_s``, or when it reaches ``must_end_at`` (the last offset
-of a batch that was announced before a restart: it is re-formed exactly).
+A batch closes when it holds ``max_records`` records or ``max_bytes`` bytes, or when its
+first record has waited ``max_age_s``. A batch keeps the shape (:mod:`sinks.batch_shape`:
+filters, format, compression, S3 prefix) it was opened with: a destination change that
+alters the shape closes the open batch, and applies from the next one.
+
+Re-forming: a lane created for a batch that was announced before a restart (``must_end_at``,
+its last offset, and ``announced_shape``) starts at the batch's first offset, takes records
+with the announced shape's filters, and closes the batch exactly at ``must_end_at``: no
+limit, age or destination change cuts it earlier. Should the lane drop the batch before it
+was handed to delivery (parked, paused), it re-forms it again from there.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from sinks.batch_shape import BatchShape
 from sinks.destinations.model import Destination, Filters
 
 LaneMode = Literal["live", "catchup", "paused"]
@@ -38,14 +46,16 @@ Stream = Literal["live", "replay"]
 
 @dataclass
 class Batch:
-    """Records closed for one delivery; ``record_times`` are their Kafka timestamps (ms),
-    for the delivery latency metric."""
+    """Records closed for one delivery, with the shape they were taken and are encoded
+    with; ``record_times`` are their Kafka timestamps (ms), for the delivery latency
+    metric."""
 
     first_offset: int
     last_offset: int
     lines: list[bytes]
     first_event_at: datetime
     size_bytes: int
+    shape: BatchShape
     record_times_ms: list[int] = field(default_factory=list)
 
     @property
@@ -58,6 +68,7 @@ class _Open:
     opened_at_s: float
     first_offset: int
     first_event_ms: int  # occurred_at of the first event, epoch milliseconds
+    shape: BatchShape
     lines: list[bytes] = field(default_factory=list)
     record_times_ms: list[int] = field(default_factory=list)
     last_offset: int = -1
@@ -70,12 +81,18 @@ class _Open:
             self.lines,
             datetime.fromtimestamp(self.first_event_ms / 1000, UTC),
             self.size_bytes,
+            self.shape,
             self.record_times_ms,
         )
 
 
 class Lane:
     """See the module docstring. ``now_s`` arguments are monotonic seconds."""
+
+    must_end_at: int | None  # re-forming the announced batch: its last offset
+    shape: BatchShape  # records are taken with it now (the announced one while re-forming)
+    filters: Filters  # the shape's filters
+    filtered: bool  # any filter at all (else the router need not read the headers)
 
     def __init__(
         self,
@@ -86,17 +103,23 @@ class Lane:
         mode: LaneMode,
         stream: Stream = "live",
         must_end_at: int | None = None,
+        announced_shape: BatchShape | None = None,
         stop_at: int | None = None,
     ) -> None:
+        """``must_end_at``, ``announced_shape``: the last offset and the shape of a batch
+        announced before a restart, to re-form from ``next_offset`` (its first offset);
+        without a shape (a progress record of an older release) the destination's own."""
         self._destination = destination
         self.created_ms = destination.created_at.timestamp() * 1000
-        self.filtered = destination.filters != NO_FILTERS
+        self._destination_shape = BatchShape.of(destination)
+        self._announced: tuple[int, BatchShape] | None = None
+        if must_end_at is not None:
+            self._announced = (must_end_at, announced_shape or self._destination_shape)
         self.partition = partition
         self.stream: Stream = stream
         self.mode: LaneMode = mode
         self.next_offset = next_offset
         self.seen_until = next_offset
-        self.must_end_at = must_end_at
         self.stop_at = stop_at  # a replay ends here (exclusive)
         self._open: _Open | None = None
         self.ready: deque[Batch] = deque()
@@ -106,6 +129,19 @@ class Lane:
         self.attempt = 0
         self.failing_since_s: float | None = None
         self.sync_guard = 0  # in sync once next_offset reaches it (after a hand-over)
+        self._reform(self._announced is not None)
+
+    def _reform(self, reforming: bool) -> None:
+        """Start (or end) re-forming the announced batch: records are taken with its shape
+        while it lasts, with the destination's after."""
+        if reforming and self._announced is not None:
+            self.must_end_at = self._announced[0]
+            self.shape = self._announced[1]
+        else:
+            self.must_end_at = None
+            self.shape = self._destination_shape
+        self.filters = self.shape.filters
+        self.filtered = self.filters != NO_FILTERS
 
     @property
     def destination(self) -> Destination:
@@ -113,10 +149,19 @@ class Lane:
 
     @destination.setter
     def destination(self, destination: Destination) -> None:
-        """A changed destination (new filters or limits apply from the next record on)."""
+        """A changed destination. New limits apply from the next record on; a new shape
+        from the next batch on (the open one is closed), or after the batch being
+        re-formed."""
         self._destination = destination
         self.created_ms = destination.created_at.timestamp() * 1000
-        self.filtered = destination.filters != NO_FILTERS
+        shape = BatchShape.of(destination)
+        if shape == self._destination_shape:
+            self._destination_shape = shape  # the same shape, at the new revision
+            return
+        self._destination_shape = shape
+        if self.must_end_at is None:
+            self._close()
+            self._reform(False)
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -129,10 +174,10 @@ class Lane:
     def skip(self, offset: int) -> None:
         """A record of the partition that is not for this destination (filtered out)."""
         self.seen_until = offset + 1
+        if self.must_end_at is not None and offset >= self.must_end_at:
+            self._close()  # the announced batch ends here
         if self._open is None and not self.ready and self.in_flight is None:
             self.next_offset = offset + 1
-        elif self.must_end_at is not None and offset >= self.must_end_at and self._open:
-            self._close()
 
     def add(
         self, offset: int, line: bytes, event_at_ms: int, record_time_ms: int, now_s: float
@@ -141,26 +186,33 @@ class Lane:
         ``occurred_at`` (epoch milliseconds), ``record_time_ms``: its Kafka timestamp."""
         limits = self.destination.batch
         current = self._open
-        if current is not None and current.size_bytes + len(line) > limits.max_bytes:
+        if self.must_end_at is not None:
+            if offset > self.must_end_at:
+                self._close()  # the announced batch's last record is gone: it ends before
+                current = None
+        elif current is not None and current.size_bytes + len(line) > limits.max_bytes:
             self._close()
             current = None
         if current is None:
-            current = self._open = _Open(now_s, offset, event_at_ms)
+            current = self._open = _Open(now_s, offset, event_at_ms, self.shape)
         current.lines.append(line)
         current.record_times_ms.append(record_time_ms)
         current.last_offset = offset
         current.size_bytes += len(line)
         self.seen_until = offset + 1
-        if len(current.lines) >= limits.max_records or (
-            self.must_end_at is not None and offset >= self.must_end_at
-        ):
+        if self.must_end_at is not None:
+            if offset >= self.must_end_at:
+                self._close()
+        elif len(current.lines) >= limits.max_records:
             self._close()
 
     def _close(self) -> None:
+        """Close the open batch (if any); re-forming ends with it."""
         if self._open is not None:
             self.ready.append(self._open.close())
             self._open = None
-            self.must_end_at = None
+        if self.must_end_at is not None:
+            self._reform(False)
 
     def tick(self, now_s: float) -> None:
         """Close the open batch if it waited long enough (and no announced range is being
@@ -207,6 +259,8 @@ class Lane:
             self.in_flight = self.ready.popleft()
             self.retry_at_s = None
             self.sending = True
+            if self.must_end_at is None:
+                self._announced = None  # the re-formed batch is kept in flight from now on
             return self.in_flight
         return None
 
@@ -235,11 +289,12 @@ class Lane:
 
     def drop_unsent(self) -> None:
         """Forget what is buffered but not in flight (parking, pausing): a reader reads it
-        again from :attr:`resume_from`."""
+        again from :attr:`resume_from`, and an announced batch that was not handed to
+        delivery yet is re-formed again."""
         self._open = None
         self.ready.clear()
-        self.must_end_at = None
         self.seen_until = self.resume_from
+        self._reform(self._announced is not None)
 
     @property
     def resume_from(self) -> int:
@@ -261,6 +316,31 @@ class Lane:
     @property
     def idle(self) -> bool:
         return self._open is None and not self.ready and self.in_flight is None
+
+    @property
+    def failing(self) -> bool:
+        """Its last delivery failed: a retry is pending."""
+        return self.failing_since_s is not None
+
+    @property
+    def has_work(self) -> bool:
+        """Records to read or deliver, for a destination that answers: what a worker that
+        exits when idle waits for. A paused lane has none, nor one whose deliveries fail
+        (it is behind; see :attr:`behind`)."""
+        if self.mode == "paused" or self.failing:
+            return False
+        return self.mode == "catchup" or not self.idle
+
+    @property
+    def behind(self) -> bool:
+        """Failing, or reading on its own behind the group (parked, resumed, replaying). A
+        paused lane is not: it is where its owner left it."""
+        return self.mode != "paused" and (self.failing or self.mode == "catchup")
+
+    def lag(self, live_next: int) -> int:
+        """Offsets of the partition between this lane's position and ``live_next`` (the
+        group's): an upper bound of its records not delivered yet."""
+        return max(0, live_next - self.next_offset)
 
     @property
     def in_sync(self) -> bool:

@@ -10,9 +10,14 @@ One record per (destination, partition of the events topic) in a compacted topic
   from ``max(committed, next_offset)``. A destination that is parked (failing) or paused is
   *not* in sync: the group moves on without it, and its ``next_offset`` is where it resumes,
   on its own reader, when it answers again or is resumed.
-- ``announced_last``: before a batch is sent, its last offset is written here, so a worker
-  that restarts (or takes the partition over) re-forms exactly the same batch: the same S3
-  key, the same webhook idempotency key, the same bytes.
+- ``announced_first``, ``announced_last``, ``announced_shape``: before a batch is sent, its
+  range and its shape (:mod:`sinks.batch_shape`: filters, format, compression, S3 prefix
+  template, and the destination revision they come from) are written here, so a worker
+  that restarts (or takes the partition over) re-forms exactly the same batch, whatever
+  was changed in the destination meanwhile: the same records, the same S3 key, the same
+  webhook idempotency key, the same bytes. A record written before shapes were announced
+  has none; the destination's shape at the restart is used then. An unreadable shape is
+  logged and treated alike.
 - ``replay_*``: progress of a ``destinations replay`` request on this partition.
 - health: records delivered, last success, last error, consecutive failures, failing since,
   lag. ``auditlog destinations show`` sums it up over partitions
@@ -23,12 +28,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sinks.batch_shape import BatchShape
 from sinks.compacted import CompactedTable, TableWriter
+
+_LOG = logging.getLogger("auditlog.sink")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class LaneProgress:
     in_sync: bool = True
     announced_first: int | None = None
     announced_last: int | None = None
+    announced_shape: BatchShape | None = None
     replay_id: str | None = None
     replay_next: int | None = None
     replay_end: int | None = None
@@ -64,7 +74,11 @@ class LaneProgress:
         values: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            values[field.name] = value.isoformat() if isinstance(value, datetime) else value
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, BatchShape):
+                value = value.to_json()
+            values[field.name] = value
         return json.dumps(values, separators=(",", ":")).encode()
 
     @classmethod
@@ -77,12 +91,31 @@ class LaneProgress:
                 continue  # written by a newer release
             if name.endswith("_at") or name == "failing_since":
                 kwargs[name] = datetime.fromisoformat(value) if value else None
+            elif name == "announced_shape":
+                kwargs[name] = _shape(value, values)
             else:
                 kwargs[name] = value
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> LaneProgress:
         return dataclasses.replace(self, updated_at=datetime.now(UTC), **changes)
+
+
+def _shape(value: Any, record: dict[str, Any]) -> BatchShape | None:
+    if value is None:
+        return None
+    try:
+        return BatchShape.from_json(value)
+    except (ValueError, TypeError, KeyError) as exc:
+        _LOG.warning(
+            "announced batch shape unreadable: the destination's shape is used",
+            extra={
+                "destination": record.get("destination_id"),
+                "partition": record.get("partition"),
+                "error": str(exc),
+            },
+        )
+        return None
 
 
 def progress_key(destination_id: str, partition: int, stream: str = "live") -> bytes:

@@ -23,11 +23,16 @@ re-joins the group's stream. A destination failing for ``auto_pause_after_s`` is
 (through the store, published as an audit event); resume continues from where it stopped
 while the topic still holds the events.
 
-Exactly-once effect per batch: before a batch is sent, its range is announced in the
-progress topic; a worker that restarts or takes a partition over re-forms the announced
-batch exactly, so S3 writes the same key and a webhook receives the same idempotency key
-and body. A redelivery (crash between send and progress, revocation, retry after a
-timeout) is therefore a byte-identical duplicate.
+Exactly-once effect per batch: before a batch is sent, its range and shape (filters,
+format, compression, S3 prefix: :mod:`sinks.batch_shape`) are announced in the progress
+topic; a worker that restarts or takes a partition over re-forms the announced batch
+exactly, whatever changed in the destination meanwhile, so S3 writes the same key and a
+webhook receives the same idempotency key and body. A redelivery (crash between send and
+progress, revocation, retry after a timeout) is therefore a byte-identical duplicate.
+
+``exit_when_idle_s``: the worker exits once the group read every partition to its end and
+no lane has work (:attr:`sinks.lane.Lane.has_work`) for that long; lanes whose deliveries
+fail, and paused ones, do not count. :attr:`SinkStats.behind` lists the lanes left behind.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Required, TypedDict
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -51,10 +57,12 @@ from runtime.redaction import redact_text
 from schemas.headers import ACTION, CATEGORY
 from schemas.tenancy import header_tenants, tenant_disagreement
 from schemas.wire import Decoder, WireError
+from sinks.batch_shape import BatchShape
+from sinks.behind import LaneBehind
 from sinks.delivery import DeliveryResult, deliver, is_permanent
 from sinks.destinations.model import Destination
 from sinks.destinations.store import CatalogChange, DestinationCatalog
-from sinks.lane import Lane, LaneMode, Stream
+from sinks.lane import Batch, Lane, LaneMode, Stream
 from sinks.metrics import SinkMetrics
 from sinks.progress import LaneProgress, ProgressStore
 from sinks.reader import PartitionReader
@@ -100,12 +108,17 @@ class SinkConfig:
 
 @dataclass
 class SinkStats:
+    """What a run did; ``behind``: the lanes not delivered when it stopped (see
+    :mod:`sinks.behind`); ``idle_exit``: it stopped for ``exit_when_idle_s``."""
+
     records: int = 0
     delivered_records: int = 0
     batches: int = 0
     failed_attempts: int = 0
     parked: int = 0
     tenant_mismatches: int = 0  # records naming two tenants, never delivered
+    idle_exit: bool = False
+    behind: list[LaneBehind] = field(default_factory=list)
 
 
 AutoPause = Callable[[Destination, str, datetime], None]
@@ -189,10 +202,12 @@ class SinkWorker:
                     and self._caught_up()
                 ):
                     _LOG.info("idle: exiting")
+                    self.stats.idle_exit = True
                     break
             self._health.stopping()
             self._drain()
             self._checkpoint(force=True)
+            self.stats.behind = self._behind()
         finally:
             self._close()
         return self.stats
@@ -232,13 +247,41 @@ class SinkWorker:
         return True
 
     def _all_idle(self) -> bool:
-        if self._in_flight or self._readers:
+        """No lane has work (:attr:`Lane.has_work`): paused lanes and lanes whose
+        deliveries fail do not count, so a failing destination cannot hold an
+        ``exit_when_idle_s`` run (it is reported as behind)."""
+        if any(lane.has_work for _, lane in self._in_flight.values()):
             return False
+        return not any(
+            lane.has_work for part in self._partitions.values() for lane in part.lanes.values()
+        )
+
+    def _behind(self) -> list[LaneBehind]:
+        """The lanes left behind (:attr:`Lane.behind`), with their last error."""
+        found = []
         for part in self._partitions.values():
             for lane in part.lanes.values():
-                if lane.mode == "catchup" or (lane.mode == "live" and not lane.idle):
-                    return False
-        return True
+                if not lane.behind:
+                    continue
+                destination = lane.destination
+                failed = (
+                    self._progress.get(destination.id, lane.partition, lane.stream)
+                    if lane.failing
+                    else None
+                )
+                found.append(
+                    LaneBehind(
+                        destination.id,
+                        destination.kind,
+                        lane.partition,
+                        lane.stream,
+                        lane.lag(part.live_next),
+                        lane.attempt,
+                        failed.last_error if failed else None,
+                        failed.last_error_at if failed else None,
+                    )
+                )
+        return found
 
     def _drain(self) -> None:
         """Stop taking new records; wait for deliveries in flight (bounded)."""
@@ -349,19 +392,11 @@ class SinkWorker:
         else:
             start = record.next_offset
             behind = True
-        must_end_at = None
-        if (
-            record is not None
-            and record.announced_first is not None
-            and record.announced_last is not None
-            and record.announced_first >= start
-        ):
-            must_end_at = record.announced_last
         mode: LaneMode = (
             "paused" if not destination.deliverable else "catchup" if behind else "live"
         )
-        lane = Lane(destination, partition, next_offset=start, mode=mode, must_end_at=must_end_at)
-        if mode == "live" and must_end_at is not None and start < part.live_next:
+        lane = Lane(destination, partition, mode=mode, **_start(record, start))
+        if mode == "live" and lane.must_end_at is not None and lane.next_offset < part.live_next:
             lane.mode = "catchup"  # the announced batch starts before the group's position
         return lane
 
@@ -379,22 +414,15 @@ class SinkWorker:
         else:
             start, stop_at = replay.offsets[partition], part.live_next
         mode: LaneMode = "catchup" if destination.deliverable else "paused"
-        lane = Lane(
+        same = record is not None and record.replay_id == replay.id
+        return Lane(
             destination,
             partition,
-            next_offset=start,
             mode=mode,
             stream="replay",
             stop_at=stop_at,
+            **_start(record if same else None, start),
         )
-        if (
-            record is not None
-            and record.replay_id == replay.id
-            and record.announced_first is not None
-            and record.announced_first >= start
-        ):
-            lane.must_end_at = record.announced_last
-        return lane
 
     def _apply_change(self, change: CatalogChange) -> None:
         """A destination was added, changed or removed in the store."""
@@ -503,7 +531,7 @@ class SinkWorker:
                 if routing is None:
                     headers = dict(message.headers() or ())
                     routing = (_text(headers.get(CATEGORY)), _text(headers.get(ACTION)))
-                if not lane.destination.filters.accepts(*routing):
+                if not lane.filters.accepts(*routing):
                     lane.skip(offset)
                     continue
             if line is None:
@@ -629,8 +657,8 @@ class SinkWorker:
                     if lane.mode == "live" and lane.backlog_full:
                         self._park(lane, "it does not keep up: batches wait behind the one sent")
                     continue
-                if lane.attempt == 0:  # the first attempt: announce the range
-                    self._write_progress(lane, announced=(batch.first_offset, batch.last_offset))
+                if lane.attempt == 0:  # the first attempt: announce the range and shape
+                    self._write_progress(lane, announced=batch)
                 destination = lane.destination
                 future = self._pool.submit(
                     deliver,
@@ -654,17 +682,20 @@ class SinkWorker:
             return sender
 
     def _collect(self, wait_s: float = 0.0) -> bool:
-        """Act on finished deliveries; True if any finished."""
+        """Act on finished deliveries; True if any succeeded (a failure is no progress)."""
         if wait_s and self._in_flight:
             wait(self._in_flight, timeout=wait_s, return_when=FIRST_COMPLETED)
         finished = [f for f in self._in_flight if f.done()]
+        succeeded = False
         for future in finished:
             key, lane = self._in_flight.pop(future)
             part = self._partitions.get(lane.partition)
             if part is None or part.lanes.get(key) is not lane:
                 continue  # revoked or removed meanwhile: the next owner re-forms the batch
-            self._finished(lane, future.result())
-        return bool(finished)
+            result = future.result()
+            succeeded |= result.ok
+            self._finished(lane, result)
+        return succeeded
 
     def _finished(self, lane: Lane, result: DeliveryResult) -> None:
         now = time.monotonic()
@@ -744,7 +775,7 @@ class SinkWorker:
         self,
         lane: Lane,
         *,
-        announced: tuple[int, int] | None = None,
+        announced: Batch | None = None,
         delivered: int = 0,
         error: str | None = None,
         replay_done: bool = False,
@@ -759,13 +790,17 @@ class SinkWorker:
         changes: dict[str, object] = {
             "next_offset": lane.next_offset,
             "in_sync": lane.in_sync if lane.stream == "live" else True,
-            "lag_records": max(0, live_next - lane.next_offset),
+            "lag_records": lane.lag(live_next),
             "stream": lane.stream,
         }
         if announced is not None:
-            changes["announced_first"], changes["announced_last"] = announced
+            changes.update(
+                announced_first=announced.first_offset,
+                announced_last=announced.last_offset,
+                announced_shape=announced.shape,
+            )
         elif delivered:
-            changes["announced_first"] = changes["announced_last"] = None
+            changes.update(announced_first=None, announced_last=None, announced_shape=None)
         if lane.stream == "replay" and destination.replay is not None:
             changes["replay_id"] = destination.replay.id
             changes["replay_end"] = lane.stop_at
@@ -801,8 +836,8 @@ class SinkWorker:
             safe = part.live_next
             for lane in part.lanes.values():
                 lanes_by_mode[lane.mode] += 1
-                lag[lane.destination.id] = lag.get(lane.destination.id, 0) + max(
-                    0, part.live_next - lane.next_offset
+                lag[lane.destination.id] = lag.get(lane.destination.id, 0) + lane.lag(
+                    part.live_next
                 )
                 if lane.mode == "live" and lane.stream == "live":
                     pending = lane.first_pending()
@@ -827,6 +862,30 @@ class SinkWorker:
             committed = self._partitions.get(tp.partition)
             if committed is not None:
                 committed.committed = tp.offset
+
+
+class _Start(TypedDict, total=False):
+    next_offset: Required[int]
+    must_end_at: int
+    announced_shape: BatchShape | None
+
+
+def _start(record: LaneProgress | None, start: int) -> _Start:
+    """Where a lane starts: at ``start``; or, when ``record`` announced a batch from there
+    on, at that batch's first offset (every record before it is done), to re-form it up to
+    its last offset with its shape."""
+    if (
+        record is None
+        or record.announced_first is None
+        or record.announced_last is None
+        or record.announced_first < start
+    ):
+        return {"next_offset": start}
+    return {
+        "next_offset": record.announced_first,
+        "must_end_at": record.announced_last,
+        "announced_shape": record.announced_shape,
+    }
 
 
 def _text(value: str | bytes | None) -> str:

@@ -11,8 +11,11 @@ from auditlog import wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from consumers.health import HealthServer, HealthState
+from sinks.behind import describe
 
 _LOG = logging.getLogger("auditlog.sink")
+#: ``--exit-when-idle`` ended with destinations behind (failing, or parked and not caught up).
+EXIT_BEHIND = 6
 
 
 def register(commands: Any) -> None:
@@ -22,14 +25,16 @@ def register(commands: Any) -> None:
         description=(
             "Consume the events topic in the sink group and deliver each tenant's events to "
             "its destinations. SIGTERM or SIGINT: let deliveries in flight finish, commit, "
-            "leave the group, exit 0."
+            "leave the group, list the destinations left behind, exit 0."
         ),
     )
     parser.add_argument(
         "--exit-when-idle",
         type=float,
         metavar="SECONDS",
-        help="exit once nothing arrived for this long and everything read was delivered",
+        help="exit once nothing arrived for this long and everything read was delivered to "
+        "every destination that answers; destinations whose deliveries fail do not hold it, "
+        f"they are listed as behind and the exit code is {EXIT_BEHIND}",
     )
     parser.set_defaults(run=_sink)
 
@@ -59,4 +64,6 @@ def _sink(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         f"{stats.batches} batches, failed attempts: {stats.failed_attempts}, "
         f"parked: {stats.parked}"
     )
-    return 0
+    for line in describe(stats.behind):
+        print(line)
+    return EXIT_BEHIND if stats.idle_exit and stats.behind else 0

@@ -38,6 +38,9 @@ class Payload:
     content_type: str  # "application/x-ndjson" or "application/json"
     content_encoding: str | None  # "gzip" or None
     file_extension: str  # "ndjson.gz", "json", ...
+    # S3: the key prefix template the batch was formed (and announced) with; None: the
+    # target's own (a sample payload)
+    prefix_template: str | None = None
 
 
 @dataclass(frozen=True)

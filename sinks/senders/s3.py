@@ -4,13 +4,14 @@ Object keys are deterministic (:func:`object_key`)::
 
     <prefix>/<yyyy>/<mm>/<dd>/<hh>/<tenant>_<destination>_<partition>_<first offset>.<ext>
 
-with ``<prefix>`` the destination's ``prefix_template`` and the time parts from the
-payload's first event (its record time, in UTC, not the time of writing). The same payload
-always gives the same key, so a retry or a replay overwrites the object instead of adding
-a duplicate. Each payload is a single ``PutObject``: visible whole or not at all, with
-``Content-MD5`` so that S3 refuses a body corrupted on the way, and the payload's
-tenant, destination, partition, offsets and record count in the object's metadata
-(``x-amz-meta-auditlog-*``).
+with ``<prefix>`` the destination's ``prefix_template`` as it was when the batch was
+formed (a batch announced before a restart keeps its key: :mod:`sinks.batch_shape`) and
+the time parts from the payload's first event (its record time, in UTC, not the time of
+writing). The same payload always gives the same key, so a retry or a replay overwrites
+the object instead of adding a duplicate. Each payload is a single ``PutObject``: visible
+whole or not at all, with ``Content-MD5`` so that S3 refuses a body corrupted on the way,
+and the payload's tenant, destination, partition, offsets and record count in the
+object's metadata (``x-amz-meta-auditlog-*``).
 
 Credentials (:func:`make_s3_client`): the destination's ``access_key_id`` and
 ``secret_access_key`` when given (S3-compatible stores); else, with ``role_arn``, the role
@@ -214,21 +215,24 @@ def _key_segment(value: str) -> str:
 
 
 def object_key(target: S3Target, payload: Payload) -> str:
-    """The payload's object key (see the module docstring); raises
+    """The payload's object key (see the module docstring), under the payload's prefix
+    template (the one its batch was formed with) or else the target's; raises
     :class:`PermanentDeliveryError` should the prefix leave the bucket's root."""
     tenant = _key_segment(payload.tenant_id)
     destination = _key_segment(payload.destination_id)
+    template = target.prefix_template
+    if payload.prefix_template is not None:
+        template = payload.prefix_template
     try:
-        prefix = target.prefix_template.format_map(
-            {"tenant_id": tenant, "destination_id": destination}
-        ).strip("/")
+        prefix = template.format_map({"tenant_id": tenant, "destination_id": destination})
     except (KeyError, ValueError, IndexError) as exc:
         raise PermanentDeliveryError(
-            f"prefix template {target.prefix_template!r} cannot be filled in: {exc}"
+            f"prefix template {template!r} cannot be filled in: {exc}"
         ) from exc
+    prefix = prefix.strip("/")
     if prefix.startswith("/") or "//" in prefix or ".." in prefix.split("/"):
         raise PermanentDeliveryError(
-            f"prefix {prefix!r} (from {target.prefix_template!r}) leaves the bucket's root"
+            f"prefix {prefix!r} (from {template!r}) leaves the bucket's root"
         )
     at = payload.first_event_at
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

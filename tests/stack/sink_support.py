@@ -107,13 +107,27 @@ def drop_topics(settings: AuditlogSettings) -> None:
 
 def publish(settings: AuditlogSettings, events: list[dict[str, Any]]) -> list[str]:
     """Publish events through the SDK (validated); returns their ids in order."""
+    return [event_id for event_id, _partition, _offset in publish_placed(settings, events)]
+
+
+def publish_placed(
+    settings: AuditlogSettings, events: list[dict[str, Any]]
+) -> list[tuple[str, int, int]]:
+    """Publish events through the SDK (validated); returns their ids, partitions and
+    offsets in order."""
     with AuditProducer(
         wiring.producer_config(settings, client_id="sink-test"),
         validator=wiring.validator(settings),
     ) as producer:
         futures = [producer.publish_future(event) for event in events]
         producer.flush(30)
-        return [future.result(timeout=30).event_id for future in futures]
+        placed = []
+        for future in futures:
+            result = future.result(timeout=30)
+            assert result.partition is not None
+            assert result.offset is not None
+            placed.append((result.event_id, result.partition, result.offset))
+        return placed
 
 
 def tenants_in_one_partition(settings: AuditlogSettings, count: int) -> list[str]:
@@ -197,6 +211,23 @@ def put_destinations(settings: AuditlogSettings, *destinations: Destination) -> 
         store.close()
 
 
+def update_destination(
+    settings: AuditlogSettings, destination_id: str, **changes: Any
+) -> Destination:
+    """Change a stored destination as ``destinations update`` does (next revision)."""
+    store = DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+    try:
+        current = store.get(destination_id)
+        assert current is not None
+        changed = current.model_copy(
+            update={**changes, "revision": current.revision + 1, "updated_at": datetime.now(UTC)}
+        )
+        store.put(changed)
+        return changed
+    finally:
+        store.close()
+
+
 def secret_environment() -> dict[str, str]:
     return {
         "SINK_TEST_SECRET": WEBHOOK_SECRET,
@@ -217,14 +248,17 @@ class Received:
     event_ids: list[str]
     tenants: set[str]
     received_at: float
+    body: bytes = b""  # as it came (compressed, if it was)
 
 
 @dataclass
 class Receiver:
-    """Records signed POSTs; ``respond`` decides each answer (default 200)."""
+    """Records signed POSTs; ``respond`` decides each answer (default 200). ``refused``:
+    the POSTs answered with anything else."""
 
     respond: Callable[[str, int], Reply] = lambda _path, _n: (200, {})
     requests: list[Received] = field(default_factory=list)
+    refused: list[Received] = field(default_factory=list)
     attempts: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
     url: str = ""
@@ -259,20 +293,21 @@ def webhook_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
             status, headers = state.respond(self.path, attempt)
             if status == 200:
                 verify(body, dict(self.headers.items()), WEBHOOK_SECRET.encode())
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                events = [json.loads(line) for line in body.splitlines() if line.strip()]
-                with state.lock:
-                    state.requests.append(
-                        Received(
-                            self.path,
-                            self.headers[IDEMPOTENCY_HEADER],
-                            [e["event_id"] for e in events],
-                            {e["tenant_id"] for e in events},
-                            time.monotonic(),
-                        )
-                    )
-                    state.lock.notify_all()
+            plain = (
+                gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
+            )
+            events = _events(plain)
+            received = Received(
+                self.path,
+                self.headers[IDEMPOTENCY_HEADER],
+                [e["event_id"] for e in events],
+                {e["tenant_id"] for e in events},
+                time.monotonic(),
+                body,
+            )
+            with state.lock:
+                (state.requests if status == 200 else state.refused).append(received)
+                state.lock.notify_all()
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -293,6 +328,14 @@ def webhook_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+def _events(body: bytes) -> list[dict[str, Any]]:
+    """The events of a body in NDJSON or a JSON array (uncompressed)."""
+    if body.startswith(b"["):
+        events: list[dict[str, Any]] = json.loads(body)
+        return events
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
 # -- a worker on a thread ----------------------------------------------------------------
@@ -359,5 +402,5 @@ def s3_objects(endpoint: str, bucket: str) -> dict[str, list[dict[str, Any]]]:
             body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
             if item["Key"].endswith(".gz"):
                 body = gzip.decompress(body)
-            found[item["Key"]] = [json.loads(line) for line in body.splitlines() if line]
+            found[item["Key"]] = _events(body)
     return found

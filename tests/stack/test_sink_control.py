@@ -18,7 +18,6 @@ from confluent_kafka import Consumer
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
 from schemas.headers import ACTION
-from sinks.destinations.model import Destination
 from sinks.destinations.replay import find_replay_offsets
 from sinks.destinations.store import DestinationStore
 from sinks.progress import destination_health
@@ -36,6 +35,7 @@ from tests.stack.sink_support import (
     sink_env,
     sink_settings,
     tenant_events,
+    update_destination,
     webhook_destination,
     webhook_receiver,
 )
@@ -44,18 +44,7 @@ from tests.stack.writer_support import wait_for
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
-def _update(settings: AuditlogSettings, destination_id: str, **changes: Any) -> Destination:
-    store = DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
-    try:
-        current = store.get(destination_id)
-        assert current is not None
-        changed = current.model_copy(
-            update={**changes, "revision": current.revision + 1, "updated_at": datetime.now(UTC)}
-        )
-        store.put(changed)
-        return changed
-    finally:
-        store.close()
+_update = update_destination
 
 
 def test_pause_keeps_events_and_resume_delivers_them_once(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from sinks.batch_shape import BatchShape
 from sinks.destinations.model import (
     BatchLimits,
     Destination,
@@ -26,6 +28,14 @@ def _destination(**limits: float) -> Destination:
         created_at=AT,
         updated_at=AT,
     )
+
+
+def _changed(destination: Destination, **changes: Any) -> Destination:
+    """``destination`` at its next revision, with ``changes``."""
+    return destination.model_copy(update={**changes, "revision": destination.revision + 1})
+
+
+LOGINS_OUT = Filters(exclude_actions=frozenset({"user.login"}))
 
 
 def _lane(start: int = 0, **limits: float) -> Lane:
@@ -144,3 +154,154 @@ def test_a_lane_knows_whether_its_destination_filters() -> None:
         update={"filters": Filters(exclude_actions=frozenset({"user.login"}))}
     )
     assert lane.filtered
+
+
+# -- re-forming an announced batch, and a batch's shape ---------------------------------
+
+
+def test_an_announced_batch_is_re_formed_whole_whatever_the_limits_are_now() -> None:
+    """Announced as offsets 10-15 before a restart; the limits were lowered since: the
+    batch is formed again exactly, not cut at the new record or byte limit."""
+    lane = Lane(
+        _destination(max_records=2, max_bytes=1024), 0, next_offset=10, mode="live", must_end_at=15
+    )
+    for offset in range(10, 16):
+        _add(lane, offset, size=600)
+    batch = lane.next_batch(0.0)
+    assert batch is not None
+    assert (batch.first_offset, batch.last_offset, batch.record_count) == (10, 15, 6)
+    _add(lane, 16, size=600)
+    _add(lane, 17, size=600)
+    after = lane.ready[0]
+    assert (after.first_offset, after.last_offset) == (16, 16), "the new limits apply after it"
+
+
+def test_an_announced_batch_takes_records_with_its_announced_shape() -> None:
+    """Announced under revision 1 (no filters, NDJSON, gzip); the destination is at revision
+    3 now (logins filtered out, a JSON array, no compression): the batch is re-formed with
+    the announced filters and encoded as announced; the next batch takes the new shape."""
+    announced = BatchShape.of(_destination())
+    now = _changed(_destination(), filters=LOGINS_OUT)
+    now = _changed(now, format="json_array", compression="none")
+    assert now.revision == 3
+    lane = Lane(now, 0, next_offset=10, mode="live", must_end_at=11, announced_shape=announced)
+    assert (lane.filtered, lane.filters.accepts("account_security", "user.login")) == (False, True)
+    _add(lane, 10)
+    _add(lane, 11)
+    batch = lane.next_batch(0.0)
+    assert batch is not None
+    assert batch.shape == announced
+    assert (batch.shape.format, batch.shape.compression) == ("ndjson", "gzip")
+    assert (lane.filtered, lane.filters.accepts("account_security", "user.login")) == (
+        True,
+        False,
+    ), "the destination's filters from the next batch on"
+    _add(lane, 12)
+    lane.flush_open()
+    assert lane.ready[0].shape == BatchShape.of(now)
+
+
+def test_an_announced_batch_without_a_shape_takes_the_destinations() -> None:
+    """A progress record of an older release has no shape: the best left is the
+    destination's own (the range is still re-formed whole)."""
+    now = _changed(_destination(max_records=1), filters=LOGINS_OUT)
+    lane = Lane(now, 0, next_offset=10, mode="live", must_end_at=11)
+    assert lane.shape == BatchShape.of(now)
+    _add(lane, 10)
+    assert lane.next_batch(0.0) is None, "not cut at max_records"
+
+
+def test_a_destination_change_does_not_touch_the_batch_being_re_formed() -> None:
+    lane = Lane(_destination(), 0, next_offset=10, mode="live", must_end_at=12)
+    announced = lane.shape
+    _add(lane, 10)
+    lane.destination = _changed(_destination(max_records=1), filters=LOGINS_OUT)
+    assert lane.shape == announced
+    assert lane.must_end_at == 12
+    _add(lane, 11)
+    _add(lane, 12)
+    batch = lane.next_batch(0.0)
+    assert batch is not None
+    assert (batch.first_offset, batch.last_offset, batch.shape) == (10, 12, announced)
+    assert lane.filters == LOGINS_OUT
+
+
+def test_a_batch_re_formed_but_dropped_before_it_was_sent_is_re_formed_again() -> None:
+    """Parked or paused while it re-forms the announced batch: when it reads again, it
+    forms that batch again, with its shape, not one cut by the destination's limits."""
+    announced = BatchShape.of(_destination())
+    now = _changed(_destination(max_records=1), filters=LOGINS_OUT)
+    lane = Lane(now, 0, next_offset=10, mode="live", must_end_at=12, announced_shape=announced)
+    _add(lane, 10)
+    _add(lane, 11)
+    lane.drop_unsent()
+    assert (lane.resume_from, lane.must_end_at, lane.shape) == (10, 12, announced)
+    assert lane.wants(10)
+    for offset in (10, 11, 12):
+        _add(lane, offset)
+    batch = lane.next_batch(0.0)
+    assert batch is not None
+    assert (batch.first_offset, batch.last_offset, batch.shape) == (10, 12, announced)
+    lane.drop_unsent()
+    assert lane.must_end_at is None, "in flight now: a retry resends it as it is"
+    assert lane.resume_from == 13
+
+
+def test_an_announced_batch_whose_last_record_is_gone_ends_before_the_gap() -> None:
+    lane = Lane(_destination(), 0, next_offset=10, mode="live", must_end_at=12)
+    _add(lane, 10)
+    _add(lane, 14)
+    batch = lane.next_batch(0.0)
+    assert batch is not None
+    assert (batch.first_offset, batch.last_offset) == (10, 10)
+    assert lane.must_end_at is None
+
+
+def test_a_batch_keeps_the_shape_it_was_formed_with() -> None:
+    """A change of filters or encoding closes the open batch (each batch has one shape,
+    which a restart can re-form) and applies from the next one; a batch in flight is
+    retried as it was formed. A change of limits alone closes nothing."""
+    before = _destination()
+    lane = Lane(before, 0, next_offset=0, mode="live")
+    _add(lane, 0)
+    first = lane.next_batch(0.0)
+    assert first is None
+    lane.destination = _changed(before, batch=BatchLimits(max_records=5))
+    assert (lane.first_pending(), len(lane.ready)) == (0, 0), "new limits: the batch stays open"
+    _add(lane, 1)
+    changed = _changed(lane.destination, format="json_array")
+    lane.destination = changed
+    closed = lane.next_batch(0.0)
+    assert closed is not None
+    assert (closed.last_offset, closed.shape) == (1, BatchShape.of(before))
+    _add(lane, 2)
+    lane.failed(now_s=0.0, retry_in_s=1.0)
+    lane.destination = _changed(changed, compression="none")
+    assert lane.next_batch(1.0) is closed
+    assert closed.shape.format == "ndjson"
+    lane.delivered(closed)
+    following = lane.next_batch(1.0)
+    assert following is not None
+    assert following.shape == BatchShape.of(changed)
+
+
+# -- what an idle worker waits for ------------------------------------------------------
+
+
+def test_a_failing_or_paused_lane_is_no_work_and_a_failing_one_is_behind() -> None:
+    lane = _lane(0, max_records=1)
+    assert (lane.has_work, lane.behind) == (False, False)
+    _add(lane, 0)
+    assert (lane.has_work, lane.behind) == (True, False)
+    batch = lane.next_batch(0.0)
+    assert batch is not None
+    lane.failed(now_s=0.0, retry_in_s=60.0)
+    assert (lane.failing, lane.has_work, lane.behind) == (True, False, True), (
+        "a retry pending is no work for the idle test"
+    )
+    lane.mode = "catchup"  # parked
+    assert (lane.has_work, lane.behind) == (False, True)
+    lane.delivered(batch)
+    assert (lane.has_work, lane.behind) == (True, True), "answering again: catching up is work"
+    lane.mode = "paused"
+    assert (lane.has_work, lane.behind) == (False, False), "paused: where its owner left it"
