@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from producers.kafka_connection import KafkaConnection
 from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 from schemas.wire import WireError
 
@@ -189,7 +190,7 @@ class DeadLetterPublisher:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topic: str,
         client_id: str = "auditlog-dead-letters",
         *,
@@ -203,7 +204,7 @@ class DeadLetterPublisher:
         self.delivery_timeout_s = delivery_timeout_s
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **kafka.properties(),
                 "client.id": client_id,
                 "enable.idempotence": True,
                 "acks": "all",

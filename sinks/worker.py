@@ -46,6 +46,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers.health import HealthState
 from consumers.metrics import observe_ages
+from producers.kafka_connection import KafkaConnection
 from schemas.headers import ACTION, CATEGORY
 from schemas.wire import Decoder, WireError
 from sinks.delivery import DeliveryResult, deliver, is_permanent
@@ -69,7 +70,7 @@ LaneKey = tuple[str, int, str]  # destination id, partition, stream
 class SinkConfig:
     """What one worker does; built from settings at the edge."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     topic: str = "audit.events"
     group_id: str = "stream-sinks"
     retry_base_s: float = 0.5
@@ -83,7 +84,7 @@ class SinkConfig:
 
     def consumer_properties(self) -> dict[str, object]:
         return {
-            "bootstrap.servers": self.bootstrap,
+            **self.kafka.properties(),
             "group.id": self.group_id,
             "partition.assignment.strategy": "cooperative-sticky",
             "enable.auto.commit": False,
