@@ -153,11 +153,12 @@ def _print_outcome(
     for d in drift:
         print(f"    {d.message}")
     events = spec.name == settings.events_topic
-    for line in _remedies(settings.kafka_bootstrap, spec.name, drift, events=events):
+    kafka = wiring.kafka_connection(settings)
+    for line in _remedies(kafka, spec.name, drift, events=events):
         print(f"  {line}")
 
 
-def _remedies(bootstrap: str, topic: str, drift: list[Drift], *, events: bool) -> list[str]:
+def _remedies(kafka: KafkaConnection, topic: str, drift: list[Drift], *, events: bool) -> list[str]:
     """What an operator can run or set about ``drift``; printed, never run."""
     lines: list[str] = []
     configs = [d for d in drift if d.setting not in _STRUCTURAL]
@@ -166,7 +167,13 @@ def _remedies(bootstrap: str, topic: str, drift: list[Drift], *, events: bool) -
         command = [
             "kafka-configs.sh",
             "--bootstrap-server",
-            bootstrap,
+            kafka.bootstrap,
+            # A secured cluster wants the client's SASL/TLS settings too.
+            *(
+                ["--command-config", "client.properties"]
+                if kafka.security.security_protocol != "PLAINTEXT"
+                else []
+            ),
             "--alter",
             "--entity-type",
             "topics",

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from auditlog.commands.topics import _remedies
 from producers.kafka_connection import KafkaConnection, KafkaSecurity
+from producers.topics import Drift
 
 PASSWORD = "pa55-word-7d1e"
 CLIENT_SECRET = "client-secret-93c0"
@@ -243,3 +245,15 @@ def test_secrets_never_show_in_repr_str_or_description(pem: Path) -> None:
     for secret in (PASSWORD, CLIENT_SECRET, KEY_PASSWORD):
         assert not any(secret in text for text in shown)
     assert str(connection) == "k:9093 (SASL_SSL, SCRAM-SHA-512 as alice, client certificate)"
+
+
+def test_topic_fixes_printed_for_a_secured_cluster_ask_for_its_client_settings() -> None:
+    drift = [Drift("audit.events", "retention.ms", "604800000", "86400000", "retention")]
+    plain = _remedies(KafkaConnection("k:9092"), "audit.events", drift, events=True)
+    secured = _remedies(
+        KafkaConnection("k:9096", KafkaSecurity("SSL")), "audit.events", drift, events=True
+    )
+    assert "--command-config" not in plain[0]
+    assert secured[0].startswith(
+        "fix: kafka-configs.sh --bootstrap-server k:9096 --command-config client.properties"
+    )
