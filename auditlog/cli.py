@@ -23,6 +23,7 @@ from auditlog.commands import (
 from auditlog.commands import sink as sink_command
 from auditlog.settings import AuditlogSettings
 from deploy.stack.errors import StackError
+from producers.kafka_refusal import KafkaRefusedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,12 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = AuditlogSettings()
     except ValidationError as exc:
         for error in exc.errors():
+            if not error["loc"]:  # settings that do not go together; each line names them
+                for line in error["msg"].splitlines():
+                    print(f"auditlog: {line}", file=sys.stderr)
+                continue
             name = "AUDITLOG_" + "_".join(str(part) for part in error["loc"]).upper()
             print(f"auditlog: {name}: {error['msg']}", file=sys.stderr)
         return 2
     try:
         code: int = args.run(args, settings)
-    except StackError as exc:
+    except (StackError, KafkaRefusedError) as exc:
         print(f"auditlog: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -52,7 +52,7 @@ class DemoReport:
 
 
 def ensure(settings: AuditlogSettings, report: DemoReport) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 2})
+    admin = AdminClient({**wiring.kafka_connection(settings).properties(), "log_level": 2})
     result = ensure_topics(admin, wiring.topic_specs(settings))
     for name in result.created:
         report.topics[name] = "created"

@@ -33,7 +33,6 @@ from sinks.destinations.model import (
     WebhookTarget,
 )
 from sinks.destinations.secrets import SecretBox
-from sinks.destinations.store import DestinationStore
 from sinks.signing import verify
 
 # The demo's own secrets, handed to the worker's SecretBox (never the process environment).
@@ -160,9 +159,7 @@ class DemoStreaming:
         with _receiver() as (url, inbox):
             self._inbox = inbox
             self._added = self._destinations(url)
-            store = DestinationStore(
-                self._settings.kafka_bootstrap, self._settings.destinations_topic
-            )
+            store = wiring.destination_store(self._settings)
             try:
                 for destination in self._added:
                     store.put(destination)

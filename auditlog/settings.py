@@ -6,11 +6,16 @@ Nothing below the command line reads the environment: commands build an
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from consumers.clickhouse_connection import ClickHouseTls
+from producers.kafka_connection import KafkaSecurity, SaslMechanism, SecurityProtocol
 
 StackBackend = Literal["auto", "local", "docker", "external"]
 
@@ -28,6 +33,97 @@ class AuditlogSettings(BaseSettings):
         default="http://127.0.0.1:18123",
         description="ClickHouse HTTP endpoint, optionally with user:password@.",
     )
+    # -- Kafka security and ClickHouse TLS (checked together by _connections_coherent) --
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How clients talk to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL.",
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        default=None,
+        description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (with a SASL protocol).",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user name (PLAIN and SCRAM; an API key for PLAIN)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (PLAIN and SCRAM; an API secret for PLAIN)."
+    )
+    kafka_oauth_token_url: str | None = Field(
+        default=None,
+        description="OAUTHBEARER: the OIDC token endpoint (client-credentials grant).",
+    )
+    kafka_oauth_client_id: str | None = Field(
+        default=None, description="OAUTHBEARER: the OIDC client id."
+    )
+    kafka_oauth_client_secret: SecretStr | None = Field(
+        default=None, description="OAUTHBEARER: the OIDC client secret."
+    )
+    kafka_oauth_scope: str | None = Field(
+        default=None, description="OAUTHBEARER: the scope asked for, if the provider needs one."
+    )
+    kafka_oauth_extensions: str | None = Field(
+        default=None,
+        description="OAUTHBEARER: SASL extensions, key=value comma separated (Confluent Cloud: "
+        "logicalCluster=lkc-...,identityPoolId=pool-...).",
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates; unset: the "
+        "system's CAs.",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that require mutual TLS."
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of the private key, if it is encrypted."
+    )
+    kafka_ssl_verify_hostname: bool = Field(
+        default=True,
+        description="Check that the broker's certificate names the host connected to.",
+    )
+    clickhouse_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed ClickHouse's certificate (https URLs); "
+        "unset: the system's CAs.",
+    )
+    clickhouse_cert_file: Path | None = Field(
+        default=None,
+        description="PEM client certificate for ClickHouse (https URLs): mutual TLS, logging "
+        "in as the URL's user.",
+    )
+    clickhouse_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key of the ClickHouse client certificate, unless the "
+        "certificate file holds it.",
+    )
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The ``kafka_*`` security settings as one object (field names without ``kafka_``)."""
+        names = [f.name for f in dataclasses.fields(KafkaSecurity)]
+        return KafkaSecurity(**{name: getattr(self, f"kafka_{name}") for name in names})
+
+    def clickhouse_tls(self) -> ClickHouseTls:
+        return ClickHouseTls(
+            ca_file=self.clickhouse_ca_file,
+            cert_file=self.clickhouse_cert_file,
+            key_file=self.clickhouse_key_file,
+        )
+
+    @model_validator(mode="after")
+    def _connections_coherent(self) -> Self:
+        """One error listing every incoherent Kafka security or ClickHouse TLS setting,
+        each sentence naming the variable (see ``KafkaSecurity.problems``)."""
+        problems = self.kafka_security().problems(lambda name: f"AUDITLOG_KAFKA_{name.upper()}")
+        problems += self.clickhouse_tls().problems(
+            self.clickhouse_url, lambda name: f"AUDITLOG_CLICKHOUSE_{name.upper()}"
+        )
+        if problems:
+            raise PydanticCustomError("incoherent_settings", "\n".join(problems))
+        return self
+
     clickhouse_database: str = Field(
         default="audit",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",

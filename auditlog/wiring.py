@@ -10,17 +10,21 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import clickhouse_connect
 from clickhouse_connect.driver.client import Client as ClickHouseClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from auditlog.settings import AuditlogSettings
+from consumers.clickhouse_connection import ClickHouseTlsError
+from consumers.clickhouse_connection import connect as connect_clickhouse
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
 from consumers.health import HealthState
 from consumers.telemetry import WriterObserver
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
+from producers.kafka_connection import KafkaConnection
+from producers.kafka_refusal import RefusalKind
+from producers.kafka_refusal import check_kafka as check_kafka_connection
 from producers.producer import AuditProducer
 from producers.topics import TopicSpec, control_topic_spec
 from producers.topics import topic_specs as _topic_specs
@@ -55,9 +59,44 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def kafka_connection(settings: AuditlogSettings) -> KafkaConnection:
+    """Where the brokers are and how every Kafka client of the product authenticates (the
+    settings checked its coherence when they were read)."""
+    return KafkaConnection(settings.kafka_bootstrap, settings.kafka_security())
+
+
+# What to look at when Kafka refuses us, in the settings' own names.
+_KAFKA_REFUSAL_HINTS: dict[RefusalKind, str] = {
+    "authentication": (
+        "check AUDITLOG_KAFKA_SASL_MECHANISM, AUDITLOG_KAFKA_SASL_USERNAME and "
+        "AUDITLOG_KAFKA_SASL_PASSWORD"
+    ),
+    "server_certificate": (
+        "the broker's certificate is not trusted: set AUDITLOG_KAFKA_SSL_CA_FILE to the CA "
+        "that signed it (or check AUDITLOG_KAFKA_SSL_VERIFY_HOSTNAME and the host name in "
+        "AUDITLOG_KAFKA_BOOTSTRAP)"
+    ),
+    "client_certificate": (
+        "the broker refused the TLS handshake: it may require a client certificate it "
+        "trusts (AUDITLOG_KAFKA_SSL_CERT_FILE, AUDITLOG_KAFKA_SSL_KEY_FILE)"
+    ),
+}
+
+
+def check_kafka(settings: AuditlogSettings, *, timeout_s: float = 10.0) -> None:
+    """Stop early, with one sentence naming the settings, when Kafka refuses our
+    credentials or certificates (:class:`~producers.kafka_refusal.KafkaRefusedError`);
+    returns at once when a broker answers, and after ``timeout_s`` when none does (the
+    command's own clients then wait for Kafka as usual). Commands that talk to Kafka call
+    it first."""
+    check_kafka_connection(
+        kafka_connection(settings), timeout_s=timeout_s, hints=_KAFKA_REFUSAL_HINTS
+    )
+
+
 def producer_config(settings: AuditlogSettings, *, client_id: str = "auditlog") -> ProducerConfig:
     return ProducerConfig(
-        bootstrap=settings.kafka_bootstrap,
+        kafka=kafka_connection(settings),
         topic=settings.events_topic,
         client_id=client_id,
         queue_max_events=settings.producer_queue_max_events,
@@ -138,7 +177,7 @@ def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
 
 def destination_store(settings: AuditlogSettings) -> DestinationStore:
     """The destination store as the command line uses it (reads and writes the topic)."""
-    return DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+    return DestinationStore(kafka_connection(settings), settings.destinations_topic)
 
 
 def destination_catalog(
@@ -146,7 +185,9 @@ def destination_catalog(
 ) -> DestinationCatalog:
     """The destination store as a sink worker follows it (call ``load`` first)."""
     return DestinationCatalog(
-        CompactedTable(settings.kafka_bootstrap, settings.destinations_topic, client_id=client_id),
+        CompactedTable(
+            kafka_connection(settings), settings.destinations_topic, client_id=client_id
+        ),
         topic=settings.destinations_topic,
     )
 
@@ -184,9 +225,17 @@ def s3_client(settings: AuditlogSettings, target: S3Target, secrets: SecretBox) 
 
 
 def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
-    """A clickhouse-connect client for ``settings.clickhouse_url`` (connects now; raises
-    clickhouse-connect's errors when ClickHouse does not answer)."""
-    return clickhouse_connect.get_client(dsn=settings.clickhouse_url)
+    """A clickhouse-connect client for ``settings.clickhouse_url`` with the ClickHouse TLS
+    settings (connects now; raises clickhouse-connect's errors when ClickHouse does not
+    answer, and :class:`~consumers.clickhouse_connection.ClickHouseTlsError` naming the
+    settings when its certificate cannot be verified)."""
+    try:
+        return connect_clickhouse(settings.clickhouse_url, settings.clickhouse_tls())
+    except ClickHouseTlsError as exc:
+        raise ClickHouseTlsError(
+            f"{exc} (AUDITLOG_CLICKHOUSE_CA_FILE; AUDITLOG_CLICKHOUSE_CERT_FILE and "
+            "AUDITLOG_CLICKHOUSE_KEY_FILE for a client certificate)"
+        ) from exc
 
 
 def clickhouse_error(settings: AuditlogSettings, error: BaseException) -> str:
@@ -198,7 +247,7 @@ def clickhouse_error(settings: AuditlogSettings, error: BaseException) -> str:
 def writer_config(settings: AuditlogSettings, *, exit_when_idle_s: float | None) -> WriterConfig:
     database = settings.clickhouse_database
     return WriterConfig(
-        bootstrap=settings.kafka_bootstrap,
+        kafka=kafka_connection(settings),
         topic=settings.events_topic,
         group_id=settings.writer_group_id,
         table=f"{database}.events",
@@ -220,7 +269,7 @@ def writer(
     """The ClickHouse writer and its dead-letter publisher (the caller closes it after
     ``run``)."""
     dead_letters = DeadLetterPublisher(
-        settings.kafka_bootstrap, settings.dead_letter_topic, "auditlog-writer-dead-letters"
+        kafka_connection(settings), settings.dead_letter_topic, "auditlog-writer-dead-letters"
     )
     built = ClickHouseWriter(
         writer_config(settings, exit_when_idle_s=exit_when_idle_s),
@@ -242,7 +291,7 @@ def dead_letter_limit(settings: AuditlogSettings) -> DeadLetterLimit:
 
 def sink_config(settings: AuditlogSettings, *, exit_when_idle_s: float | None) -> SinkConfig:
     return SinkConfig(
-        bootstrap=settings.kafka_bootstrap,
+        kafka=kafka_connection(settings),
         topic=settings.events_topic,
         group_id=settings.sink_group_id,
         retry_max_s=settings.sink_retry_max_s,
@@ -265,16 +314,13 @@ def sink_worker(
     """A sink worker and what it owns (closed on exit): the destination catalog, the
     progress store, the HTTP client, the store and producer used to pause a destination.
     ``secrets``: how destination secrets open (default: :func:`secret_box`)."""
+    kafka = kafka_connection(settings)
     with contextlib.ExitStack() as owned:
         catalog = destination_catalog(settings)
         owned.callback(catalog.close)
         progress = ProgressStore(
-            CompactedTable(
-                settings.kafka_bootstrap, settings.sink_progress_topic, client_id="auditlog-sink"
-            ),
-            TableWriter(
-                settings.kafka_bootstrap, settings.sink_progress_topic, client_id="auditlog-sink"
-            ),
+            CompactedTable(kafka, settings.sink_progress_topic, client_id="auditlog-sink"),
+            TableWriter(kafka, settings.sink_progress_topic, client_id="auditlog-sink"),
         )
         owned.callback(progress.close)
         http = PinnedHttpClient(settings.sink_allow_local, settings.sink_request_timeout_s)
@@ -289,7 +335,7 @@ def sink_worker(
 
         def make_reader(partition: int, start: int) -> PartitionReader:
             return PartitionReader(
-                settings.kafka_bootstrap,
+                kafka,
                 settings.events_topic,
                 partition,
                 start,

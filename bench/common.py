@@ -18,6 +18,7 @@ from deploy.stack import kafka, processes
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
 from deploy.stack.s3 import start_s3, stop_s3
 from producers.config import ProducerConfig
+from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.versions import current
@@ -135,7 +136,7 @@ def publish_backlog(
     """Publish ``datums`` (``events`` of them) through the SDK's bulk path
     (``publish_datum``), timed with whatever produces them; raises unless every one was
     delivered. ``path`` says how they were made, for the result."""
-    config = ProducerConfig(bootstrap=bootstrap, topic=topic, client_id=client_id)
+    config = ProducerConfig(KafkaConnection(bootstrap), topic=topic, client_id=client_id)
     began = time.perf_counter()
     producer = AuditProducer(config, metrics=producer_metrics(CollectorRegistry()))
     try:

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from bench.common import machine, private_kafka
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
+from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.validation import EventValidator
@@ -121,7 +122,7 @@ def run(bootstrap: str, events: int, compression: str) -> dict[str, Any]:
         ),
     }
     config = ProducerConfig(
-        bootstrap=bootstrap, topic=topic, client_id="bench", compression=compression
+        KafkaConnection(bootstrap), topic=topic, client_id="bench", compression=compression
     )
     result: dict[str, Any] = {
         "topic_partitions": 12,

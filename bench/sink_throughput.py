@@ -96,6 +96,7 @@ from deploy.stack.s3 import (
 )
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
+from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.avro_decoder import generate_reader, without_logical_types
@@ -109,7 +110,6 @@ from sinks.destinations.model import (
     SecretValue,
     WebhookTarget,
 )
-from sinks.destinations.store import DestinationStore
 from sinks.encoding import assemble, event_json
 from sinks.signing import SignatureError, verify
 from sinks.transcode import EventTranscoder
@@ -247,7 +247,7 @@ def _webhook_destination(
 
 def _put(settings: AuditlogSettings, destinations: Sequence[Destination]) -> float:
     began = time.perf_counter()
-    store = DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+    store = wiring.destination_store(settings)
     try:
         for destination in destinations:
             store.put(destination)
@@ -625,7 +625,9 @@ def _profile_top(
 
 def _read_discard(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     """Every record of ``topic`` read with the worker's consumer settings, then dropped."""
-    config = SinkConfig(bootstrap=bootstrap, topic=topic, group_id=f"bench-discard-{uuid.uuid4()}")
+    config = SinkConfig(
+        KafkaConnection(bootstrap), topic=topic, group_id=f"bench-discard-{uuid.uuid4()}"
+    )
     consumer = Consumer(config.consumer_properties())
     read = 0
     first_record = 0.0
@@ -827,7 +829,7 @@ def _live_producer(
     put the outcome on ``out``."""
     pool = _pool(LIVE_POOL, tenants, seed=5)
     producer = AuditProducer(
-        ProducerConfig(bootstrap=bootstrap, topic=topic, client_id="bench-sink-live"),
+        ProducerConfig(KafkaConnection(bootstrap), topic=topic, client_id="bench-sink-live"),
         metrics=producer_metrics(CollectorRegistry()),
     )
     out.put(_tenants(pool))
@@ -976,7 +978,7 @@ def run(bootstrap: str, s3_endpoint: str, args: argparse.Namespace) -> dict[str,
     pool = _pool(min(args.events, POOL), args.tenants, seed=11)
     tenants = _tenants(pool)
     defaults = BatchLimits()
-    sink_defaults = SinkConfig(bootstrap=bootstrap)
+    sink_defaults = SinkConfig(KafkaConnection(bootstrap))
     result: dict[str, Any] = {
         "events": args.events,
         "tenants": len(tenants),

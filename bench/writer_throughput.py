@@ -69,6 +69,7 @@ from consumers.telemetry import Telemetry
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
+from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.validation import EventValidator
@@ -150,7 +151,7 @@ def _writer(
 ) -> tuple[ClickHouseWriter, _Timed, DeadLetterPublisher]:
     """Our writer with its default batch settings, pointed at ``database``."""
     config = WriterConfig(
-        bootstrap=bootstrap,
+        kafka=KafkaConnection(bootstrap),
         topic=topic,
         group_id=group_id,
         table=f"{database}.events",
@@ -158,7 +159,7 @@ def _writer(
         exit_when_idle_s=exit_when_idle_s,
     )
     observer = _Timed(topic, config.table, group_id, target_rows)
-    dead_letters = DeadLetterPublisher(bootstrap, dead_letter_topic)
+    dead_letters = DeadLetterPublisher(KafkaConnection(bootstrap), dead_letter_topic)
     writer = ClickHouseWriter(
         config,
         clickhouse_connect.get_client(dsn=url),
@@ -171,7 +172,7 @@ def _writer(
 
 def _consumer(bootstrap: str, topic: str, group_id: str) -> Consumer:
     """A plain consumer with the writer's client settings, offsets stored on consume."""
-    properties = WriterConfig(bootstrap=bootstrap, topic=topic, group_id=group_id)
+    properties = WriterConfig(KafkaConnection(bootstrap), topic=topic, group_id=group_id)
     return Consumer({**properties.consumer_properties(), "enable.auto.offset.store": True})
 
 
@@ -360,7 +361,7 @@ def _live_producer(
     validator = EventValidator()
     pool = [validator.validate(event).to_avro() for event in generate(config)]
     producer = AuditProducer(
-        ProducerConfig(bootstrap=bootstrap, topic=topic, client_id="bench-live"),
+        ProducerConfig(KafkaConnection(bootstrap), topic=topic, client_id="bench-live"),
         metrics=producer_metrics(CollectorRegistry()),
     )
     out.put("ready")
@@ -478,7 +479,7 @@ def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     apply_pending(client, database=database)
     per_record_table = f"{database}.events_per_record"
     client.command(f"CREATE TABLE {per_record_table} AS {database}.events")
-    defaults = WriterConfig(bootstrap=bootstrap)
+    defaults = WriterConfig(KafkaConnection(bootstrap))
     result: dict[str, Any] = {
         "events": args.events,
         "topic_partitions": PARTITIONS,

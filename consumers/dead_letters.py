@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from producers.kafka_connection import KafkaConnection
 from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 from schemas.wire import WireError
 
@@ -192,7 +193,7 @@ class DeadLetterPublisher:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topic: str,
         client_id: str = "auditlog-dead-letters",
         *,
@@ -206,7 +207,7 @@ class DeadLetterPublisher:
         self.delivery_timeout_s = delivery_timeout_s
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **kafka.properties(),
                 "client.id": client_id,
                 "enable.idempotence": True,
                 "acks": "all",

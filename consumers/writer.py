@@ -40,6 +40,7 @@ from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
 from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
+from producers.kafka_connection import KafkaConnection
 from runtime.backoff import Backoff, UniformSource
 
 _LOG = logging.getLogger("auditlog.writer")
@@ -55,7 +56,7 @@ _OFFSET_INVALID = -1001
 class WriterConfig:
     """What one writer process does; built from settings at the edge."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     topic: str = "audit.events"
     group_id: str = "clickhouse-writer"
     table: str = "audit.events"
@@ -70,7 +71,7 @@ class WriterConfig:
 
     def consumer_properties(self) -> dict[str, Any]:
         return {
-            "bootstrap.servers": self.bootstrap,
+            **self.kafka.properties(),
             "group.id": self.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

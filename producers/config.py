@@ -6,18 +6,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from producers.kafka_connection import KafkaConnection
+
 
 @dataclass(frozen=True)
 class ProducerConfig:
     """Connection and delivery settings of one producer.
 
+    ``kafka`` says where the brokers are and how to authenticate (see
+    :mod:`producers.kafka_connection`).
+
     ``queue_max_events`` bounds the local queue; a full queue makes ``publish`` wait up to
     ``publish_timeout_s`` and then raise. An event not acknowledged within
     ``delivery_timeout_s`` (retries included) is reported as failed. ``librdkafka``
-    passes further client properties (security, for instance) through unchanged.
+    passes further client properties through unchanged.
     """
 
-    bootstrap: str
+    kafka: KafkaConnection
     topic: str = "audit.events"
     client_id: str = "auditlog-producer"
     queue_max_events: int = 100_000
@@ -31,7 +36,7 @@ class ProducerConfig:
     def client_properties(self) -> dict[str, Any]:
         """The confluent-kafka (librdkafka) configuration of this producer."""
         return {
-            "bootstrap.servers": self.bootstrap,
+            **self.kafka.properties(),
             "client.id": self.client_id,
             # Exactly one copy per acknowledged event, in order per partition.
             "enable.idempotence": True,

@@ -1,6 +1,6 @@
 """``AuditProducer``: validate, encode and publish audit events to Kafka.
 
-    with AuditProducer(ProducerConfig(bootstrap="127.0.0.1:19092")) as producer:
+    with AuditProducer(ProducerConfig(KafkaConnection("127.0.0.1:19092"))) as producer:
         producer.publish({"tenant_id": "acme", "occurred_at": ..., "action": "recipe.stopped",
                           "actor": {...}, "resource": {...}})
     # leaving the block flushes; events that failed raise DeliveryError there
@@ -20,6 +20,9 @@ Contract:
   :mod:`schemas.headers`. The client is idempotent with ``acks=all``.
 - ``publish_datum`` is the bulk path for events validated upstream: no pydantic, only the
   encoder's own type checks.
+- While Kafka refuses the client's credentials or certificates (see
+  :mod:`producers.kafka_refusal`), queued events fail at once, their result saying why,
+  instead of waiting out the delivery timeout; events published later are tried again.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from producers.delivery import (
     PublishError,
     PublishTimeoutError,
 )
+from producers.kafka_refusal import Refusal, refusal
 from producers.metrics import ProducerMetrics, producer_metrics
 from schemas import headers as h
 from schemas.event import AuditEvent
@@ -80,7 +84,14 @@ class AuditProducer:
         self._latency = self._metrics.delivery_latency.labels(config.topic)
         self._queue_full = self._metrics.queue_full_waits.labels(config.topic)
         # librdkafka's own log lines go to Python logging instead of stderr.
-        self._producer = Producer({**config.client_properties(), "logger": _CLIENT_LOG})
+        self._refused: Refusal | None = None
+        self._producer = Producer(
+            {
+                **config.client_properties(),
+                "logger": _CLIENT_LOG,
+                "error_cb": self._on_client_error,
+            }
+        )
         self._lock = threading.Lock()
         self._delivered = 0
         self._failures: list[DeliveryResult] = []
@@ -213,8 +224,12 @@ class AuditProducer:
                 latency_s,
             )
         else:
+            error = err.str()
+            refused = self._refused
+            if err.code() == KafkaError._PURGE_QUEUE and refused is not None:
+                error = f"Kafka refused the connection: {refused.detail}"
             result = DeliveryResult(
-                event_id, tenant_id, self.config.topic, None, None, err.str(), latency_s
+                event_id, tenant_id, self.config.topic, None, None, error, latency_s
             )
             self._failed_counter.inc()
             with self._lock:
@@ -222,6 +237,15 @@ class AuditProducer:
         for callback in (on_delivery, self._on_delivery):
             if callback is not None:
                 callback(result)
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        """Runs on the thread that polls the client. A refusal fails every event still
+        waiting for a connection (purged: their results carry the refusal)."""
+        refused = refusal(error)
+        if refused is None:
+            return  # the client retries by itself; its log lines say what happened
+        self._refused = refused
+        self._producer.purge(in_queue=True, in_flight=False, blocking=False)
 
     def _poll_loop(self) -> None:
         while not self._closed.is_set():
@@ -281,7 +305,7 @@ def _explain(exc: KafkaException, config: ProducerConfig) -> str:
         KafkaError.UNKNOWN_TOPIC_OR_PART,
     ):
         return (
-            f"topic {config.topic!r} does not exist on {config.bootstrap}; "
+            f"topic {config.topic!r} does not exist on {config.kafka.bootstrap}; "
             "create it with `auditlog topics ensure`"
         )
     return f"the Kafka client refused the event: {exc}"

@@ -25,6 +25,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from producers.kafka_connection import KafkaConnection
 from sinks.reader import standalone_consumer
 
 Change = tuple[bytes, bytes | None]
@@ -41,10 +42,10 @@ class TableError(RuntimeError):
 class CompactedTable:
     """Reads one compacted topic. Not thread-safe: one thread loads and polls it."""
 
-    def __init__(self, bootstrap: str, topic: str, *, client_id: str) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, *, client_id: str) -> None:
         self._topic = topic
         self._consumer = standalone_consumer(
-            bootstrap,
+            kafka,
             client_id=client_id,
             **{"enable.partition.eof": False, "isolation.level": "read_committed"},
         )
@@ -164,11 +165,11 @@ def _changes(messages: list[Message]) -> Iterator[Change]:
 class TableWriter:
     """Writes keyed records to a compacted topic (idempotent, acks=all). Thread-safe."""
 
-    def __init__(self, bootstrap: str, topic: str, *, client_id: str) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, *, client_id: str) -> None:
         self._topic = topic
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **kafka.properties(),
                 "client.id": client_id,
                 "logger": _CLIENT_LOG,
                 "enable.idempotence": True,

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from producers.kafka_connection import KafkaConnection
 from sinks.batch_shape import BatchShape
 from sinks.compacted import CompactedTable, TableWriter
 
@@ -239,10 +240,10 @@ def _when(at: datetime | None) -> str:
 
 
 def destination_health(
-    bootstrap: str, topic: str, destination_id: str, *, timeout_s: float = 30.0
+    kafka: KafkaConnection, topic: str, destination_id: str, *, timeout_s: float = 30.0
 ) -> DestinationHealth:
     """Read the progress topic and sum up one destination's health."""
-    table = CompactedTable(bootstrap, topic, client_id="auditlog-destination-health")
+    table = CompactedTable(kafka, topic, client_id="auditlog-destination-health")
     try:
         records = table.load(timeout_s)
     finally:

@@ -8,16 +8,18 @@ import logging
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from producers.kafka_connection import KafkaConnection
+
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
 _CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
 
 
-def standalone_consumer(bootstrap: str, *, client_id: str, **settings: object) -> Consumer:
+def standalone_consumer(kafka: KafkaConnection, *, client_id: str, **settings: object) -> Consumer:
     """A consumer for ``assign`` only: it never joins its group and never commits; reads
     from the earliest offset unless told where. ``settings`` add librdkafka properties."""
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka.properties(),
             "group.id": f"{client_id}-unused",  # required by the client; never joined
             "client.id": client_id,
             "logger": _CLIENT_LOG,
@@ -31,11 +33,13 @@ def standalone_consumer(bootstrap: str, *, client_id: str, **settings: object) -
 class PartitionReader:
     """Reads ``topic``/``partition`` from ``start``. Not thread-safe (the worker loop)."""
 
-    def __init__(self, bootstrap: str, topic: str, partition: int, start: int, *, client_id: str):
+    def __init__(
+        self, kafka: KafkaConnection, topic: str, partition: int, start: int, *, client_id: str
+    ):
         self.partition = partition
         self._tp = TopicPartition(topic, partition, start)
         self._consumer = standalone_consumer(
-            bootstrap,
+            kafka,
             client_id=client_id,
             **{
                 "enable.auto.offset.store": False,

@@ -52,6 +52,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers.health import HealthState
 from consumers.metrics import observe_ages
+from producers.kafka_connection import KafkaConnection
 from runtime.backoff import Backoff
 from runtime.redaction import redact_text
 from schemas.headers import ACTION, CATEGORY
@@ -80,7 +81,7 @@ LaneKey = tuple[str, int, str]  # destination id, partition, stream
 class SinkConfig:
     """What one worker does; built from settings at the edge."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     topic: str = "audit.events"
     group_id: str = "stream-sinks"
     retry_base_s: float = 0.5
@@ -94,7 +95,7 @@ class SinkConfig:
 
     def consumer_properties(self) -> dict[str, object]:
         return {
-            "bootstrap.servers": self.bootstrap,
+            **self.kafka.properties(),
             "group.id": self.group_id,
             "partition.assignment.strategy": "cooperative-sticky",
             "enable.auto.commit": False,

@@ -40,6 +40,7 @@ def register(commands: Any) -> None:
 
 def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     configure_json_logging(settings.log_level)
+    wiring.check_kafka(settings)
     config = wiring.writer_config(settings, exit_when_idle_s=args.exit_when_idle)
     health = HealthState(config.group_id)
     server = HealthServer(health)

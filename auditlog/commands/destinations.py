@@ -161,6 +161,7 @@ def _guarded(handler: Handler) -> Handler:
     """Runs ``handler``, turning :class:`Refused` and store failures into exit codes."""
 
     def run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
+        wiring.check_kafka(settings)
         try:
             return handler(args, settings)
         except Refused as exc:
@@ -457,7 +458,7 @@ def _health(settings: AuditlogSettings, destination_id: str) -> list[str]:
     """The destination's delivery health as the sink workers recorded it."""
     try:
         health = destination_health(
-            settings.kafka_bootstrap, settings.sink_progress_topic, destination_id
+            wiring.kafka_connection(settings), settings.sink_progress_topic, destination_id
         )
     except TableError as exc:
         return [f"unavailable: {exc}"]
@@ -631,7 +632,9 @@ def _replay(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     try:
         current = _load(store, args.id)
         try:
-            start = find_replay_offsets(settings.kafka_bootstrap, settings.events_topic, since)
+            start = find_replay_offsets(
+                wiring.kafka_connection(settings), settings.events_topic, since
+            )
         except ReplayError as exc:
             raise Refused(EXIT_FAILED, str(exc)) from None
         request = start.request()

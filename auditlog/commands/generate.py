@@ -95,6 +95,7 @@ def _write(events: Iterator[Event], out: IO[str]) -> int:
 
 
 def _publish(events: Iterator[Event], settings: AuditlogSettings) -> int:
+    wiring.check_kafka(settings)
     producer = AuditProducer(
         wiring.producer_config(settings, client_id="auditlog-generate"),
         validator=wiring.validator(settings),

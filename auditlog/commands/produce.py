@@ -43,6 +43,8 @@ def _produce(args: argparse.Namespace, settings: AuditlogSettings) -> int:
 def _run(stream: IO[str], dry_run: bool, settings: AuditlogSettings) -> int:
     validator = wiring.validator(settings)
     rejected = accepted = 0
+    if not dry_run:
+        wiring.check_kafka(settings)
     producer = (
         None
         if dry_run

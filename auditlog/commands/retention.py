@@ -87,6 +87,7 @@ def _set(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     except RetentionError as exc:
         print(f"auditlog: {exc}", file=sys.stderr)
         return 2
+    wiring.check_kafka(settings)  # its audit event is published after the change
     try:
         client = wiring.clickhouse_client(settings)
         change = set_retention(

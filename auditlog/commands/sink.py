@@ -41,6 +41,7 @@ def register(commands: Any) -> None:
 
 def _sink(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     configure_json_logging(settings.log_level)
+    wiring.check_kafka(settings)
     health = HealthState(settings.sink_group_id)
     server = HealthServer(health)
     port = server.start(settings.metrics_host, settings.metrics_port)

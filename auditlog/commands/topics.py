@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
+from producers.kafka_connection import KafkaConnection
 from producers.topics import (
     SHOWN_CONFIGS,
     Drift,
@@ -84,12 +85,10 @@ class _Admin:
     """An AdminClient whose connection errors are kept for the message, not logged by the
     thousand (librdkafka logs a failed connect every few milliseconds while it retries)."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self.kafka = kafka
         self._last_error: str | None = None
-        self.client = AdminClient(
-            {"bootstrap.servers": bootstrap, "log_level": 2}, error_cb=self._on_error
-        )
+        self.client = AdminClient({**kafka.properties(), "log_level": 2}, error_cb=self._on_error)
 
     def _on_error(self, error: KafkaError) -> None:
         self._last_error = error.str()
@@ -97,7 +96,7 @@ class _Admin:
     def failure(self, exc: TopicsError) -> str:
         self.client.poll(0)  # serves the error callbacks queued so far
         last = f"; last connection error: {self._last_error}" if self._last_error else ""
-        return f"auditlog: {exc} (bootstrap servers {self.bootstrap}{last})"
+        return f"auditlog: {exc} (Kafka at {self.kafka}{last})"
 
 
 def _specs_or_exit(settings: AuditlogSettings) -> list[TopicSpec] | None:
@@ -112,7 +111,8 @@ def _ensure(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     specs = _specs_or_exit(settings)
     if specs is None:
         return 2
-    admin = _Admin(settings.kafka_bootstrap)
+    wiring.check_kafka(settings)
+    admin = _Admin(wiring.kafka_connection(settings))
     try:
         report = ensure_topics(
             admin.client, specs, create=not args.check_only, timeout_s=args.timeout_s
@@ -153,11 +153,12 @@ def _print_outcome(
     for d in drift:
         print(f"    {d.message}")
     events = spec.name == settings.events_topic
-    for line in _remedies(settings.kafka_bootstrap, spec.name, drift, events=events):
+    kafka = wiring.kafka_connection(settings)
+    for line in _remedies(kafka, spec.name, drift, events=events):
         print(f"  {line}")
 
 
-def _remedies(bootstrap: str, topic: str, drift: list[Drift], *, events: bool) -> list[str]:
+def _remedies(kafka: KafkaConnection, topic: str, drift: list[Drift], *, events: bool) -> list[str]:
     """What an operator can run or set about ``drift``; printed, never run."""
     lines: list[str] = []
     configs = [d for d in drift if d.setting not in _STRUCTURAL]
@@ -166,7 +167,13 @@ def _remedies(bootstrap: str, topic: str, drift: list[Drift], *, events: bool) -
         command = [
             "kafka-configs.sh",
             "--bootstrap-server",
-            bootstrap,
+            kafka.bootstrap,
+            # A secured cluster wants the client's SASL/TLS settings too.
+            *(
+                ["--command-config", "client.properties"]
+                if kafka.security.security_protocol != "PLAINTEXT"
+                else []
+            ),
             "--alter",
             "--entity-type",
             "topics",
@@ -205,7 +212,8 @@ def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     specs = _specs_or_exit(settings)
     if specs is None:
         return 2
-    admin = _Admin(settings.kafka_bootstrap)
+    wiring.check_kafka(settings)
+    admin = _Admin(wiring.kafka_connection(settings))
     try:
         states = describe_topics(admin.client, [s.name for s in specs], timeout_s=args.timeout_s)
     except TopicsError as exc:

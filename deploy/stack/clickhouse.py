@@ -11,6 +11,7 @@ import importlib.util
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.stack import processes
@@ -40,9 +41,28 @@ def clickhouse_ready(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def start_clickhouse(*, data_dir: Path, port: int, timeout_s: float = 60.0) -> ProcessRecord:
+@dataclass(frozen=True)
+class GatewayTls:
+    """Serve https with this certificate and key (PEM); with ``client_ca_file``, require
+    client certificates signed by that CA."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    def arguments(self) -> list[str]:
+        found = ["--tls-cert", str(self.cert_file), "--tls-key", str(self.key_file)]
+        if self.client_ca_file is not None:
+            found += ["--tls-client-ca", str(self.client_ca_file)]
+        return found
+
+
+def start_clickhouse(
+    *, data_dir: Path, port: int, timeout_s: float = 60.0, tls: GatewayTls | None = None
+) -> ProcessRecord:
     """Start the gateway on 127.0.0.1:``port`` unless it already runs for ``data_dir``;
-    block until it answers ``/ping``. Raises :class:`StackError` (after stopping what it
+    block until it answers ``/ping`` (with ``tls``: serves https, and is ready once its
+    port accepts connections). Raises :class:`StackError` (after stopping what it
     started) when chdb is missing, the process exits, or it does not answer in time."""
     existing = processes.running(_pid_file(data_dir))
     if existing is not None:
@@ -63,13 +83,18 @@ def start_clickhouse(*, data_dir: Path, port: int, timeout_s: float = 60.0) -> P
         "127.0.0.1",
         "--port",
         str(port),
+        *(tls.arguments() if tls is not None else []),
     ]
     record = processes.spawn(
         argv, pid_file=_pid_file(data_dir), log_file=log_file, cwd=_project_root()
     )
     try:
         processes.wait_until(
-            lambda: clickhouse_ready(f"http://127.0.0.1:{port}"),
+            lambda: (
+                processes.tcp_answers("127.0.0.1", port)
+                if tls is not None
+                else clickhouse_ready(f"http://127.0.0.1:{port}")
+            ),
             what="ClickHouse gateway (chdb)",
             timeout_s=timeout_s,
             alive=record.alive,

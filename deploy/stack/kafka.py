@@ -13,6 +13,11 @@ Layout of a broker's own directory (``data_dir``)::
     logs/kafka.out      the JVM's stdout/stderr: WARN and above only
     kafka.pid           the running broker
 
+:class:`SecureListeners` adds, on request, a SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256
+and PLAIN users) and an SSL listener that requires a client certificate, beside the
+PLAINTEXT one; the stack of ``auditlog stack up`` and of the tests stays PLAINTEXT, and the
+Kafka security tests start a broker of their own with them.
+
 Every failure is a :class:`StackError` whose message says what to do.
 """
 
@@ -20,11 +25,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import KafkaException
@@ -63,6 +69,49 @@ class KafkaPorts:
     def bootstrap(self) -> str:
         """The ``bootstrap.servers`` value clients use."""
         return f"{_HOST}:{self.broker}"
+
+
+@dataclass(frozen=True)
+class SaslUser:
+    """A user of the SASL_SSL listener; both parts are letters, digits and ``._~-``."""
+
+    name: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """Listeners on 127.0.0.1 besides PLAINTEXT, sharing one broker certificate.
+
+    ``sasl_ssl_port``: SASL_SSL with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN for ``users``
+    (their SCRAM credentials are written when the storage is first formatted: users added
+    to a broker that already has data get PLAIN only). ``mtls_port``: SSL that requires a
+    client certificate signed by ``ca_file``. ``keystore_file``: PEM, the broker's
+    unencrypted PKCS#8 key then its certificate chain
+    (:func:`deploy.stack.certificates.pem_keystore`); ``ca_file``: PEM, the CA(s) whose
+    client certificates the SSL listener accepts.
+    """
+
+    sasl_ssl_port: int
+    mtls_port: int
+    keystore_file: Path
+    ca_file: Path
+    users: tuple[SaslUser, ...]
+
+    def check(self) -> None:
+        """Raise :class:`StackError` for a user name or password that the broker's
+        configuration syntax cannot carry."""
+        for user in self.users:
+            if not (_PLAIN_TOKEN.fullmatch(user.name) and _PLAIN_TOKEN.fullmatch(user.password)):
+                raise StackError(
+                    f"SASL user {user.name!r}: its name and password must be letters, digits "
+                    "and ._~- only"
+                )
+
+
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
+_SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 
 
 def require_tools() -> None:
@@ -166,18 +215,32 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def render_server_properties(*, data_dir: Path, ports: KafkaPorts) -> str:
-    """The ``server.properties`` of the single-node broker+controller rooted at ``data_dir``."""
+def render_server_properties(
+    *, data_dir: Path, ports: KafkaPorts, secure: SecureListeners | None = None
+) -> str:
+    """The ``server.properties`` of the single-node broker+controller rooted at ``data_dir``
+    (with the ``secure`` listeners too, when given)."""
     if ports.broker == ports.controller:
         raise StackError(f"Kafka broker and controller need two ports, got {ports.broker} twice")
     log_dirs = _escape(str(data_dir / "data"))
+    listeners = [f"PLAINTEXT://{_HOST}:{ports.broker}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    if secure is not None:
+        listeners += [
+            f"SASL_SSL://{_HOST}:{secure.sasl_ssl_port}",
+            f"MTLS://{_HOST}:{secure.mtls_port}",
+        ]
+        protocols += ["SASL_SSL:SASL_SSL", "MTLS:SSL"]
+        used = [ports.broker, ports.controller, secure.sasl_ssl_port, secure.mtls_port]
+        if len(set(used)) != len(used):
+            raise StackError(f"Kafka listeners need four different ports, got {used}")
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{_HOST}:{ports.controller}",
-        "listeners": f"PLAINTEXT://{_HOST}:{ports.broker},CONTROLLER://{_HOST}:{ports.controller}",
-        "advertised.listeners": f"PLAINTEXT://{_HOST}:{ports.broker}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": ",".join([*listeners, f"CONTROLLER://{_HOST}:{ports.controller}"]),
+        "advertised.listeners": ",".join(listeners),
+        "listener.security.protocol.map": ",".join(protocols),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": log_dirs,
@@ -198,10 +261,32 @@ def render_server_properties(*, data_dir: Path, ports: KafkaPorts) -> str:
         "log.retention.check.interval.ms": str(5 * 60 * 1000),
         # Topics are created on purpose (`auditlog topics ensure`, tests), never by a typo.
         "auto.create.topics.enable": "false",
+        **(_secure_settings(secure) if secure is not None else {}),
     }
     lines = ["# Written by deploy/stack/kafka.py on every start; edits are lost."]
     lines += [f"{key}={value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
+
+
+def _secure_settings(secure: SecureListeners) -> dict[str, str]:
+    """SASL and TLS settings of the SASL_SSL and MTLS listeners."""
+    secure.check()
+    plain_users = " ".join(f'user_{u.name}="{u.password}"' for u in secure.users)
+    return {
+        "sasl.enabled.mechanisms": ",".join((*_SCRAM_MECHANISMS, "PLAIN")),
+        **{
+            f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config": _SCRAM_LOGIN
+            for m in _SCRAM_MECHANISMS
+        },
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+        ),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": _escape(str(secure.keystore_file)),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": _escape(str(secure.ca_file)),
+        "listener.name.mtls.ssl.client.auth": "required",
+    }
 
 
 def _escape(value: str) -> str:
@@ -216,8 +301,10 @@ def start_kafka(
     ports: KafkaPorts,
     heap_mb: int = 512,
     timeout_s: float = 90.0,
+    secure: SecureListeners | None = None,
 ) -> ProcessRecord:
-    """Start the broker in ``data_dir`` and block until it answers a metadata request.
+    """Start the broker in ``data_dir`` and block until it answers a metadata request (on
+    its PLAINTEXT listener; ``secure`` adds the listeners of :class:`SecureListeners`).
 
     If the pid file names a live broker, returns its record at once without checking its
     ports. Otherwise resolves the jars (see :func:`resolve_jars`), writes ``server.properties``,
@@ -236,8 +323,9 @@ def start_kafka(
     logs_dir = data_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "server.properties"
-    config.write_text(render_server_properties(data_dir=data_dir, ports=ports))
-    _format_storage_once(java, lib_dir=lib_dir, data_dir=data_dir, config=config)
+    config.write_text(render_server_properties(data_dir=data_dir, ports=ports, secure=secure))
+    users = secure.users if secure is not None else ()
+    _format_storage_once(java, lib_dir=lib_dir, data_dir=data_dir, config=config, users=users)
 
     argv = [
         java,
@@ -279,8 +367,11 @@ def _jvm_common_flags(logs_dir: Path) -> list[str]:
     ]
 
 
-def _format_storage_once(java: str, *, lib_dir: Path, data_dir: Path, config: Path) -> None:
-    """Run ``kafka.tools.StorageTool format`` unless ``data/meta.properties`` exists.
+def _format_storage_once(
+    java: str, *, lib_dir: Path, data_dir: Path, config: Path, users: tuple[SaslUser, ...] = ()
+) -> None:
+    """Run ``kafka.tools.StorageTool format`` unless ``data/meta.properties`` exists; the
+    SCRAM credentials of ``users`` are part of the formatted metadata.
 
     The cluster id is kept in ``data_dir/cluster.id`` so a re-format after a lost data
     directory keeps it. Blocks a few seconds (a JVM start); raises :class:`StackError` on failure.
@@ -303,6 +394,11 @@ def _format_storage_once(java: str, *, lib_dir: Path, data_dir: Path, config: Pa
         "--ignore-formatted",
         f"--cluster-id={cluster_id}",
         f"--config={config}",
+        *(
+            f"--add-scram={mechanism}=[name={user.name},password={user.password}]"
+            for user in users
+            for mechanism in _SCRAM_MECHANISMS
+        ),
     ]
     try:
         done = subprocess.run(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from producers.kafka_connection import KafkaConnection
 from sinks.destinations.model import ReplayRequest
 
 _RELATIVE = re.compile(r"(\d+)\s*(s|m|h|d|w)")
@@ -71,14 +72,14 @@ class ReplayStart:
 
 
 def find_replay_offsets(
-    bootstrap: str, topic: str, since: datetime, *, timeout_s: float = 30.0
+    kafka: KafkaConnection, topic: str, since: datetime, *, timeout_s: float = 30.0
 ) -> ReplayStart:
     """Look up the offsets of ``since`` in every partition of ``topic``. Blocks up to
     about ``timeout_s``; raises :class:`ReplayError` when Kafka does not answer or the topic
     does not exist."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka.properties(),
             "group.id": "auditlog-replay-lookup-unused",  # required by the client; never joined
             "client.id": "auditlog-replay-lookup",
             "enable.auto.commit": False,

@@ -45,6 +45,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from producers.kafka_connection import KafkaConnection
 from sinks.compacted import Change, CompactedTable, TableError, TableWriter
 from sinks.destinations.model import Destination
 
@@ -124,13 +125,13 @@ class DestinationStore:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topic: str,
         *,
         client_id: str = "auditlog-destinations",
         timeout_s: float = 30.0,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topic = topic
         self._client_id = client_id
         self._timeout_s = timeout_s
@@ -145,7 +146,7 @@ class DestinationStore:
     def load(self) -> dict[str, Destination]:
         """Every destination, by id, as stored now (unreadable values skipped, see
         :attr:`invalid`)."""
-        table = CompactedTable(self._bootstrap, self._topic, client_id=self._client_id)
+        table = CompactedTable(self._kafka, self._topic, client_id=self._client_id)
         try:
             records = table.load(self._timeout_s)
         finally:
@@ -195,7 +196,7 @@ class DestinationStore:
 
     def _write(self, key: bytes, value: bytes | None) -> None:
         if self._writer is None:
-            self._writer = TableWriter(self._bootstrap, self._topic, client_id=self._client_id)
+            self._writer = TableWriter(self._kafka, self._topic, client_id=self._client_id)
         self._writer.put(key, value)
         self._writer.flush(self._timeout_s)
 

@@ -33,7 +33,6 @@ from sinks.destinations.model import (
     SecretValue,
     WebhookTarget,
 )
-from sinks.destinations.store import DestinationStore
 from sinks.signing import IDEMPOTENCY_HEADER, verify
 from sinks.worker import SinkWorker
 from tests.events import valid_event
@@ -61,7 +60,7 @@ def sink_settings(endpoints: StackEndpoints, **overrides: Any) -> AuditlogSettin
     }
     values.update(overrides)
     settings = AuditlogSettings(**values)
-    admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
+    admin = AdminClient(wiring.kafka_connection(settings).properties())
     topics = [
         NewTopic(settings.events_topic, PARTITIONS),
         NewTopic(settings.dead_letter_topic, 1),
@@ -94,7 +93,7 @@ def sink_env(settings: AuditlogSettings) -> dict[str, str]:
 
 
 def drop_topics(settings: AuditlogSettings) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(wiring.kafka_connection(settings).properties())
     names = [
         settings.events_topic,
         settings.dead_letter_topic,
@@ -203,7 +202,7 @@ def s3_destination(tenant: str, bucket: str, endpoint: str, **fields: Any) -> De
 
 
 def put_destinations(settings: AuditlogSettings, *destinations: Destination) -> None:
-    store = DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+    store = wiring.destination_store(settings)
     try:
         for destination in destinations:
             store.put(destination)
@@ -215,7 +214,7 @@ def update_destination(
     settings: AuditlogSettings, destination_id: str, **changes: Any
 ) -> Destination:
     """Change a stored destination as ``destinations update`` does (next revision)."""
-    store = DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+    store = wiring.destination_store(settings)
     try:
         current = store.get(destination_id)
         assert current is not None

@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from consumers import dead_letters as dl
 from consumers.dead_letters import DeadLetterError, DeadLetterPublisher, Poison
 from deploy.stack.endpoints import StackEndpoints
+from producers.kafka_connection import KafkaConnection
 from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.stack
@@ -98,7 +99,9 @@ def test_dead_letters_carry_the_original_record_and_why(
 ) -> None:
     poisons = _poisons()
     before = datetime.now(UTC) - timedelta(milliseconds=1)
-    with DeadLetterPublisher(stack_endpoints.kafka_bootstrap, dlq_topic) as publisher:
+    with DeadLetterPublisher(
+        KafkaConnection(stack_endpoints.kafka_bootstrap), dlq_topic
+    ) as publisher:
         for poison in poisons:
             publisher.publish(SOURCE, poison)
         publisher.flush(TIMEOUT_S)
@@ -136,7 +139,7 @@ def test_flush_fails_when_the_dead_letter_topic_does_not_exist(
 ) -> None:
     missing = f"test.dlq.missing.{uuid.uuid4().hex[:12]}"
     publisher = DeadLetterPublisher(
-        stack_endpoints.kafka_bootstrap, missing, delivery_timeout_s=1.5
+        KafkaConnection(stack_endpoints.kafka_bootstrap), missing, delivery_timeout_s=1.5
     )
     poisons = _poisons()
     for poison in poisons:
@@ -168,7 +171,9 @@ def test_a_record_too_large_for_the_dead_letter_topic_is_refused_at_once(
         reason="corrupt-datum",
         detail="too big",
     )
-    with DeadLetterPublisher(stack_endpoints.kafka_bootstrap, dlq_topic) as publisher:
+    with DeadLetterPublisher(
+        KafkaConnection(stack_endpoints.kafka_bootstrap), dlq_topic
+    ) as publisher:
         with pytest.raises(DeadLetterError, match=r"\[1\]@5 \(corrupt-datum\)"):
             publisher.publish(SOURCE, poison)
         assert publisher.in_flight() == 0

@@ -72,7 +72,9 @@ class Cli:
 
     def raw_value(self, destination_id: str) -> bytes:
         table = CompactedTable(
-            self.settings.kafka_bootstrap, self.settings.destinations_topic, client_id="test-raw"
+            wiring.kafka_connection(self.settings),
+            self.settings.destinations_topic,
+            client_id="test-raw",
         )
         try:
             return table.load().get(destination_id.encode(), b"")

@@ -23,6 +23,7 @@ from deploy.stack import kafka, processes
 from deploy.stack.endpoints import StackEndpoints
 from producers.config import ProducerConfig
 from producers.delivery import DeliveryError, DeliveryResult, PublishTimeoutError
+from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas import headers as h
@@ -87,7 +88,7 @@ def test_every_event_arrives_once_keyed_and_in_order_per_tenant(
     tenants = [f"tenant-{i}" for i in range(17)]
     published: dict[str, list[str]] = defaultdict(list)
     results: list[DeliveryResult] = []
-    config = ProducerConfig(bootstrap=stack_endpoints.kafka_bootstrap, topic=topic)
+    config = ProducerConfig(KafkaConnection(stack_endpoints.kafka_bootstrap), topic=topic)
     with AuditProducer(config, on_delivery=results.append) as producer:
         for seq in range(3000):
             tenant = tenants[seq % len(tenants)] if seq % 5 else tenants[0]  # skewed
@@ -124,7 +125,7 @@ def test_a_full_queue_pushes_back_and_loses_nothing(
     registry = CollectorRegistry()
     metrics = producer_metrics(registry)
     config = ProducerConfig(
-        bootstrap=stack_endpoints.kafka_bootstrap,
+        KafkaConnection(stack_endpoints.kafka_bootstrap),
         topic=topic,
         queue_max_events=20,
         linger_ms=50,
@@ -146,7 +147,7 @@ def test_a_full_queue_pushes_back_and_loses_nothing(
 def test_publish_times_out_when_nothing_drains_the_queue() -> None:
     port = processes.choose_port(0)  # nothing listens there
     config = ProducerConfig(
-        bootstrap=f"127.0.0.1:{port}",
+        KafkaConnection(f"127.0.0.1:{port}"),
         topic="audit.events",
         queue_max_events=5,
         publish_timeout_s=0.5,
@@ -175,7 +176,7 @@ def test_a_stopped_broker_surfaces_delivery_failures(private_broker: tuple[str, 
     bootstrap, data_dir = private_broker
     topic = _create_topic(bootstrap, partitions=2)
     failures: list[DeliveryResult] = []
-    config = ProducerConfig(bootstrap=bootstrap, topic=topic, delivery_timeout_s=3)
+    config = ProducerConfig(KafkaConnection(bootstrap), topic=topic, delivery_timeout_s=3)
     producer = AuditProducer(config, metrics=producer_metrics(CollectorRegistry()))
     producer.publish(valid_event())
     assert producer.flush().delivered == 1

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
 from schemas import headers as h
@@ -180,7 +181,9 @@ def test_a_failing_destination_does_not_hold_back_another_tenant(
                 delay = max(r.received_at for r in receiver.requests if r.path == "/up") - sent_at
                 # its batch interval (1 s) plus scheduling; never the failing one's backoff
                 assert delay < 1.0 + 3.0, f"the healthy destination waited {delay:.1f} s"
-            health = destination_health(sink.kafka_bootstrap, sink.sink_progress_topic, down.id)
+            health = destination_health(
+                wiring.kafka_connection(sink), sink.sink_progress_topic, down.id
+            )
             assert health.consecutive_failures > 0
             assert health.last_error is not None
             broken.clear()

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
+from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
 from schemas.headers import ACTION
 from sinks.destinations.replay import find_replay_offsets
-from sinks.destinations.store import DestinationStore
 from sinks.progress import destination_health
 from tests.stack.sink_support import (
     Receiver,
@@ -62,7 +62,7 @@ def test_pause_keeps_events_and_resume_delivers_them_once(
                 lambda: any(
                     not p.in_sync
                     for p in destination_health(
-                        sink.kafka_bootstrap, sink.sink_progress_topic, hook.id
+                        wiring.kafka_connection(sink), sink.sink_progress_topic, hook.id
                     ).partitions
                 ),
                 "the pause to reach the worker",
@@ -85,7 +85,7 @@ def test_replay_resends_a_destinations_events(sink: AuditlogSettings, monkeypatc
             ids = publish(sink, tenant_events("acme", 150))
             other = publish(sink, tenant_events("globex", 40))
             receiver.wait_for_ids(set(ids), "/acme")
-            start = find_replay_offsets(sink.kafka_bootstrap, sink.events_topic, since)
+            start = find_replay_offsets(wiring.kafka_connection(sink), sink.events_topic, since)
             _update(sink, hook.id, replay=start.request())
             wait_for(lambda: len(receiver.ids("/acme")) >= 2 * len(ids), "the replay", 60)
         assert Counter(receiver.ids("/acme")) == Counter(ids * 2)
@@ -106,7 +106,7 @@ def test_a_destination_failing_too_long_is_paused_and_that_is_published(
             put_destinations(settings, hook)
             with running_worker(settings, monkeypatch):
                 publish(settings, tenant_events("acme", 10))
-                store = DestinationStore(settings.kafka_bootstrap, settings.destinations_topic)
+                store = wiring.destination_store(settings)
                 try:
                     wait_for(
                         lambda: (

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from auditlog import wiring
 from auditlog.commands.sink import EXIT_BEHIND
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
@@ -50,7 +51,7 @@ LOGIN = "user.login"
 def _announced(settings: AuditlogSettings, destination_id: str) -> LaneProgress | None:
     """The progress record of the destination's announced batch (None: none announced)."""
     health = destination_health(
-        settings.kafka_bootstrap, settings.sink_progress_topic, destination_id
+        wiring.kafka_connection(settings), settings.sink_progress_topic, destination_id
     )
     found = [p for p in health.partitions if p.announced_last is not None]
     return found[0] if found else None

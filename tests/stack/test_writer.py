@@ -22,6 +22,7 @@ from consumers.writer import ClickHouseWriter
 from deploy.stack import clickhouse as gateway
 from deploy.stack import processes
 from deploy.stack.endpoints import StackEndpoints
+from producers.kafka_connection import KafkaConnection
 from schemas import headers as h
 from schemas.validation import EventValidator
 from schemas.versions import current
@@ -35,7 +36,9 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 @pytest.fixture
 def pipeline(stack_endpoints: StackEndpoints) -> Iterator[Pipeline]:
-    created = create_pipeline(stack_endpoints.kafka_bootstrap, stack_endpoints.clickhouse_url)
+    created = create_pipeline(
+        KafkaConnection(stack_endpoints.kafka_bootstrap), stack_endpoints.clickhouse_url
+    )
     yield created
     drop_pipeline(created)
 
@@ -124,7 +127,7 @@ def test_clickhouse_unreachable_for_a_while_loses_nothing(
     url = f"http://127.0.0.1:{port}"
     gateway.start_clickhouse(data_dir=tmp_path / "ch", port=port)
     try:
-        private = create_pipeline(stack_endpoints.kafka_bootstrap, url)
+        private = create_pipeline(KafkaConnection(stack_endpoints.kafka_bootstrap), url)
         published = publish(private, 10_000, seed=4)
         writer = private.writer()
         thread, errors = _in_thread(writer)

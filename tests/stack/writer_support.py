@@ -19,6 +19,7 @@ from consumers.migrations import apply_pending
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
+from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.validation import EventValidator
@@ -30,12 +31,16 @@ PARTITIONS = 6
 class Pipeline:
     """One test's own topics, consumer group and ClickHouse database."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     clickhouse_url: str
     topic: str
     dead_letter_topic: str
     database: str
     group_id: str
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap
 
     @property
     def table(self) -> str:
@@ -46,7 +51,7 @@ class Pipeline:
 
     def writer_config(self, **overrides: object) -> WriterConfig:
         values: dict[str, object] = {
-            "bootstrap": self.bootstrap,
+            "kafka": self.kafka,
             "topic": self.topic,
             "group_id": self.group_id,
             "table": self.table,
@@ -63,7 +68,7 @@ class Pipeline:
         return ClickHouseWriter(
             self.writer_config(**overrides),
             self.client(),
-            dead_letters=DeadLetterPublisher(self.bootstrap, self.dead_letter_topic),
+            dead_letters=DeadLetterPublisher(self.kafka, self.dead_letter_topic),
             budget=DeadLetterBudget(limit or DeadLetterLimit(), self.topic, self.dead_letter_topic),
         )
 
@@ -89,17 +94,17 @@ class Pipeline:
         return int(self.client().command(f"SELECT count() FROM {self.table}"))  # type: ignore[arg-type]
 
 
-def create_pipeline(bootstrap: str, clickhouse_url: str) -> Pipeline:
+def create_pipeline(kafka: KafkaConnection, clickhouse_url: str) -> Pipeline:
     suffix = uuid.uuid4().hex[:10]
     pipeline = Pipeline(
-        bootstrap=bootstrap,
+        kafka=kafka,
         clickhouse_url=clickhouse_url,
         topic=f"test.writer.{suffix}",
         dead_letter_topic=f"test.writer.{suffix}.dlq",
         database=f"writer_{suffix}",
         group_id=f"writer-{suffix}",
     )
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka.properties())
     futures = admin.create_topics(
         [NewTopic(pipeline.topic, PARTITIONS), NewTopic(pipeline.dead_letter_topic, 1)]
     )
@@ -110,7 +115,7 @@ def create_pipeline(bootstrap: str, clickhouse_url: str) -> Pipeline:
 
 
 def drop_pipeline(pipeline: Pipeline) -> None:
-    admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
+    admin = AdminClient(pipeline.kafka.properties())
     for future in admin.delete_topics([pipeline.topic, pipeline.dead_letter_topic]).values():
         future.result(timeout=30)
     pipeline.client().command(f"DROP DATABASE IF EXISTS {pipeline.database}")
@@ -124,7 +129,7 @@ def publish(pipeline: Pipeline, events: int, *, seed: int = 1, tenants: int = 30
     )
     validator = EventValidator()
     producer = AuditProducer(
-        ProducerConfig(bootstrap=pipeline.bootstrap, topic=pipeline.topic),
+        ProducerConfig(pipeline.kafka, topic=pipeline.topic),
         metrics=producer_metrics(CollectorRegistry()),
     )
     ids = {producer.publish_datum(validator.validate(e).to_avro()) for e in generate(config)}

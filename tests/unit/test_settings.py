@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from auditlog import wiring
+from auditlog.cli import main
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
 
@@ -56,3 +58,76 @@ def test_the_readme_documents_every_setting() -> None:
         if f"`AUDITLOG_{name.upper()}`" not in readme
     ]
     assert missing == [], f"add these to the README's configuration table: {missing}"
+
+
+SECRET = "do-not-show-7c41"
+
+
+def test_kafka_security_settings_reach_every_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    for name, value in {
+        "KAFKA_BOOTSTRAP": "b-1.msk.example.com:9096",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": "auditlog",
+        "KAFKA_SASL_PASSWORD": SECRET,
+        "KAFKA_SSL_CA_FILE": str(ca),
+    }.items():
+        monkeypatch.setenv(f"AUDITLOG_{name}", value)
+    settings = AuditlogSettings()
+    assert wiring.kafka_connection(settings).properties() == {
+        "bootstrap.servers": "b-1.msk.example.com:9096",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "auditlog",
+        "sasl.password": SECRET,
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.ca.location": str(ca),
+    }
+    for shown in (repr(settings), str(settings), repr(wiring.kafka_connection(settings))):
+        assert SECRET not in shown
+
+
+def test_incoherent_settings_stop_the_command_naming_each_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AUDITLOG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("AUDITLOG_KAFKA_SASL_PASSWORD", SECRET)
+    monkeypatch.setenv("AUDITLOG_CLICKHOUSE_CA_FILE", str(tmp_path / "missing.pem"))
+    assert main(["topics", "show"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "auditlog: AUDITLOG_KAFKA_SASL_MECHANISM is SCRAM-SHA-256 but "
+        "AUDITLOG_KAFKA_SECURITY_PROTOCOL is PLAINTEXT, which does not use SASL: set "
+        "AUDITLOG_KAFKA_SECURITY_PROTOCOL to SASL_SSL (or SASL_PLAINTEXT on a network you "
+        "trust), or unset the mechanism",
+        "auditlog: AUDITLOG_KAFKA_SASL_PASSWORD is set without AUDITLOG_KAFKA_SASL_USERNAME: "
+        "set the user name too, or unset the password",
+        "auditlog: AUDITLOG_CLICKHOUSE_CA_FILE is set but AUDITLOG_CLICKHOUSE_URL is not https://: "
+        "use an https URL, or unset it",
+    ]
+    with pytest.raises(ValidationError) as invalid:
+        AuditlogSettings()
+    assert SECRET not in str(invalid.value)
+
+
+def test_clickhouse_tls_files_must_exist_and_go_together(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AUDITLOG_CLICKHOUSE_URL", "https://ch.example.com:8443")
+    monkeypatch.setenv("AUDITLOG_CLICKHOUSE_CA_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("AUDITLOG_CLICKHOUSE_KEY_FILE", str(tmp_path))
+    with pytest.raises(ValidationError) as invalid:
+        AuditlogSettings()
+    [error] = invalid.value.errors()
+    assert error["msg"].splitlines() == [
+        "AUDITLOG_CLICKHOUSE_KEY_FILE is set without AUDITLOG_CLICKHOUSE_CERT_FILE: give the "
+        "client certificate too",
+        f"AUDITLOG_CLICKHOUSE_CA_FILE: {tmp_path / 'missing.pem'} does not exist: give the "
+        "path of the PEM file",
+        f"AUDITLOG_CLICKHOUSE_KEY_FILE: {tmp_path} is not a file: give the path of the PEM file",
+    ]

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
 from consumers.writer import ClickHouseWriter, WriterConfig
+from producers.kafka_connection import KafkaConnection
 
 TOPIC = "audit.events"
 
@@ -108,7 +109,9 @@ class NoDeadLetters:
 def _writer(
     client: DownClickHouse, consumer: FakeConsumer, clock: FakeClock, retry_max_s: float
 ) -> ClickHouseWriter:
-    config = WriterConfig(bootstrap="unused:9092", retry_initial_s=0.5, retry_max_s=retry_max_s)
+    config = WriterConfig(
+        kafka=KafkaConnection("unused:9092"), retry_initial_s=0.5, retry_max_s=retry_max_s
+    )
     return ClickHouseWriter(
         config,
         cast(Client, client),

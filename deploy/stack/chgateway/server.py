@@ -7,6 +7,10 @@ body (Content-Length or chunked), hands the request to the gateway, drains whate
 is left (so the client reads the answer instead of a broken pipe, and the connection stays
 usable), and writes the buffered response.
 
+With ``--tls-cert`` and ``--tls-key`` it serves https instead (``--tls-client-ca``: and
+requires a client certificate signed by that CA), so the product's ClickHouse TLS settings
+can be tried against it; the handshake runs on the connection's own thread.
+
 SIGTERM and SIGINT stop the server: no new connections, running engine calls finish (up
 to 30 s), the engine closes, the process exits 0.
 """
@@ -18,6 +22,7 @@ import faulthandler
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -48,6 +53,21 @@ class GatewayServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _Handler)
         self.gateway = gateway
+
+    def serve_tls(self, context: ssl.SSLContext) -> None:
+        """Serve https: connections are TLS, their handshake done by the handler's thread
+        on its first read (not by the accepting thread)."""
+        self.socket = context.wrap_socket(
+            self.socket, server_side=True, do_handshake_on_connect=False
+        )
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A failed TLS handshake is one log line, not a traceback."""
+        failure = sys.exc_info()[1]
+        if isinstance(failure, ssl.SSLError | ConnectionError):
+            log.warning("connection from %s failed: %s", client_address, failure)
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,7 +169,29 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123, help="0 picks a free port")
     parser.add_argument("--max-concurrent-queries", type=int, default=16)
-    return parser.parse_args(argv)
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate (chain): serve https")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca", type=Path, help="require client certificates signed by this CA (PEM)"
+    )
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    return args
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server's TLS context from the arguments; None for plain http."""
+    if args.tls_cert is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.tls_client_ca)
+    return context
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,12 +204,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["TZ"] = "UTC"  # before the engine loads: the server time zone of the stack
     time.tzset()
     try:
+        tls = _tls_context(args)
+    except OSError as ex:  # ssl.SSLError is one too
+        print(f"clickhouse-gateway: cannot use the TLS certificate or key: {ex}", file=sys.stderr)
+        return 2
+    try:
         engine = Engine(args.data_dir, max_concurrent=args.max_concurrent_queries)
     except EngineUnavailable as ex:
         print(f"clickhouse-gateway: {ex}", file=sys.stderr, flush=True)
         return 2
     try:
         server = GatewayServer((args.host, args.port), Gateway(engine))
+        if tls is not None:
+            server.serve_tls(tls)
     except OSError as ex:
         engine.close()
         print(
@@ -186,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     host, port = server.server_address[:2]
     print(
         "clickhouse-gateway: development tooling, not a ClickHouse server; "
-        f"chdb engine {engine.version} at {engine.data_dir}, serving http://{host!s}:{port}",
+        f"chdb engine {engine.version} at {engine.data_dir}, "
+        f"serving {'https' if tls else 'http'}://{host!s}:{port}",
         flush=True,
     )
     while not stop.wait(1.0):

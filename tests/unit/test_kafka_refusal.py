@@ -1,0 +1,81 @@
+"""Which librdkafka errors mean "Kafka refuses this client for good", and what the error
+says then (the real broker's answers are in tests/stack/test_kafka_security.py)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from confluent_kafka import KafkaError
+from pydantic import SecretStr
+
+from producers.kafka_connection import KafkaConnection, KafkaSecurity
+from producers.kafka_refusal import KafkaRefusedError, Refusal, check_kafka, refusal
+
+BROKER = "sasl_ssl://k1:9096/bootstrap"
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "expected"),
+    [
+        (
+            KafkaError._AUTHENTICATION,
+            f"{BROKER}: SASL authentication error: Authentication failed during authentication "
+            "due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 312ms in "
+            "state AUTH_REQ)",
+            Refusal(
+                "authentication",
+                f"{BROKER}: SASL authentication error: Authentication failed during "
+                "authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512",
+            ),
+        ),
+        (
+            KafkaError._SSL,
+            f"{BROKER}: SSL handshake failed: error:0A000086:SSL routines::certificate verify "
+            "failed (after 3ms in state SSL_HANDSHAKE)",
+            Refusal(
+                "server_certificate",
+                f"{BROKER}: SSL handshake failed: error:0A000086:SSL routines::certificate "
+                "verify failed",
+            ),
+        ),
+        (
+            KafkaError._TRANSPORT,
+            "ssl://k1:9094/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls "
+            "alert bad certificate: SSL alert number 42 (after 0ms in state APIVERSION_QUERY)",
+            Refusal(
+                "client_certificate",
+                "ssl://k1:9094/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls "
+                "alert bad certificate: SSL alert number 42",
+            ),
+        ),
+        (KafkaError._TRANSPORT, "k1:9092/bootstrap: Connect to ipv4#10.0.0.1:9092 failed", None),
+        (KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down", None),
+        (KafkaError._TIMED_OUT, "request timed out", None),
+    ],
+)
+def test_only_credentials_and_certificates_are_refusals(
+    code: int, text: str, expected: Refusal | None
+) -> None:
+    assert refusal(KafkaError(code, text)) == expected
+
+
+def test_the_error_names_the_connection_and_advice_but_no_secret() -> None:
+    connection = KafkaConnection(
+        "k1:9096", KafkaSecurity("SASL_SSL", "PLAIN", "API-KEY", SecretStr("api-secret-x1"))
+    )
+    error = KafkaRefusedError(
+        connection, Refusal("authentication", "SASL authentication error"), "check the key"
+    )
+    assert str(error) == (
+        "Kafka at k1:9096 (SASL_SSL, PLAIN as API-KEY) refused the connection: "
+        "SASL authentication error; check the key"
+    )
+    assert error.kind == "authentication"
+
+
+def test_a_broker_that_is_down_is_not_a_refusal() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    assert check_kafka(KafkaConnection(f"127.0.0.1:{closed_port}"), timeout_s=5) is False
