@@ -7,7 +7,10 @@ is then published as an audit event of the destination's tenant (``audit_stream.
 only once the change itself succeeded. ``list`` and ``show`` read the store (``show`` adds
 the destination's delivery health); ``keygen`` prints a new key for
 ``AUDITLOG_SECRETS_KEY``. Secrets are sealed with that key or stored as ``env:NAME``
-references, and are never printed.
+references, and are never printed; a reference must name a variable the operator allows
+(:mod:`sinks.destinations.references`). An S3 destination brings its own keys or a role
+(assumed with the service's external id), unless the operator lends the workers'
+credentials (``AUDITLOG_SINK_S3_ALLOW_WORKER_CREDENTIALS``).
 
 Exit codes: 0 done (or nothing to change), 1 Kafka, S3 or the destination failed (for
 ``test``: the destination did not accept the sample), 2 invalid input, 4 no such
