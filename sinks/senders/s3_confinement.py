@@ -33,6 +33,7 @@ name another customer's role and pass its trust policy's external-id condition.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,9 +151,16 @@ def pin_connections(client: Any, policy: S3Policy) -> None:
         classes: dict[str, type] = client._endpoint.http_session._pool_classes_by_scheme
     except AttributeError as exc:
         raise RuntimeError(f"cannot pin this botocore's S3 connections: {exc}") from exc
+    classes.update(_pool_classes(policy))
+
+
+@functools.lru_cache(maxsize=8)
+def _pool_classes(policy: S3Policy) -> dict[str, type]:
+    """Pool classes whose connections follow ``policy`` (made once per policy: a worker has
+    one)."""
     http_cls = type("PinnedHTTPConnection", (_PinnedHTTPConnection,), {"policy": policy})
     https_cls = type("PinnedHTTPSConnection", (_PinnedHTTPSConnection,), {"policy": policy})
-    classes["http"] = type("PinnedHTTPPool", (AWSHTTPConnectionPool,), {"ConnectionCls": http_cls})
-    classes["https"] = type(
-        "PinnedHTTPSPool", (AWSHTTPSConnectionPool,), {"ConnectionCls": https_cls}
-    )
+    return {
+        "http": type("PinnedHTTPPool", (AWSHTTPConnectionPool,), {"ConnectionCls": http_cls}),
+        "https": type("PinnedHTTPSPool", (AWSHTTPSConnectionPool,), {"ConnectionCls": https_cls}),
+    }
