@@ -32,12 +32,14 @@ from sinks.destinations.model import (
     SecretValue,
     WebhookTarget,
 )
+from sinks.destinations.references import DEFAULT_PREFIX, ReferencePolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.signing import verify
 
 # The demo's own secrets, handed to the worker's SecretBox (never the process environment).
 _SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a demo value
 _BATCH = BatchLimits(max_records=2_000, max_age_s=2.0)
+_REF = f"{DEFAULT_PREFIX}DEMO_"
 
 
 @dataclass
@@ -112,13 +114,15 @@ class DemoStreaming:
 
         self._settings = settings.model_copy(update={"sink_allow_local": True})
         self._bucket = bucket
+        # Named under the default reference prefix, as an operator's would be.
         self._secrets = SecretBox(
             [],
             {
-                "DEMO_SIGNING_SECRET": _SIGNING_SECRET,
-                "DEMO_S3_KEY": LOCAL_ACCESS_KEY,
-                "DEMO_S3_SECRET": LOCAL_SECRET_KEY,
+                f"{_REF}SIGNING": _SIGNING_SECRET,
+                f"{_REF}S3_KEY": LOCAL_ACCESS_KEY,
+                f"{_REF}S3_SECRET": LOCAL_SECRET_KEY,
             },
+            references=ReferencePolicy(),
         )
         self.report = StreamReport(s3_tenant=tenants[0], webhook_tenant=tenants[1])
         self._run = uuid.uuid4().hex[:8]
@@ -133,8 +137,8 @@ class DemoStreaming:
                 bucket=self._bucket,
                 endpoint_url=self._settings.s3_endpoint,
                 region=self._settings.s3_region,
-                access_key_id=SecretValue(ref="env:DEMO_S3_KEY"),
-                secret_access_key=SecretValue(ref="env:DEMO_S3_SECRET"),
+                access_key_id=SecretValue(ref=f"env:{_REF}S3_KEY"),
+                secret_access_key=SecretValue(ref=f"env:{_REF}S3_SECRET"),
             ),
             batch=_BATCH,
             created_at=now,
@@ -145,7 +149,7 @@ class DemoStreaming:
             tenant_id=self.report.webhook_tenant,
             name="demo SIEM",
             target=WebhookTarget(
-                url=webhook_url, signing_secret=SecretValue(ref="env:DEMO_SIGNING_SECRET")
+                url=webhook_url, signing_secret=SecretValue(ref=f"env:{_REF}SIGNING")
             ),
             batch=_BATCH,
             created_at=now,

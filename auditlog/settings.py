@@ -10,12 +10,13 @@ import dataclasses
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.clickhouse_connection import ClickHouseTls
 from producers.kafka_connection import KafkaSecurity, SaslMechanism, SecurityProtocol
+from sinks.destinations.references import DEFAULT_PREFIX, check_names, check_prefix, parse_names
 
 StackBackend = Literal["auto", "local", "docker", "external"]
 
@@ -249,7 +250,29 @@ class AuditlogSettings(BaseSettings):
     sink_allow_local: bool = Field(
         default=False,
         description=(
-            "Local-development mode: webhooks may use http and private or loopback addresses."
+            "Local-development mode: webhooks and S3 endpoints may use http and private or "
+            "loopback addresses."
+        ),
+    )
+    sink_secret_ref_prefix: str = Field(
+        default=DEFAULT_PREFIX,
+        description=(
+            "Secret references (env:NAME) may read variables whose names start with this "
+            "(empty: none by prefix); never the product's own settings nor AWS_*."
+        ),
+    )
+    sink_secret_ref_names: str = Field(
+        default="",
+        description=(
+            "Variables, comma separated, that secret references may read besides those "
+            "under the prefix."
+        ),
+    )
+    sink_s3_allow_worker_credentials: bool = Field(
+        default=False,
+        description=(
+            "S3 destinations with neither access keys nor a role are written with the "
+            "workers' own AWS credentials (refused otherwise)."
         ),
     )
     sink_retry_max_s: float = Field(
@@ -292,3 +315,19 @@ class AuditlogSettings(BaseSettings):
             "Docker engine answers, local otherwise)."
         ),
     )
+
+    @classmethod
+    def variables(cls) -> frozenset[str]:
+        """The environment variable of every setting (``AUDITLOG_<NAME>``)."""
+        return frozenset(f"AUDITLOG_{name.upper()}" for name in cls.model_fields)
+
+    @field_validator("sink_secret_ref_prefix")
+    @classmethod
+    def _prefix_reaches_no_setting(cls, value: str) -> str:
+        return check_prefix(value, cls.variables())
+
+    @field_validator("sink_secret_ref_names")
+    @classmethod
+    def _names_are_not_settings(cls, value: str) -> str:
+        check_names(parse_names(value), cls.variables())
+        return value

@@ -34,6 +34,7 @@ from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
 from sinks.compacted import CompactedTable, TableWriter
 from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target
+from sinks.destinations.references import ReferencePolicy, parse_names
 from sinks.destinations.secrets import SecretBox
 from sinks.destinations.store import DestinationCatalog, DestinationStore
 from sinks.metrics import sink_metrics
@@ -43,6 +44,7 @@ from sinks.senders.base import Sender
 from sinks.senders.factory import S3ClientCache, build_sender
 from sinks.senders.http import PinnedHttpClient
 from sinks.senders.s3 import make_s3_client
+from sinks.senders.s3_confinement import S3Policy
 from sinks.worker import SinkConfig, SinkWorker
 
 if TYPE_CHECKING:
@@ -192,11 +194,33 @@ def destination_catalog(
     )
 
 
+def reference_policy(settings: AuditlogSettings) -> ReferencePolicy:
+    """Which variables ``env:`` references may read: the configured prefix and names, never
+    a setting of the product (every ``AUDITLOG_*`` variable it reads is reserved)."""
+    return ReferencePolicy(
+        prefix=settings.sink_secret_ref_prefix,
+        names=parse_names(settings.sink_secret_ref_names),
+        reserved=AuditlogSettings.variables(),
+    )
+
+
 def secret_box(settings: AuditlogSettings) -> SecretBox:
     """Seals and opens destination secrets with ``AUDITLOG_SECRETS_KEY``; ``env:``
-    references are read from this process's environment. Raises
-    :class:`~sinks.destinations.secrets.SecretError` for a malformed key."""
-    return SecretBox.from_setting(settings.secrets_key, os.environ)
+    references are read from this process's environment, confined by
+    :func:`reference_policy`. Raises :class:`~sinks.destinations.secrets.SecretError` for
+    a malformed key."""
+    return SecretBox.from_setting(
+        settings.secrets_key, os.environ, references=reference_policy(settings)
+    )
+
+
+def s3_policy(settings: AuditlogSettings) -> S3Policy:
+    """Where S3 clients may connect and whether the worker's own AWS credentials may sign
+    for a destination."""
+    return S3Policy(
+        allow_local=settings.sink_allow_local,
+        allow_worker_credentials=settings.sink_s3_allow_worker_credentials,
+    )
 
 
 def http_client(settings: AuditlogSettings) -> PinnedHttpClient:
@@ -215,13 +239,25 @@ def destination_sender(
 ) -> Sender:
     """The sender of ``destination``; raises as :func:`~sinks.senders.factory.build_sender`."""
     return build_sender(
-        destination, secrets, http=http, s3_timeout_s=settings.sink_request_timeout_s
+        destination,
+        secrets,
+        http=http,
+        s3_timeout_s=settings.sink_request_timeout_s,
+        s3_policy=s3_policy(settings),
     )
 
 
-def s3_client(settings: AuditlogSettings, target: S3Target, secrets: SecretBox) -> S3Client:
-    """An S3 client for ``target`` with the sinks' request timeout (makes no request)."""
-    return make_s3_client(target, secrets, timeout_s=settings.sink_request_timeout_s)
+def s3_client(settings: AuditlogSettings, destination: Destination, secrets: SecretBox) -> S3Client:
+    """An S3 client for ``destination``'s S3 target with the sinks' request timeout and S3
+    policy (makes no request)."""
+    assert isinstance(destination.target, S3Target)
+    return make_s3_client(
+        destination.target,
+        secrets,
+        tenant_id=destination.tenant_id,
+        policy=s3_policy(settings),
+        timeout_s=settings.sink_request_timeout_s,
+    )
 
 
 def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
@@ -325,7 +361,7 @@ def sink_worker(
         owned.callback(progress.close)
         http = PinnedHttpClient(settings.sink_allow_local, settings.sink_request_timeout_s)
         owned.callback(http.close)
-        s3_clients = S3ClientCache()
+        s3_clients = S3ClientCache(s3_policy(settings))
         owned.callback(s3_clients.close)
         secrets = secrets or secret_box(settings)
         store = destination_store(settings)
@@ -351,6 +387,7 @@ def sink_worker(
                 secrets,
                 http=http,
                 s3_timeout_s=settings.sink_request_timeout_s,
+                s3_policy=s3_clients.policy,
                 s3_clients=s3_clients,
             ),
             readers=make_reader,

@@ -124,10 +124,11 @@ READ_BATCH = 500  # what the worker asks consume() for
 CODEC_SAMPLE = 20_000
 GZIP_CHUNK = 1_000
 
-# Secrets by reference (env:NAME), as an operator would keep them out of the store.
-WEBHOOK_SECRET_ENV = "BENCH_SINK_WEBHOOK_SECRET"
-S3_KEY_ENV = "BENCH_SINK_S3_ACCESS_KEY"
-S3_SECRET_ENV = "BENCH_SINK_S3_SECRET_KEY"
+# Secrets by reference (env:NAME), as an operator would keep them out of the store, under
+# the default reference prefix (AUDITLOG_SINK_SECRET_REF_PREFIX).
+WEBHOOK_SECRET_ENV = "AUDITLOG_DEST_SECRET_BENCH_SINK_WEBHOOK"
+S3_KEY_ENV = "AUDITLOG_DEST_SECRET_BENCH_SINK_S3_ACCESS_KEY"
+S3_SECRET_ENV = "AUDITLOG_DEST_SECRET_BENCH_SINK_S3_SECRET_KEY"
 WEBHOOK_SECRET = "bench-sink-webhook-secret"
 _OCCURRED_AT = re.compile(rb'"occurred_at":"([^"]+)"')
 

@@ -1,12 +1,14 @@
-"""Where a webhook may be sent: https to public addresses only (server-side request
-forgery guard).
+"""Where a webhook, a log service or an S3 endpoint may be sent to: https to public
+addresses only (server-side request forgery guard).
 
 :func:`vet_url` resolves the destination's host and refuses private, loopback,
 link-local (cloud metadata among them), multicast, reserved and unspecified addresses,
 IPv4 addresses hidden in IPv6, and any name with one such address among its records. It
 returns the vetted addresses: the sender connects to one of them (sending the host name
 in ``Host`` and TLS SNI) instead of resolving again, so a DNS answer that changes between
-the check and the connection (rebinding) cannot redirect it. Redirects are not followed.
+the check and the connection (rebinding) cannot redirect it (webhooks:
+:mod:`sinks.senders.http`; S3: :mod:`sinks.senders.s3_confinement`). Redirects are not
+followed.
 ``allow_local`` (local development only) permits http and local addresses.
 """
 
@@ -85,7 +87,7 @@ def vet_url(
     allowed = {"https", "http"} if allow_local else {"https"}
     if parts.scheme not in allowed:
         raise UnsafeDestinationError(
-            f"{url!r}: webhooks must use https (http only in local-development mode)"
+            f"{url!r}: destinations must use https (http only in local-development mode)"
         )
     if parts.username or parts.password:
         raise UnsafeDestinationError(f"{url!r}: credentials in the URL are not accepted")

@@ -4,8 +4,10 @@ Every option defaults to "not given" (``None``), so ``update`` changes only what
 and ``add`` falls back to the model's defaults. On ``update`` an empty value unsets an
 optional setting (``--endpoint-url ''``) or empties a list (``--include-category ''``).
 Secrets given in clear (from stdin, or from an environment variable read here, at the
-edge) are sealed with the operator's key at once; ``env:NAME`` references are stored as
-they are. Options are checked here; the destination as a whole is checked by its model.
+edge; never one of the operator's own settings) are sealed with the operator's key at once;
+``env:NAME`` references are stored as they are (the command checks them against the
+operator's reference policy). Options are checked here; the destination as a whole is
+checked by its model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TextIO
 
 from schemas.catalog import Catalog
 from sinks.destinations.model import SecretValue
+from sinks.destinations.references import ReferenceRefused
 from sinks.destinations.secrets import SecretBox, SecretError
 
 KINDS = ("s3", "webhook", "splunk_hec")
@@ -74,7 +77,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     s3.add_argument("--region", help="the bucket's region (default: AUDITLOG_S3_REGION)")
     s3.add_argument("--endpoint-url", metavar="URL", help="endpoint of an S3-compatible store")
     s3.add_argument("--role-arn", metavar="ARN", help="a role the workers assume to write")
-    s3.add_argument("--external-id", metavar="X", help="the external id of --role-arn")
+    s3.add_argument(
+        "--external-id",
+        metavar="X",
+        help="'' unsets a stored one: the workers send the service's (shown by add and show)",
+    )
     s3.add_argument("--access-key-id-ref", metavar="env:NAME", help="static access key id")
     s3.add_argument("--secret-access-key-ref", metavar="env:NAME", help="static secret key")
     s3.add_argument("--sse", choices=("AES256", "aws:kms", ""), help="server-side encryption")
@@ -228,6 +235,10 @@ class OptionReader:
                 ) from None
         if option == from_env:
             name = getattr(args, from_env)
+            try:
+                self._secrets.references.check_reserved(name)
+            except ReferenceRefused as exc:
+                raise OptionError(f"{_flag(from_env)}: {exc}") from None
             clear = self._environ.get(name)
             if not clear:
                 raise OptionError(f"{_flag(from_env)} {name}: ${name} is not set or empty")

@@ -13,6 +13,13 @@ from auditlog.commands.destination_options import shown_header_value
 from runtime.redaction import redact_url
 from sinks.destinations.model import Destination, Filters, S3Target, SecretValue
 from sinks.destinations.ownership import render_prefix
+from sinks.senders.s3_confinement import role_external_id
+
+
+def external_id(destination: Destination) -> str:
+    """The external id the workers send when they assume the destination's role (the
+    service's, per tenant: the role's trust policy must require it)."""
+    return role_external_id(destination.tenant_id)
 
 
 def when(at: datetime | None) -> str:
@@ -105,6 +112,8 @@ def details(destination: Destination) -> list[str]:
     ]
     if isinstance(destination.target, S3Target):
         lines.append(f"  objects under: {target_summary(destination)}/")
+        if destination.target.role_arn is not None:
+            lines.append(f"  role assumed with external id: {external_id(destination)}")
     lines += ["filters:" + (" all events" if destination.filters == Filters() else "")]
     if destination.filters != Filters():
         lines += _section(destination.filters)

@@ -7,7 +7,10 @@ is then published as an audit event of the destination's tenant (``audit_stream.
 only once the change itself succeeded. ``list`` and ``show`` read the store (``show`` adds
 the destination's delivery health); ``keygen`` prints a new key for
 ``AUDITLOG_SECRETS_KEY``. Secrets are sealed with that key or stored as ``env:NAME``
-references, and are never printed.
+references, and are never printed; a reference must name a variable the operator allows
+(:mod:`sinks.destinations.references`). An S3 destination brings its own keys or a role
+(assumed with the service's external id), unless the operator lends the workers'
+credentials (``AUDITLOG_SINK_S3_ALLOW_WORKER_CREDENTIALS``).
 
 Exit codes: 0 done (or nothing to change), 1 Kafka, S3 or the destination failed (for
 ``test``: the destination did not accept the sample), 2 invalid input, 4 no such
@@ -45,7 +48,7 @@ from schemas.validation import InvalidEventError
 from sinks.address_guard import UnsafeDestinationError, vet_url
 from sinks.compacted import TableError
 from sinks.destinations import ownership
-from sinks.destinations.model import Destination, S3Target
+from sinks.destinations.model import Destination, S3Target, secrets_of
 from sinks.destinations.replay import ReplayError, find_replay_offsets, parse_since
 from sinks.destinations.sample import sample_payload
 from sinks.destinations.secrets import SecretBox, SecretError, generate_key
@@ -211,10 +214,22 @@ def _validated(data: dict[str, Any]) -> Destination:
 
 
 def _checked(
-    destination: Destination, settings: AuditlogSettings, before: Destination | None
+    destination: Destination,
+    settings: AuditlogSettings,
+    secrets: SecretBox,
+    before: Destination | None,
 ) -> None:
-    """Rules beyond the model: vetted URLs, complete credentials, formats a kind accepts."""
+    """Rules beyond the model: secret references the operator allows, vetted URLs,
+    complete credentials of the destination's own, formats a kind accepts."""
     target = destination.target
+    for value in secrets_of(target).values():
+        try:
+            secrets.check(value)
+        except SecretError as exc:
+            raise Refused(
+                EXIT_INVALID,
+                f"{exc} (AUDITLOG_SINK_SECRET_REF_PREFIX, AUDITLOG_SINK_SECRET_REF_NAMES)",
+            ) from None
     old = before.target if before is not None else None
     if isinstance(target, S3Target):
         if (target.access_key_id is None) != (target.secret_access_key is None):
@@ -235,8 +250,34 @@ def _checked(
             vet_url(url, allow_local=settings.sink_allow_local)
         except UnsafeDestinationError as exc:
             raise Refused(EXIT_INVALID, f"{redact_url(url)}: {exc}") from None
+    if isinstance(target, S3Target):
+        _check_s3_credentials(destination, target, settings)
     if destination.kind == "splunk_hec" and destination.format != "ndjson":
         raise Refused(EXIT_INVALID, "Splunk HEC takes --format ndjson only")
+
+
+def _check_s3_credentials(
+    destination: Destination, target: S3Target, settings: AuditlogSettings
+) -> None:
+    """A role is assumed with the service's external id only; without a role or keys of
+    its own, a destination would be written with the workers' credentials."""
+    if target.role_arn is not None:
+        expected = view.external_id(destination)
+        if target.external_id not in (None, expected):
+            raise Refused(
+                EXIT_INVALID,
+                f"--external-id {target.external_id!r}: the external id is chosen by the "
+                f"service, not the tenant; the workers send {expected!r} for tenant "
+                f"{destination.tenant_id}: require it in the role's trust policy and leave "
+                "--external-id out",
+            )
+    elif target.access_key_id is None and not settings.sink_s3_allow_worker_credentials:
+        raise Refused(
+            EXIT_INVALID,
+            "an s3 destination needs credentials of its own: --role-arn ARN, or "
+            "--access-key-id-ref and --secret-access-key-ref (the workers' own AWS "
+            "credentials are lent only with AUDITLOG_SINK_S3_ALLOW_WORKER_CREDENTIALS)",
+        )
 
 
 def _load(store: DestinationStore, destination_id: str) -> Destination:
@@ -366,7 +407,7 @@ def _add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         raise Refused(EXIT_INVALID, str(exc)) from None
     _require_add_options(args.kind, data["target"])
     destination = _validated(data)
-    _checked(destination, settings, None)
+    _checked(destination, settings, secrets, None)
 
     store = wiring.destination_store(settings)
     try:
@@ -381,6 +422,11 @@ def _add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         f"added {destination.kind} destination {destination.id} of tenant "
         f"{destination.tenant_id}: {view.target_summary(destination)} ({destination.state})"
     )
+    if isinstance(destination.target, S3Target) and destination.target.role_arn is not None:
+        print(
+            f"role: the workers assume {destination.target.role_arn} with external id "
+            f"{view.external_id(destination)}; its trust policy must require that id"
+        )
     if destination.ownership is not None:
         print(
             f"ownership: a challenge object was written to s3://{_bucket(destination)}/"
@@ -425,7 +471,7 @@ def _challenge(
     """Write a new ownership challenge to the destination's bucket (exit 1 if it fails)."""
     assert isinstance(destination.target, S3Target)
     try:
-        client = wiring.s3_client(settings, destination.target, secrets)
+        client = wiring.s3_client(settings, destination, secrets)
         return ownership.issue(client, destination)
     except (ownership.ChallengeWriteError, SendError, SecretError) as exc:
         raise Refused(EXIT_FAILED, str(exc)) from None
@@ -484,7 +530,7 @@ def _update(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         if not changed:
             print(f"{current.id}: nothing changed (revision {current.revision})")
             return 0
-        _checked(candidate, settings, current)
+        _checked(candidate, settings, secrets, current)
         updated = _revised(candidate)
         moved = _moved(current, updated)
         if moved:

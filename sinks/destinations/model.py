@@ -73,9 +73,11 @@ class BatchLimits(_Frozen):
 
 
 class S3Target(_Frozen):
-    """An S3 (or S3-compatible) bucket. Credentials come from the worker's environment
-    (the AWS default chain) or from assuming ``role_arn``; ``access_key_id`` and
-    ``secret_access_key`` may be given instead, for S3-compatible stores."""
+    """An S3 (or S3-compatible) bucket. Credentials come from assuming ``role_arn`` (with
+    the external id the service derives from the tenant; ``external_id``, when stored, must
+    be that one), or from ``access_key_id`` and ``secret_access_key``, or, only where the
+    operator allows it, from the worker's environment (the AWS default chain); see
+    :mod:`sinks.senders.s3_confinement`."""
 
     kind: Literal["s3"] = "s3"
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -136,6 +138,12 @@ class SplunkHecTarget(_Frozen):
 
 
 Target = Annotated[S3Target | WebhookTarget | SplunkHecTarget, Field(discriminator="kind")]
+
+
+def secrets_of(target: S3Target | WebhookTarget | SplunkHecTarget) -> dict[str, SecretValue]:
+    """The target's secrets that are set, by field name."""
+    found = {name: getattr(target, name) for name in type(target).model_fields}
+    return {name: value for name, value in found.items() if isinstance(value, SecretValue)}
 
 
 class ReplayRequest(_Frozen):

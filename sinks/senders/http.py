@@ -109,6 +109,17 @@ def check_answer(
         raise error
 
 
+def vetting_error(exc: ValueError, url: str) -> PermanentDeliveryError | RetryableDeliveryError:
+    """What a refusal of :func:`~sinks.address_guard.vet_url` means for a delivery: a
+    temporary DNS failure is retryable; a refused address or URL, or a name that does not
+    resolve, is permanent."""
+    cause = exc.__cause__
+    if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN:
+        return RetryableDeliveryError(f"{exc} (temporary DNS failure)")
+    detail = str(exc) if isinstance(exc, UnsafeDestinationError) else f"{url!r}: {exc}"
+    return PermanentDeliveryError(detail)
+
+
 def _host_header(target: VettedTarget) -> str:
     host = f"[{target.host}]" if ":" in target.host else target.host
     default_port = 443 if target.scheme == "https" else 80
@@ -203,11 +214,7 @@ class PinnedHttpClient:
         try:
             target = vet_url(url, allow_local=self._allow_local, resolve=self._resolve)
         except ValueError as exc:  # UnsafeDestinationError, or a malformed URL (port)
-            cause = exc.__cause__
-            if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN:
-                raise RetryableDeliveryError(f"{exc} (temporary DNS failure)") from exc
-            detail = str(exc) if isinstance(exc, UnsafeDestinationError) else f"{url!r}: {exc}"
-            raise PermanentDeliveryError(detail) from exc
+            raise vetting_error(exc, url) from exc
         with self._lock:
             if len(self._vetted) > 4 * MAX_POOLS:
                 self._vetted = {k: v for k, v in self._vetted.items() if v[1] > now}

@@ -14,11 +14,15 @@ and the payload's tenant, destination, partition, offsets and record count in th
 object's metadata (``x-amz-meta-auditlog-*``).
 
 Credentials (:func:`make_s3_client`): the destination's ``access_key_id`` and
-``secret_access_key`` when given (S3-compatible stores); else, with ``role_arn``, the role
-assumed through STS (with the destination's ``external_id``) from the worker's own AWS
-credentials, re-assumed by botocore's refreshable credentials 15 minutes before they
-expire; else the worker's AWS credentials (the default chain) as they are. botocore does
-not retry (one attempt per call): the worker owns retries.
+``secret_access_key`` when given (S3-compatible stores; references confined by the
+:class:`~sinks.destinations.secrets.SecretBox`'s policy); else, with ``role_arn``, the role
+assumed through STS from the worker's own AWS credentials, with the external id the service
+derives from the tenant (:func:`~sinks.senders.s3_confinement.role_external_id`, never one
+the tenant chose), re-assumed by botocore's refreshable credentials 15 minutes before they
+expire; else the worker's AWS credentials (the default chain) as they are, only where the
+operator's :class:`~sinks.senders.s3_confinement.S3Policy` allows it. Every connection goes
+to a vetted address (:mod:`sinks.senders.s3_confinement`). botocore does not retry (one
+attempt per call): the worker owns retries.
 
 Errors map onto the sender contract with what is wrong and what to do: a missing bucket,
 refused access, unknown keys, a bad signature, a KMS key that cannot be used or a wrong
@@ -48,6 +52,7 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     CredentialRetrievalError,
+    HTTPClientError,
     NoCredentialsError,
     ParamValidationError,
     PartialCredentialsError,
@@ -63,6 +68,7 @@ from sinks.senders.base import (
     Receipt,
     RetryableDeliveryError,
 )
+from sinks.senders.s3_confinement import S3Policy, pin_connections, role_external_id
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -118,9 +124,12 @@ class _AssumedRole(CredentialProvider):
         return self._credentials
 
 
-def _assumed_role_session(target: S3Target, config: Config, session_name: str, sts: Any) -> Any:
+def _assumed_role_session(
+    target: S3Target, external_id: str, config: Config, session_name: str, sts: Any
+) -> Any:
     """A boto3 session whose credentials come from assuming ``target.role_arn`` with
-    ``sts`` (by default a client on the worker's own AWS credentials)."""
+    ``external_id``, with ``sts`` (by default a client on the worker's own AWS
+    credentials)."""
     assert target.role_arn is not None
     if sts is None:
         sts = boto3.session.Session(region_name=target.region).client("sts", config=config)
@@ -128,9 +137,8 @@ def _assumed_role_session(target: S3Target, config: Config, session_name: str, s
         "RoleArn": target.role_arn,
         "RoleSessionName": session_name,
         "DurationSeconds": ROLE_SESSION_S,
+        "ExternalId": external_id,
     }
-    if target.external_id is not None:
-        request["ExternalId"] = target.external_id
 
     def assume() -> dict[str, str]:
         issued = sts.assume_role(**request)["Credentials"]
@@ -151,23 +159,28 @@ def make_s3_client(
     target: S3Target,
     secrets: SecretBox,
     *,
+    tenant_id: str,
+    policy: S3Policy,
     timeout_s: float,
     session_name: str = ROLE_SESSION_NAME,
     sts: Any = None,
     shared_session: boto3.session.Session | None = None,
 ) -> S3Client:
-    """An S3 client for ``target`` (credentials as in the module docstring; path-style
-    addressing when ``endpoint_url`` is set). ``shared_session``: a boto3 session to build
-    on (its loaded service data is reused: about 19 ms of CPU per client instead of 110 ms;
-    the caller serialises calls that share one). Makes no request; with ``role_arn`` the role
-    is assumed at the first request, with ``sts`` when given (tests). Raises
-    :class:`PermanentDeliveryError` when a secret cannot be opened or only one of the two
-    keys is given."""
+    """An S3 client for ``target``, a destination of ``tenant_id`` (credentials as in the
+    module docstring; path-style addressing when ``endpoint_url`` is set; connections
+    pinned to vetted addresses as ``policy`` says). ``shared_session``: a boto3 session to
+    build on (its loaded service data is reused: about 19 ms of CPU per client instead of
+    110 ms; the caller serialises calls that share one). Makes no request; with
+    ``role_arn`` the role is assumed at the first request, with ``sts`` when given (tests).
+    Raises :class:`PermanentDeliveryError` when a secret cannot be opened, only one of the
+    two keys is given, the stored external id is not the service's, or the worker's own
+    credentials would be used and ``policy`` does not allow it."""
     config_args: dict[str, Any] = {
         "region_name": target.region,
         "connect_timeout": timeout_s,
         "read_timeout": timeout_s,
-        "retries": {"max_attempts": 1, "mode": "standard"},
+        # total_max_attempts: botocore's max_attempts counts retries (1 would mean 2 tries).
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
         # Content-MD5 protects the body; no extra checksum headers that S3-compatible
         # stores may not know.
         "request_checksum_calculation": "when_required",
@@ -175,6 +188,8 @@ def make_s3_client(
         "user_agent_extra": "auditlog-sink",
         # One client may serve many destinations from every delivery thread.
         "max_pool_connections": 32,
+        # Not through HTTP(S)_PROXY: connections go to vetted addresses (s3_confinement).
+        "proxies": {},
     }
     if target.endpoint_url:
         config_args["s3"] = {"addressing_style": "path"}
@@ -194,12 +209,28 @@ def make_s3_client(
         }
         session = shared_session or boto3.session.Session()
     elif target.role_arn is not None:
-        session = _assumed_role_session(target, config, session_name, sts)
+        external_id = role_external_id(tenant_id)
+        if target.external_id not in (None, external_id):
+            raise PermanentDeliveryError(
+                f"S3 destination: its external id {target.external_id!r} was not chosen by "
+                f"the service; the workers assume {target.role_arn} with the external id "
+                f"{external_id!r} only: require that one in the role's trust policy and unset "
+                "the destination's (`destinations update ID --external-id ''`)"
+            )
+        session = _assumed_role_session(target, external_id, config, session_name, sts)
+    elif not policy.allow_worker_credentials:
+        raise PermanentDeliveryError(
+            "S3 destination: it has neither access keys nor a role_arn, and the workers' own "
+            "AWS credentials are not lent to destinations (AUDITLOG_SINK_S3_ALLOW_WORKER_"
+            "CREDENTIALS is off): give it --role-arn, or --access-key-id-ref and "
+            "--secret-access-key-ref"
+        )
     else:
         session = shared_session or boto3.session.Session()
     client: S3Client = session.client(
         "s3", endpoint_url=target.endpoint_url, region_name=target.region, config=config, **keys
     )
+    pin_connections(client, policy)
     return client
 
 
@@ -318,7 +349,8 @@ def _client_error(exc: ClientError, bucket: str, key: str, action: str) -> Deliv
     if exc.operation_name == "AssumeRole":
         return PermanentDeliveryError(
             f"cannot assume the destination's role ({code}: {said}): the role's trust policy "
-            "must allow the worker's AWS identity, with the destination's external id"
+            "must allow the worker's AWS identity, with the external id `destinations show` "
+            "prints for the destination"
         )
     hint = _permanent_hint(code)
     return PermanentDeliveryError(f"{head}: {hint.format(bucket=bucket)}" if hint else head)
@@ -331,6 +363,13 @@ def delivery_error(
     if isinstance(exc, ClientError):
         return _client_error(exc, bucket, key, action)
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    refused = exc.kwargs.get("error") if isinstance(exc, HTTPClientError) else None
+    if isinstance(refused, DeliveryError):  # the endpoint's address was refused (or not found)
+        return type(refused)(f"S3 {action} {where}: {refused}")
+    return _transport_error(exc, where, action)
+
+
+def _transport_error(exc: BotoCoreError, where: str, action: str) -> DeliveryError:
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return PermanentDeliveryError(
             f"S3 {action} {where}: no usable AWS credentials ({exc}); give the destination "

@@ -172,7 +172,9 @@ def webhook_destination(
     return Destination(
         id=f"wh-{uuid.uuid4().hex[:8]}",
         tenant_id=tenant,
-        target=WebhookTarget(url=url, signing_secret=SecretValue(ref="env:SINK_TEST_SECRET")),
+        target=WebhookTarget(
+            url=url, signing_secret=SecretValue(ref="env:AUDITLOG_DEST_SECRET_SINK_TEST_SECRET")
+        ),
         batch=BatchLimits(max_records=fields.pop("max_records", 200), max_age_s=max_age_s),
         compression=fields.pop("compression", "none"),
         created_at=fields.pop("created_at", _now()),
@@ -189,8 +191,8 @@ def s3_destination(tenant: str, bucket: str, endpoint: str, **fields: Any) -> De
         target=S3Target(
             bucket=bucket,
             endpoint_url=endpoint,
-            access_key_id=SecretValue(ref="env:SINK_TEST_S3_KEY"),
-            secret_access_key=SecretValue(ref="env:SINK_TEST_S3_SECRET"),
+            access_key_id=SecretValue(ref="env:AUDITLOG_DEST_SECRET_SINK_TEST_S3_KEY"),
+            secret_access_key=SecretValue(ref="env:AUDITLOG_DEST_SECRET_SINK_TEST_S3_SECRET"),
         ),
         batch=BatchLimits(
             max_records=fields.pop("max_records", 500), max_age_s=fields.pop("max_age_s", 0.5)
@@ -228,10 +230,11 @@ def update_destination(
 
 
 def secret_environment() -> dict[str, str]:
+    """The destinations' secrets, named under the default reference prefix."""
     return {
-        "SINK_TEST_SECRET": WEBHOOK_SECRET,
-        "SINK_TEST_S3_KEY": LOCAL_ACCESS_KEY,
-        "SINK_TEST_S3_SECRET": LOCAL_SECRET_KEY,
+        "AUDITLOG_DEST_SECRET_SINK_TEST_SECRET": WEBHOOK_SECRET,
+        "AUDITLOG_DEST_SECRET_SINK_TEST_S3_KEY": LOCAL_ACCESS_KEY,
+        "AUDITLOG_DEST_SECRET_SINK_TEST_S3_SECRET": LOCAL_SECRET_KEY,
     }
 
 

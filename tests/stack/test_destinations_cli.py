@@ -131,6 +131,8 @@ def cli(
         "AUDITLOG_SECRETS_KEY": generate_key(),
         "AUDITLOG_SINK_ALLOW_LOCAL": "true",
         "AUDITLOG_SINK_REQUEST_TIMEOUT_S": "5",
+        # Named outside the default prefix: allowed by the operator's list.
+        "AUDITLOG_SINK_SECRET_REF_NAMES": "HOOK_SECRET,TEST_S3_ACCESS_KEY,TEST_S3_SECRET_KEY",
         "HOOK_SECRET": PLAINTEXT,
         "TEST_S3_ACCESS_KEY": LOCAL_ACCESS_KEY,
         "TEST_S3_SECRET_KEY": LOCAL_SECRET_KEY,

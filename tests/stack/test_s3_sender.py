@@ -16,17 +16,25 @@ import pytest
 from deploy.stack.endpoints import StackEndpoints
 from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, ensure_bucket
 from sinks.destinations.model import Destination, S3Target, SecretValue
+from sinks.destinations.references import ReferencePolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.encoding import assemble, event_json
 from sinks.senders.base import Payload, PermanentDeliveryError, RetryableDeliveryError
 from sinks.senders.factory import build_sender
 from sinks.senders.http import PinnedHttpClient
 from sinks.senders.s3 import S3Sender, make_s3_client, read_object, write_object
+from sinks.senders.s3_confinement import S3Policy
 from tests.unit.http_receiver import closed_port
 
 pytestmark = pytest.mark.stack
 
-SECRETS = SecretBox([], {"TEST_S3_KEY": LOCAL_ACCESS_KEY, "TEST_S3_SECRET": LOCAL_SECRET_KEY})
+SECRETS = SecretBox(
+    [],
+    {"AUDITLOG_DEST_SECRET_S3_KEY": LOCAL_ACCESS_KEY, "AUDITLOG_DEST_SECRET_S3": LOCAL_SECRET_KEY},
+    references=ReferencePolicy(),
+)
+# The stack's S3 server listens on 127.0.0.1: local-development mode.
+LOCAL = S3Policy(allow_local=True)
 CREATED = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 RECORD_TIME = datetime(2025, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
 TIMEOUT_S = 5.0
@@ -36,8 +44,8 @@ def target(endpoint: str, bucket: str) -> S3Target:
     return S3Target(
         bucket=bucket,
         endpoint_url=endpoint,
-        access_key_id=SecretValue(ref="env:TEST_S3_KEY"),
-        secret_access_key=SecretValue(ref="env:TEST_S3_SECRET"),
+        access_key_id=SecretValue(ref="env:AUDITLOG_DEST_SECRET_S3_KEY"),
+        secret_access_key=SecretValue(ref="env:AUDITLOG_DEST_SECRET_S3"),
     )
 
 
@@ -95,7 +103,10 @@ def bucket(stack_endpoints: StackEndpoints) -> Iterator[str]:
 @pytest.fixture
 def sender(stack_endpoints: StackEndpoints, bucket: str) -> Iterator[S3Sender]:
     s3 = target(stack_endpoints.s3_endpoint, bucket)
-    built = S3Sender(destination(s3), make_s3_client(s3, SECRETS, timeout_s=TIMEOUT_S))
+    built = S3Sender(
+        destination(s3),
+        make_s3_client(s3, SECRETS, tenant_id="acme", policy=LOCAL, timeout_s=TIMEOUT_S),
+    )
     yield built
     built.close()
 
@@ -114,7 +125,13 @@ def test_the_same_payload_twice_is_one_object(
     first = sender.send(payload(first=1000))
     again = sender.send(payload(first=1000))
     assert first == again
-    client = make_s3_client(target(stack_endpoints.s3_endpoint, bucket), SECRETS, timeout_s=5)
+    client = make_s3_client(
+        target(stack_endpoints.s3_endpoint, bucket),
+        SECRETS,
+        tenant_id="acme",
+        policy=LOCAL,
+        timeout_s=5,
+    )
     try:
         listed = client.list_objects_v2(Bucket=bucket, Prefix="auditlog/acme/s3-dest/2025/")
         keys = [item["Key"] for item in listed.get("Contents", [])]
@@ -128,7 +145,13 @@ def test_the_body_round_trips_with_its_headers_and_metadata(
 ) -> None:
     sent = payload(first=2000, count=5)
     key = sender.send(sent).detail.removeprefix(f"s3://{bucket}/")
-    client = make_s3_client(target(stack_endpoints.s3_endpoint, bucket), SECRETS, timeout_s=5)
+    client = make_s3_client(
+        target(stack_endpoints.s3_endpoint, bucket),
+        SECRETS,
+        tenant_id="acme",
+        policy=LOCAL,
+        timeout_s=5,
+    )
     try:
         stored = client.get_object(Bucket=bucket, Key=key)
         body = stored["Body"].read()
@@ -152,7 +175,13 @@ def test_the_body_round_trips_with_its_headers_and_metadata(
 
 
 def test_challenge_helpers_write_and_read(stack_endpoints: StackEndpoints, bucket: str) -> None:
-    client = make_s3_client(target(stack_endpoints.s3_endpoint, bucket), SECRETS, timeout_s=5)
+    client = make_s3_client(
+        target(stack_endpoints.s3_endpoint, bucket),
+        SECRETS,
+        tenant_id="acme",
+        policy=LOCAL,
+        timeout_s=5,
+    )
     try:
         write_object(client, bucket, "auditlog/challenge.txt", b"token-123", "text/plain")
         assert read_object(client, bucket, "auditlog/challenge.txt") == b"token-123"
@@ -165,7 +194,10 @@ def test_challenge_helpers_write_and_read(stack_endpoints: StackEndpoints, bucke
 def test_a_missing_bucket_is_permanent(stack_endpoints: StackEndpoints) -> None:
     missing = f"test-missing-{uuid.uuid4().hex[:12]}"
     s3 = target(stack_endpoints.s3_endpoint, missing)
-    sender = S3Sender(destination(s3), make_s3_client(s3, SECRETS, timeout_s=TIMEOUT_S))
+    sender = S3Sender(
+        destination(s3),
+        make_s3_client(s3, SECRETS, tenant_id="acme", policy=LOCAL, timeout_s=TIMEOUT_S),
+    )
     try:
         with pytest.raises(PermanentDeliveryError, match=r"NoSuchBucket.*does not exist"):
             sender.send(payload())
@@ -177,7 +209,10 @@ def test_an_unreachable_endpoint_is_retryable() -> None:
     sock = closed_port()
     try:
         s3 = target(f"http://127.0.0.1:{sock.getsockname()[1]}", "test-unreachable")
-        sender = S3Sender(destination(s3), make_s3_client(s3, SECRETS, timeout_s=2.0))
+        sender = S3Sender(
+            destination(s3),
+            make_s3_client(s3, SECRETS, tenant_id="acme", policy=LOCAL, timeout_s=2.0),
+        )
         try:
             with pytest.raises(RetryableDeliveryError, match="Could not connect"):
                 sender.send(payload())
@@ -196,6 +231,7 @@ def test_the_factory_builds_a_working_s3_sender(
             SECRETS,
             http=http,
             s3_timeout_s=TIMEOUT_S,
+            s3_policy=LOCAL,
         )
         try:
             assert sender.send(payload(first=3000)).detail.startswith(f"s3://{bucket}/auditlog/")

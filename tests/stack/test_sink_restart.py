@@ -204,7 +204,8 @@ def test_exit_when_idle_ends_while_destinations_fail_and_says_which(
         up = webhook_destination(up_tenant, receiver.url + "/up")
         down = webhook_destination(down_tenant, receiver.url + "/down")
         gone_target = WebhookTarget(
-            url=receiver.url + "/gone", signing_secret=SecretValue(ref="env:SINK_TEST_GONE_SECRET")
+            url=receiver.url + "/gone",
+            signing_secret=SecretValue(ref="env:AUDITLOG_DEST_SECRET_SINK_TEST_GONE"),
         )
         gone = webhook_destination(gone_tenant, gone_target.url).model_copy(
             update={"target": gone_target}
@@ -215,7 +216,7 @@ def test_exit_when_idle_ends_while_destinations_fail_and_says_which(
             for tenant in (up_tenant, down_tenant, gone_tenant)
         }
         env = {**os.environ, **sink_env(sink), **secret_environment()}
-        env.pop("SINK_TEST_GONE_SECRET", None)
+        env.pop("AUDITLOG_DEST_SECRET_SINK_TEST_GONE", None)
 
         first = _sink_until_idle(env)
         assert first.returncode == EXIT_BEHIND, first.stderr[-3000:]
@@ -227,7 +228,9 @@ def test_exit_when_idle_ends_while_destinations_fail_and_says_which(
         assert not any(up.id in line for line in behind)
 
         repaired.set()
-        env["SINK_TEST_GONE_SECRET"] = secret_environment()["SINK_TEST_SECRET"]
+        env["AUDITLOG_DEST_SECRET_SINK_TEST_GONE"] = secret_environment()[
+            "AUDITLOG_DEST_SECRET_SINK_TEST_SECRET"
+        ]
         second = _sink_until_idle(env)
         assert second.returncode == 0, second.stdout + second.stderr[-3000:]
         assert "behind:" not in second.stdout

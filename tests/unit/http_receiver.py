@@ -1,7 +1,7 @@
 """A local HTTP(S) receiver for sender tests: records what arrives, answers as told.
 
 :class:`Receiver` listens on 127.0.0.1 on a free port, in a thread, and answers each POST
-with the :class:`Reply` set for its path (200 by default). A reply with ``hold`` waits
+(or PUT) with the :class:`Reply` set for its path (200 by default). A reply with ``hold`` waits
 until the receiver is closed (or :attr:`Receiver.release` is set) before answering, to
 test timeouts without sleeping. ``close`` releases held requests, stops the server and
 joins every thread it started. :func:`make_certificates` makes a CA and server
@@ -77,11 +77,17 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 5.0
 
     def do_POST(self) -> None:
+        self._receive("POST")
+
+    def do_PUT(self) -> None:
+        self._receive("PUT")
+
+    def _receive(self, method: str) -> None:
         receiver = self.server.receiver
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         received = Received(
-            "POST",
+            method,
             self.path,
             {name.lower(): value for name, value in self.headers.items()},
             body,

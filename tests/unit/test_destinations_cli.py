@@ -25,6 +25,7 @@ from auditlog.commands.destination_options import (
 from auditlog.commands.destinations import changed_fields
 from schemas.catalog import load_catalog
 from sinks.destinations.model import Destination, Filters, S3Target, SecretValue, WebhookTarget
+from sinks.destinations.references import ReferencePolicy
 from sinks.destinations.replay import parse_since
 from sinks.destinations.sample import TEST_PARTITION, sample_payload
 from sinks.destinations.secrets import SecretBox, generate_key
@@ -50,6 +51,8 @@ def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 WEBHOOK = ["destinations", "add", "acme", "--kind", "webhook", "--url", "https://8.8.8.8/in"]
+# References the default policy allows (AUDITLOG_DEST_SECRET_*).
+REF, TOKEN_REF = "env:AUDITLOG_DEST_SECRET_X", "env:AUDITLOG_DEST_SECRET_T"
 
 
 @pytest.mark.parametrize(
@@ -57,33 +60,33 @@ WEBHOOK = ["destinations", "add", "acme", "--kind", "webhook", "--url", "https:/
     [
         (WEBHOOK, "a webhook needs a signing secret"),
         (
-            [*WEBHOOK, "--secret-env", "HOOK_SECRET", "--secret-ref", "env:X"],
+            [*WEBHOOK, "--secret-env", "HOOK_SECRET", "--secret-ref", REF],
             "give one of --secret-env, --secret-ref",
         ),
         ([*WEBHOOK, "--secret-ref", "HOOK_SECRET"], "expected env:NAME"),
         ([*WEBHOOK, "--secret-env", "NOT_SET_ANYWHERE"], "$NOT_SET_ANYWHERE is not set"),
         (
-            [*WEBHOOK, "--secret-ref", "env:X", "--bucket", "b-1"],
+            [*WEBHOOK, "--secret-ref", REF, "--bucket", "b-1"],
             "--bucket does not apply to a webhook destination",
         ),
         (
-            [*WEBHOOK, "--secret-ref", "env:X", "--token-ref", "env:T"],
+            [*WEBHOOK, "--secret-ref", REF, "--token-ref", TOKEN_REF],
             "--token-ref does not apply to a webhook destination",
         ),
-        ([*WEBHOOK, "--secret-ref", "env:X", "--header", "no colon"], "expected 'Name: value'"),
+        ([*WEBHOOK, "--secret-ref", REF, "--header", "no colon"], "expected 'Name: value'"),
         (
-            [*WEBHOOK, "--secret-ref", "env:X", "--header", "Content-Type: text/plain"],
+            [*WEBHOOK, "--secret-ref", REF, "--header", "Content-Type: text/plain"],
             "cannot be overridden",
         ),
-        ([*WEBHOOK, "--secret-ref", "env:X", "--actor", "robot"], "--actor 'robot'"),
-        ([*WEBHOOK, "--secret-ref", "env:X", "--id", "Bad_Id"], "destination id 'Bad_Id'"),
-        ([*WEBHOOK, "--secret-ref", "env:X", "--max-records", "0"], "batch.max_records"),
+        ([*WEBHOOK, "--secret-ref", REF, "--actor", "robot"], "--actor 'robot'"),
+        ([*WEBHOOK, "--secret-ref", REF, "--id", "Bad_Id"], "destination id 'Bad_Id'"),
+        ([*WEBHOOK, "--secret-ref", REF, "--max-records", "0"], "batch.max_records"),
         (
-            [*WEBHOOK, "--secret-ref", "env:X", "--include-category", "recipe"],
+            [*WEBHOOK, "--secret-ref", REF, "--include-category", "recipe"],
             "'recipe': not a category",
         ),
         (
-            [*WEBHOOK, "--secret-ref", "env:X", "--exclude-action", "user.flew"],
+            [*WEBHOOK, "--secret-ref", REF, "--exclude-action", "user.flew"],
             "not an action of the activity catalog",
         ),
         (
@@ -91,26 +94,26 @@ WEBHOOK = ["destinations", "add", "acme", "--kind", "webhook", "--url", "https:/
             "'a b' is not a tenant id",
         ),
         (
-            ["destinations", "add", "acme", "--kind", "webhook", "--secret-ref", "env:X"],
+            ["destinations", "add", "acme", "--kind", "webhook", "--secret-ref", REF],
             "needs --url",
         ),
         (
             [
-                "destinations", "add", "acme", "--kind", "webhook", "--secret-ref", "env:X",
+                "destinations", "add", "acme", "--kind", "webhook", "--secret-ref", REF,
                 "--url", "http://8.8.8.8/in",
             ],
-            "webhooks must use https",
+            "destinations must use https",
         ),
         (
             [
-                "destinations", "add", "acme", "--kind", "webhook", "--secret-ref", "env:X",
+                "destinations", "add", "acme", "--kind", "webhook", "--secret-ref", REF,
                 "--url", "https://127.0.0.1/in",
             ],
             "non-public addresses are refused",
         ),
         (
             [
-                "destinations", "add", "acme", "--kind", "webhook", "--secret-ref", "env:X",
+                "destinations", "add", "acme", "--kind", "webhook", "--secret-ref", REF,
                 "--url", "https://169.254.169.254/latest/meta-data",
             ],
             "non-public addresses are refused",
@@ -118,7 +121,7 @@ WEBHOOK = ["destinations", "add", "acme", "--kind", "webhook", "--url", "https:/
         (
             [
                 "destinations", "add", "acme", "--kind", "splunk_hec", "--url",
-                "https://8.8.8.8:8088", "--token-ref", "env:T", "--format", "json_array",
+                "https://8.8.8.8:8088", "--token-ref", TOKEN_REF, "--format", "json_array",
             ],
             "Splunk HEC takes --format ndjson only",
         ),
@@ -141,7 +144,7 @@ WEBHOOK = ["destinations", "add", "acme", "--kind", "webhook", "--url", "https:/
         (
             [
                 "destinations", "add", "acme", "--kind", "s3", "--bucket", "b-1",
-                "--access-key-id-ref", "env:AK",
+                "--access-key-id-ref", "env:AUDITLOG_DEST_SECRET_AK",
             ],
             "give both --access-key-id-ref and --secret-access-key-ref",
         ),
@@ -155,6 +158,48 @@ WEBHOOK = ["destinations", "add", "acme", "--kind", "webhook", "--url", "https:/
                 "--endpoint-url", "http://10.0.0.5:9000",
             ],
             "https",
+        ),
+        (
+            [*WEBHOOK, "--secret-ref", "env:AUDITLOG_SECRETS_KEY"],
+            "secret reference env:AUDITLOG_SECRETS_KEY is refused: AUDITLOG_SECRETS_KEY is "
+            "the operator's own setting",
+        ),
+        (
+            [*WEBHOOK, "--secret-ref", "env:HOOK_SECRET"],
+            "secret reference env:HOOK_SECRET is refused: references may name only "
+            "environment variables starting with AUDITLOG_DEST_SECRET_ "
+            "(AUDITLOG_SINK_SECRET_REF_PREFIX",
+        ),
+        (
+            [
+                "destinations", "add", "acme", "--kind", "splunk_hec", "--url",
+                "https://8.8.8.8:8088", "--token-ref", "env:auditlog_secrets_key",
+            ],
+            "env:auditlog_secrets_key is refused",
+        ),
+        (
+            [
+                "destinations", "add", "acme", "--kind", "s3", "--bucket", "b-1",
+                "--access-key-id-ref", "env:AWS_ACCESS_KEY_ID",
+                "--secret-access-key-ref", "env:AWS_SECRET_ACCESS_KEY",
+            ],
+            "env:AWS_ACCESS_KEY_ID is refused: AWS_* variables are the worker's own",
+        ),
+        (
+            [*WEBHOOK, "--secret-env", "AUDITLOG_SECRETS_KEY"],
+            "--secret-env: AUDITLOG_SECRETS_KEY cannot be used as a destination secret",
+        ),
+        (
+            ["destinations", "add", "acme", "--kind", "s3", "--bucket", "b-1"],
+            "an s3 destination needs credentials of its own: --role-arn ARN, or",
+        ),
+        (
+            [
+                "destinations", "add", "acme", "--kind", "s3", "--bucket", "b-1",
+                "--role-arn", "arn:aws:iam::123456789012:role/r", "--external-id", "theirs",
+            ],
+            "the external id is chosen by the service, not the tenant; the workers send "
+            "'auditlog:acme'",
         ),
         (["destinations", "update", "webhook-1"], "give at least one setting"),
         (["destinations", "replay", "webhook-1", "--since", "yesterday"], "expected an ISO"),
@@ -193,8 +238,30 @@ def test_a_malformed_secrets_key_is_refused(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AUDITLOG_SECRETS_KEY", "short")
-    assert main([*WEBHOOK, "--secret-ref", "env:X"]) == 2
+    assert main([*WEBHOOK, "--secret-ref", REF]) == 2
     assert "keygen" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AUDITLOG_SINK_SECRET_REF_PREFIX", "AUDITLOG_", "covers AUDITLOG_SECRETS_KEY"),
+        ("AUDITLOG_SINK_SECRET_REF_PREFIX", "AWS_", "covers AWS_*"),
+        ("AUDITLOG_SINK_SECRET_REF_NAMES", "MY_HOOK, AUDITLOG_CLICKHOUSE_URL", "cannot be allowed"),
+    ],
+)
+def test_a_careless_reference_setting_stops_every_command(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main([*WEBHOOK, "--secret-ref", REF]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"auditlog: {variable}: ")
+    assert message in err
 
 
 def test_argparse_refuses_a_missing_kind_and_unknown_choices() -> None:
@@ -365,7 +432,9 @@ def test_update_changes_only_what_is_given_and_empty_values_unset() -> None:
         "--endpoint-url", "", "--access-key-id-ref", "", "--secret-access-key-ref", "",
         "--include-category", "", "--exclude-action", "user.logout", "--max-records", "10",
     )  # fmt: skip
-    merged = _reader(io.StringIO(), SecretBox([], {})).apply(args, "s3", current.model_dump())
+    merged = _reader(io.StringIO(), SecretBox([], {}, references=ReferencePolicy())).apply(
+        args, "s3", current.model_dump()
+    )
     updated = Destination.model_validate(merged)
 
     assert isinstance(updated.target, S3Target)
@@ -394,7 +463,7 @@ def test_update_changes_only_what_is_given_and_empty_values_unset() -> None:
     ],
 )
 def test_clear_secrets_are_sealed_at_once(argv: tuple[str, ...], stdin: io.StringIO) -> None:
-    box = SecretBox([generate_key()], {})
+    box = SecretBox([generate_key()], {}, references=ReferencePolicy())
     merged = _reader(stdin, box).apply(_parsed(*argv), "webhook", {})
     sealed = SecretValue.model_validate(merged["target"]["signing_secret"])
     assert sealed.encrypted is not None

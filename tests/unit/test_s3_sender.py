@@ -23,11 +23,20 @@ from botocore.exceptions import (
 from botocore.stub import Stubber
 
 from sinks.destinations.model import Destination, S3Target, SecretValue
+from sinks.destinations.references import ReferencePolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.senders.base import Payload, PermanentDeliveryError, RetryableDeliveryError
 from sinks.senders.s3 import S3Sender, delivery_error, make_s3_client, object_key
+from sinks.senders.s3_confinement import S3Policy
 
-SECRETS = SecretBox([], {"K": "AKIDLOCAL", "S": "local-secret"})
+SECRETS = SecretBox(
+    [],
+    {"AUDITLOG_DEST_SECRET_K": "AKIDLOCAL", "AUDITLOG_DEST_SECRET_S": "local-secret"},
+    references=ReferencePolicy(),
+)
+NO_SECRETS = SecretBox([], {}, references=ReferencePolicy())
+# No request leaves the process here (a before-send hook answers): the default policy.
+POLICY = S3Policy()
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 ENDPOINT = "https://s3.test.invalid"
 
@@ -54,8 +63,8 @@ def keyed_target(**changes: Any) -> S3Target:
     return S3Target(
         bucket="audit-bucket",
         endpoint_url=ENDPOINT,
-        access_key_id=SecretValue(ref="env:K"),
-        secret_access_key=SecretValue(ref="env:S"),
+        access_key_id=SecretValue(ref="env:AUDITLOG_DEST_SECRET_K"),
+        secret_access_key=SecretValue(ref="env:AUDITLOG_DEST_SECRET_S"),
         **changes,
     )
 
@@ -166,7 +175,7 @@ def attach(client: Any, fake: FakeS3) -> None:
 
 def test_one_put_with_md5_types_encryption_and_metadata() -> None:
     target = keyed_target(server_side_encryption="aws:kms", kms_key_id="alias/audit")
-    client = make_s3_client(target, SECRETS, timeout_s=1.0)
+    client = make_s3_client(target, SECRETS, tenant_id="acme", policy=POLICY, timeout_s=1.0)
     fake = FakeS3()
     attach(client, fake)
     sender = S3Sender(destination(target), client)
@@ -191,7 +200,7 @@ def test_one_put_with_md5_types_encryption_and_metadata() -> None:
     assert "Credential=AKIDLOCAL/" in headers["authorization"]
 
 
-def test_the_role_is_assumed_with_the_external_id_and_reassumed_near_expiry() -> None:
+def test_the_role_is_assumed_with_the_tenants_external_id_and_reassumed_near_expiry() -> None:
     sts = boto3.client(
         "sts", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
     )
@@ -200,13 +209,12 @@ def test_the_role_is_assumed_with_the_external_id_and_reassumed_near_expiry() ->
         region="eu-west-1",
         endpoint_url=ENDPOINT,
         role_arn="arn:aws:iam::123456789012:role/auditlog-writer",
-        external_id="ext-42",
     )
     expected = {
         "RoleArn": "arn:aws:iam::123456789012:role/auditlog-writer",
         "RoleSessionName": "auditlog-sink",
         "DurationSeconds": 3600,
-        "ExternalId": "ext-42",
+        "ExternalId": "auditlog:acme",  # the service's, for the destination's tenant
     }
 
     def issued(n: int, expires_in: timedelta) -> dict[str, Any]:
@@ -224,7 +232,9 @@ def test_the_role_is_assumed_with_the_external_id_and_reassumed_near_expiry() ->
         # before using them a second time; the second ones last an hour.
         stub.add_response("assume_role", issued(1, timedelta(minutes=2)), expected)
         stub.add_response("assume_role", issued(2, timedelta(hours=1)), expected)
-        client = make_s3_client(target, SecretBox([], {}), timeout_s=1.0, sts=sts)
+        client = make_s3_client(
+            target, NO_SECRETS, tenant_id="acme", policy=POLICY, timeout_s=1.0, sts=sts
+        )
         fake = FakeS3()
         attach(client, fake)
         sender = S3Sender(destination(target), client)
@@ -250,7 +260,9 @@ def test_a_role_that_cannot_be_assumed_is_permanent() -> None:
     )
     with Stubber(sts) as stub:
         stub.add_client_error("assume_role", "AccessDenied", "not authorized", 403)
-        client = make_s3_client(target, SecretBox([], {}), timeout_s=1.0, sts=sts)
+        client = make_s3_client(
+            target, NO_SECRETS, tenant_id="acme", policy=POLICY, timeout_s=1.0, sts=sts
+        )
         attach(client, FakeS3())
         with pytest.raises(PermanentDeliveryError, match="cannot assume the destination's role"):
             S3Sender(destination(target), client).send(payload())
@@ -258,11 +270,13 @@ def test_a_role_that_cannot_be_assumed_is_permanent() -> None:
 
 
 def test_half_a_key_pair_or_an_unreadable_secret_is_permanent() -> None:
-    half = S3Target(bucket="audit-bucket", access_key_id=SecretValue(ref="env:K"))
+    half = S3Target(
+        bucket="audit-bucket", access_key_id=SecretValue(ref="env:AUDITLOG_DEST_SECRET_K")
+    )
     with pytest.raises(PermanentDeliveryError, match="both access_key_id and secret_access_key"):
-        make_s3_client(half, SECRETS, timeout_s=1.0)
+        make_s3_client(half, SECRETS, tenant_id="acme", policy=POLICY, timeout_s=1.0)
     with pytest.raises(PermanentDeliveryError, match="access key id cannot be read"):
-        make_s3_client(keyed_target(), SecretBox([], {}), timeout_s=1.0)
+        make_s3_client(keyed_target(), NO_SECRETS, tenant_id="acme", policy=POLICY, timeout_s=1.0)
 
 
 # What S3 answers mean
@@ -297,7 +311,7 @@ def _error(code: str, message: str = "details") -> bytes:
 def test_s3_answers_map_to_permanent_or_retryable(
     status: int, code: str, kind: type[Exception], words: str
 ) -> None:
-    client = make_s3_client(keyed_target(), SECRETS, timeout_s=1.0)
+    client = make_s3_client(keyed_target(), SECRETS, tenant_id="acme", policy=POLICY, timeout_s=1.0)
     attach(client, FakeS3(status=status, body=_error(code) if code else b""))
     with pytest.raises(kind) as caught:
         S3Sender(destination(keyed_target()), client).send(payload())
@@ -325,10 +339,12 @@ def test_transport_failures(error: Exception, kind: type[Exception]) -> None:
 def test_destinations_with_the_same_connection_settings_share_one_client() -> None:
     from sinks.senders.factory import S3ClientCache  # noqa: PLC0415
 
-    cache = S3ClientCache()
-    first = cache.client(keyed_target(), SECRETS, timeout_s=1.0)
-    again = cache.client(keyed_target(prefix_template="other/{tenant_id}"), SECRETS, timeout_s=1.0)
-    other = cache.client(keyed_target(region="eu-west-1"), SECRETS, timeout_s=1.0)
+    cache = S3ClientCache(POLICY)
+    first = cache.client(keyed_target(), SECRETS, tenant_id="acme", timeout_s=1.0)
+    again = cache.client(
+        keyed_target(prefix_template="other/{tenant_id}"), SECRETS, tenant_id="acme", timeout_s=1.0
+    )
+    other = cache.client(keyed_target(region="eu-west-1"), SECRETS, tenant_id="acme", timeout_s=1.0)
     assert first is again, "the bucket prefix is not a connection setting"
     assert other is not first
     destination = Destination(
@@ -339,5 +355,5 @@ def test_destinations_with_the_same_connection_settings_share_one_client() -> No
         updated_at=NOW,
     )
     S3Sender(destination, first, owns_client=False).close()
-    assert cache.client(keyed_target(), SECRETS, timeout_s=1.0) is first
+    assert cache.client(keyed_target(), SECRETS, tenant_id="acme", timeout_s=1.0) is first
     cache.close()

@@ -13,17 +13,19 @@ from typing import Any
 import pytest
 
 from sinks.destinations.model import Destination, SecretValue, SplunkHecTarget
+from sinks.destinations.references import ReferencePolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.encoding import assemble, event_json
 from sinks.senders.base import Payload, PermanentDeliveryError, RetryableDeliveryError
 from sinks.senders.factory import build_sender
 from sinks.senders.http import PinnedHttpClient
+from sinks.senders.s3_confinement import S3Policy
 from sinks.senders.splunk_hec import CHANNEL_HEADER, SplunkHecSender, channel_id
 from sinks.signing import IDEMPOTENCY_HEADER, idempotency_key
 from tests.unit.http_receiver import Receiver, Reply
 
 TOKEN = "11111111-2222-3333-4444-555555555555"
-SECRETS = SecretBox([], {"HEC_TOKEN": TOKEN})
+SECRETS = SecretBox([], {"AUDITLOG_DEST_SECRET_HEC": TOKEN}, references=ReferencePolicy())
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 PATH = "/services/collector/event"
 
@@ -32,7 +34,9 @@ def destination(url: str, index: str | None = "audit") -> Destination:
     return Destination(
         id="splunk-1",
         tenant_id="acme",
-        target=SplunkHecTarget(url=url, token=SecretValue(ref="env:HEC_TOKEN"), index=index),
+        target=SplunkHecTarget(
+            url=url, token=SecretValue(ref="env:AUDITLOG_DEST_SECRET_HEC"), index=index
+        ),
         created_at=NOW,
         updated_at=NOW,
     )
@@ -157,7 +161,9 @@ def test_the_channel_is_stable_per_destination() -> None:
     other = Destination(
         id="splunk-2",
         tenant_id="acme",
-        target=SplunkHecTarget(url="https://x.example", token=SecretValue(ref="env:HEC_TOKEN")),
+        target=SplunkHecTarget(
+            url="https://x.example", token=SecretValue(ref="env:AUDITLOG_DEST_SECRET_HEC")
+        ),
         created_at=NOW,
         updated_at=NOW,
     )
@@ -240,7 +246,15 @@ def test_an_unreadable_payload_is_permanent(client: PinnedHttpClient) -> None:
 
 def test_the_factory_builds_a_hec_sender_and_checks_the_token(client: PinnedHttpClient) -> None:
     url = "https://splunk.example.com:8088" + PATH
-    sender = build_sender(destination(url), SECRETS, http=client, s3_timeout_s=1.0)
+    sender = build_sender(
+        destination(url), SECRETS, http=client, s3_timeout_s=1.0, s3_policy=S3Policy()
+    )
     assert isinstance(sender, SplunkHecSender)
     with pytest.raises(PermanentDeliveryError, match="HEC token cannot be read"):
-        build_sender(destination(url), SecretBox([], {}), http=client, s3_timeout_s=1.0)
+        build_sender(
+            destination(url),
+            SecretBox([], {}, references=ReferencePolicy()),
+            http=client,
+            s3_timeout_s=1.0,
+            s3_policy=S3Policy(),
+        )

@@ -16,6 +16,7 @@ import pytest
 
 from sinks.address_guard import Resolver
 from sinks.destinations.model import Destination, SecretValue, WebhookTarget
+from sinks.destinations.references import ReferencePolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.encoding import assemble, event_json
 from sinks.senders.base import (
@@ -26,12 +27,13 @@ from sinks.senders.base import (
 )
 from sinks.senders.factory import build_sender
 from sinks.senders.http import PinnedHttpClient
+from sinks.senders.s3_confinement import S3Policy
 from sinks.senders.webhook import WebhookSender
 from sinks.signing import IDEMPOTENCY_HEADER, idempotency_key, verify
 from tests.unit.http_receiver import Receiver, Reply, closed_port, make_certificates
 
 SECRET = "whsec-test-1234567890"
-SECRETS = SecretBox([], {"HOOK_SECRET": SECRET})
+SECRETS = SecretBox([], {"AUDITLOG_DEST_SECRET_HOOK": SECRET}, references=ReferencePolicy())
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 
 
@@ -40,7 +42,9 @@ def destination(url: str, headers: dict[str, str] | None = None) -> Destination:
         id="hooks-1",
         tenant_id="acme",
         target=WebhookTarget(
-            url=url, signing_secret=SecretValue(ref="env:HOOK_SECRET"), headers=headers or {}
+            url=url,
+            signing_secret=SecretValue(ref="env:AUDITLOG_DEST_SECRET_HOOK"),
+            headers=headers or {},
         ),
         created_at=NOW,
         updated_at=NOW,
@@ -408,15 +412,45 @@ def test_a_secret_that_cannot_be_opened_is_permanent(client: PinnedHttpClient) -
     with pytest.raises(PermanentDeliveryError, match="signing secret cannot be read"):
         build_sender(
             destination("https://hooks.example.com/"),
-            SecretBox([], {}),
+            SecretBox([], {}, references=ReferencePolicy()),
             http=client,
             s3_timeout_s=1.0,
+            s3_policy=S3Policy(),
         )
+
+
+@pytest.mark.parametrize("name", ["AUDITLOG_SECRETS_KEY", "AWS_SECRET_ACCESS_KEY", "HOME"])
+def test_a_reference_outside_the_policy_is_refused_before_it_is_read(
+    client: PinnedHttpClient, name: str
+) -> None:
+    """A destination written straight into the store, bypassing the command's check: the
+    worker refuses to open the reference, and the value never reaches a message."""
+    stored = destination("https://hooks.example.com/").model_copy(
+        update={
+            "target": WebhookTarget(
+                url="https://hooks.example.com/", signing_secret=SecretValue(ref=f"env:{name}")
+            )
+        }
+    )
+    worker_environment = {name: "the-operators-own-value"}
+    with pytest.raises(PermanentDeliveryError, match=f"env:{name} is refused") as refused:
+        build_sender(
+            stored,
+            SecretBox([], worker_environment, references=ReferencePolicy()),
+            http=client,
+            s3_timeout_s=1.0,
+            s3_policy=S3Policy(),
+        )
+    assert "the-operators-own-value" not in str(refused.value)
 
 
 def test_the_factory_builds_a_webhook_sender(client: PinnedHttpClient) -> None:
     sender = build_sender(
-        destination("https://hooks.example.com/"), SECRETS, http=client, s3_timeout_s=1.0
+        destination("https://hooks.example.com/"),
+        SECRETS,
+        http=client,
+        s3_timeout_s=1.0,
+        s3_policy=S3Policy(),
     )
     assert isinstance(sender, WebhookSender)
     sender.close()
