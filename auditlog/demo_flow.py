@@ -15,6 +15,7 @@ Each step returns what it observed; the flow raises if any step loses or invents
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,12 +153,21 @@ def query(settings: AuditlogSettings, ids: set[str], report: DemoReport) -> None
         client.close()
 
 
-def run(settings: AuditlogSettings, *, events: int, tenants: int, bucket: str) -> DemoReport:
+def run(
+    settings: AuditlogSettings,
+    *,
+    events: int,
+    tenants: int,
+    bucket: str,
+    s3_environment: Mapping[str, str],
+) -> DemoReport:
+    """The whole flow; ``s3_environment`` holds the S3 keys of ``bucket``'s server under
+    the names ``auditlog stack up`` exports (see :class:`DemoStreaming`)."""
     report = DemoReport()
     ensure(settings, report)
     migrate(settings, report)
     batch = generated(events, tenants, report)
-    streaming = DemoStreaming(settings, bucket, two_biggest_tenants(batch))
+    streaming = DemoStreaming(settings, bucket, two_biggest_tenants(batch), s3_environment)
     with streaming.destinations():
         ids = publish(settings, batch, report)
         write(settings, report)

@@ -5,6 +5,9 @@ exactly its tenant's events, once.
 
 The webhook receiver verifies every signature as a customer's would (``sinks.signing``).
 Local-development mode is on for the demo only (the receiver is on 127.0.0.1, over http).
+The S3 destination references the keys by the names ``auditlog stack up`` exports them
+under (:data:`deploy.stack.endpoints.S3_ACCESS_KEY_ENV`), looked up in the environment the
+demo is given: the local stack's keys, or the process environment with ``--external``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +28,7 @@ from typing import Any
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from consumers.health import HealthState
+from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
 from sinks.destinations.model import (
     BatchLimits,
     Destination,
@@ -109,21 +113,25 @@ class DemoStreaming:
     """Destinations are added before the events are published (a destination receives
     events published from its creation on); :meth:`deliver` runs the sink and checks."""
 
-    def __init__(self, settings: AuditlogSettings, bucket: str, tenants: tuple[str, str]):
-        from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY  # noqa: PLC0415
-
+    def __init__(
+        self,
+        settings: AuditlogSettings,
+        bucket: str,
+        tenants: tuple[str, str],
+        environment: Mapping[str, str],
+    ):
+        """``environment``: where the S3 keys' references are looked up (it must hold
+        ``S3_ACCESS_KEY_ENV`` and ``S3_SECRET_KEY_ENV``)."""
         self._settings = settings.model_copy(update={"sink_allow_local": True})
         self._bucket = bucket
         # Named under the default reference prefix, as an operator's would be.
         self._secrets = SecretBox(
             [],
-            {
-                f"{_REF}SIGNING": _SIGNING_SECRET,
-                f"{_REF}S3_KEY": LOCAL_ACCESS_KEY,
-                f"{_REF}S3_SECRET": LOCAL_SECRET_KEY,
-            },
+            {**environment, f"{_REF}SIGNING": _SIGNING_SECRET},
             references=ReferencePolicy(),
         )
+        self._s3_key = SecretValue(ref=f"env:{S3_ACCESS_KEY_ENV}")
+        self._s3_secret = SecretValue(ref=f"env:{S3_SECRET_KEY_ENV}")
         self.report = StreamReport(s3_tenant=tenants[0], webhook_tenant=tenants[1])
         self._run = uuid.uuid4().hex[:8]
 
@@ -137,8 +145,8 @@ class DemoStreaming:
                 bucket=self._bucket,
                 endpoint_url=self._settings.s3_endpoint,
                 region=self._settings.s3_region,
-                access_key_id=SecretValue(ref=f"env:{_REF}S3_KEY"),
-                secret_access_key=SecretValue(ref=f"env:{_REF}S3_SECRET"),
+                access_key_id=self._s3_key,
+                secret_access_key=self._s3_secret,
             ),
             batch=_BATCH,
             created_at=now,
@@ -199,14 +207,12 @@ class DemoStreaming:
     def _read_bucket(self) -> list[str]:
         import boto3  # noqa: PLC0415 - boto3 comes with the local extra
 
-        from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY  # noqa: PLC0415
-
         client = boto3.client(
             "s3",
             endpoint_url=self._settings.s3_endpoint,
             region_name=self._settings.s3_region,
-            aws_access_key_id=LOCAL_ACCESS_KEY,
-            aws_secret_access_key=LOCAL_SECRET_KEY,
+            aws_access_key_id=self._secrets.open(self._s3_key).decode(),
+            aws_secret_access_key=self._secrets.open(self._s3_secret).decode(),
         )
         prefix = f"auditlog/{self.report.s3_tenant}/{self._added[0].id}/"
         ids: list[str] = []

@@ -14,9 +14,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from deploy.stack import kafka, processes
+from deploy.stack import kafka, minio_binary, processes, s3
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
-from deploy.stack.s3 import start_s3, stop_s3
+from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3Keys
 from producers.config import ProducerConfig
 from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
@@ -70,20 +70,23 @@ def private_clickhouse(url: str | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def private_s3(endpoint: str | None = None) -> Iterator[str]:
-    """``endpoint`` if given, else moto's S3 server of the benchmark's own (a process, in a
-    temporary directory), stopped on exit; yields its URL."""
+def private_s3(endpoint: str | None = None) -> Iterator[tuple[str, S3Keys]]:
+    """``endpoint`` if given (with the keys ``auditlog stack up`` exports), else a MinIO
+    server of the benchmark's own (a process, in a temporary directory; its root keys),
+    stopped on exit; yields its URL and keys."""
     if endpoint:
-        yield endpoint
+        yield endpoint, S3Keys(os.environ[S3_ACCESS_KEY_ENV], os.environ[S3_SECRET_KEY_ENV])
         return
+    binary = minio_binary.ensure_minio(REPO / ".cache")
     with tempfile.TemporaryDirectory(prefix="bench-s3-") as tmp:
         data_dir = Path(tmp)
         port = processes.choose_port(0)
-        start_s3(data_dir=data_dir, port=port)
+        root, _user = s3.stack_keys(data_dir)
+        s3.start_s3(data_dir=data_dir, binary=binary, port=port, root=root)
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", root
         finally:
-            stop_s3(data_dir)
+            s3.stop_s3(data_dir)
 
 
 # The Avro schema's top-level fields: the events table's columns of the same names.

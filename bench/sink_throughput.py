@@ -1,7 +1,7 @@
 """Benchmark: one sink worker replicating a Kafka backlog to S3 and to a webhook, beside
 the ceilings, and its delivery latency under a steady live load.
 
-Starts a broker and moto's S3 server of its own (temporary directories, stopped at the
+Starts a broker and a MinIO S3 server of its own (temporary directories, stopped at the
 end), creates an events topic of 12 partitions and publishes a backlog of ``--events``
 generated events of ``--tenants`` tenants (Zipf-sized; a pool of at most 50k generated and
 validated events published round after round with fresh event ids through
@@ -41,7 +41,7 @@ Latency: a producer process publishes at ``--live-rate`` events/s for ``--live-s
 into a fresh topic, every event stamped (``occurred_at``) with the time it is sent, while a
 worker (default batch settings) delivers each tenant's events to a webhook destination and
 to an S3 destination. Webhook: the receiver's clock at arrival minus ``occurred_at``, per
-event. S3: the object's ``LastModified`` (moto keeps whole seconds) plus 1 s minus
+event. S3: the object's ``LastModified`` (whole seconds) plus 1 s minus
 ``occurred_at`` (an upper bound). Target: p99 under ``max_age_s`` + 5 s.
 
 Prints one JSON object.
@@ -79,7 +79,6 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-import boto3
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastavro import parse_schema, schemaless_reader
@@ -89,11 +88,8 @@ from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from bench.common import machine, private_kafka, private_s3, publish_at_rate, publish_backlog
 from consumers.health import HealthState
-from deploy.stack.s3 import (
-    LOCAL_ACCESS_KEY,
-    LOCAL_SECRET_KEY,
-    ensure_bucket,
-)
+from deploy.stack import s3
+from deploy.stack.endpoints import S3Keys
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
 from producers.kafka_connection import KafkaConnection
@@ -214,8 +210,8 @@ def _s3_destination(
     as with customers' own buckets and credentials."""
     suffix = f"_{index}" if own_credentials else ""
     if own_credentials:
-        os.environ[S3_KEY_ENV + suffix] = LOCAL_ACCESS_KEY
-        os.environ[S3_SECRET_ENV + suffix] = LOCAL_SECRET_KEY
+        os.environ[S3_KEY_ENV + suffix] = os.environ[S3_KEY_ENV]
+        os.environ[S3_SECRET_ENV + suffix] = os.environ[S3_SECRET_ENV]
     return Destination(
         id=f"s3-{index:04d}-{uuid.uuid4().hex[:6]}",
         tenant_id=tenant,
@@ -704,14 +700,13 @@ def _decode_encode(pool: Sequence[dict[str, Any]], read_us: float) -> dict[str, 
     }
 
 
+def _s3_keys() -> S3Keys:
+    """The S3 server's keys, as ``run`` put them in the worker's environment."""
+    return S3Keys(os.environ[S3_KEY_ENV], os.environ[S3_SECRET_ENV])
+
+
 def _s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=LOCAL_ACCESS_KEY,
-        aws_secret_access_key=LOCAL_SECRET_KEY,
-        region_name="us-east-1",
-    )
+    return s3.client(endpoint, _s3_keys())
 
 
 def _s3_objects(endpoint: str, bucket: str) -> Iterator[tuple[datetime, bytes]]:
@@ -743,7 +738,7 @@ def _measure_backlog(
     with contextlib.ExitStack() as stack:
         receiver = None
         if kind == "s3":
-            ensure_bucket(s3_endpoint, bucket)
+            s3.ensure_bucket(s3_endpoint, _s3_keys(), bucket)
             destinations = [
                 _s3_destination(
                     i,
@@ -873,7 +868,7 @@ def _measure_latency(
     batch = BatchLimits() if args.max_age_s is None else BatchLimits(max_age_s=args.max_age_s)
     target_ms = (batch.max_age_s + 5.0) * 1000.0
     bucket = f"bench-sink-live-{uuid.uuid4().hex[:8]}"
-    ensure_bucket(s3_endpoint, bucket)
+    s3.ensure_bucket(s3_endpoint, _s3_keys(), bucket)
     context = multiprocessing.get_context("spawn")
     go = context.Event()
     out: multiprocessing.Queue[Any] = context.Queue()
@@ -966,10 +961,12 @@ def _measure_latency(
 # -- the run -----------------------------------------------------------------------------
 
 
-def run(bootstrap: str, s3_endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    bootstrap: str, s3_endpoint: str, s3_keys: S3Keys, args: argparse.Namespace
+) -> dict[str, Any]:
     os.environ[WEBHOOK_SECRET_ENV] = WEBHOOK_SECRET
-    os.environ[S3_KEY_ENV] = LOCAL_ACCESS_KEY
-    os.environ[S3_SECRET_ENV] = LOCAL_SECRET_KEY
+    os.environ[S3_KEY_ENV] = s3_keys.access_key
+    os.environ[S3_SECRET_ENV] = s3_keys.secret_key
     # Destinations that existed before any event was published (newer ones skip older
     # events).
     created = datetime.now(UTC) - timedelta(minutes=1)
@@ -994,7 +991,7 @@ def run(bootstrap: str, s3_endpoint: str, args: argparse.Namespace) -> dict[str,
             "delivery_threads": sink_defaults.delivery_threads,
             "checkpoint_interval_s": sink_defaults.checkpoint_interval_s,
             "exit_when_idle_s": args.idle_s,
-            "s3": "moto server (a process of its own)",
+            "s3": "MinIO server (a process of its own)",
             "s3_credentials": args.s3_credentials,
             "webhook_receiver": "ThreadingHTTPServer, a process of its own, HTTP/1.1",
         },
@@ -1073,7 +1070,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-rate", type=float, default=2_000.0)
     parser.add_argument("--live-seconds", type=float, default=60.0, help="0: no latency run")
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
-    parser.add_argument("--s3-endpoint", help="an existing S3 endpoint (default: start moto)")
+    parser.add_argument(
+        "--s3-endpoint",
+        help="an existing S3 endpoint, its keys in the variables `auditlog stack up` exports "
+        "(default: start MinIO)",
+    )
     parser.add_argument(
         "--profile-worker",
         metavar="FILE",
@@ -1087,8 +1088,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     began = time.perf_counter()
     load_before = os.getloadavg()
-    with private_kafka(args.bootstrap) as bootstrap, private_s3(args.s3_endpoint) as endpoint:
-        result = run(bootstrap, endpoint, args)
+    with (
+        private_kafka(args.bootstrap) as bootstrap,
+        private_s3(args.s3_endpoint) as (endpoint, keys),
+    ):
+        result = run(bootstrap, endpoint, keys, args)
     result["total_s"] = round(time.perf_counter() - began, 1)
     # Others' processes on the machine skew every number: the load before and after.
     result["machine"] = machine() | {

@@ -1,24 +1,49 @@
 """Session fixtures: the stack the tests run against, started once per test run.
 
 ``AUDITLOG_TEST_STACK`` chooses it: ``local`` (Kafka with java, the embedded ClickHouse
-engine, moto; in a temporary directory on free ports, so a developer's own stack is never
+engine, MinIO; in a temporary directory on free ports, so a developer's own stack is never
 touched), ``docker`` (testcontainers), ``external`` (the ``AUDITLOG_*`` endpoints as they
-are), or ``auto``: docker when a Docker engine answers, local otherwise.
+are, and the S3 keys that ``auditlog stack up`` exports), or ``auto``: docker when a Docker
+engine answers, local otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from auditlog.settings import AuditlogSettings
-from deploy.stack import local_stack
+from deploy.stack import local_stack, minio_binary
 from deploy.stack.containers import docker_available, docker_stack
-from deploy.stack.endpoints import StackEndpoints
+from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3Keys, StackEndpoints
+from deploy.stack.errors import StackError
 from deploy.stack.layout import PreferredPorts, StackLayout
-from deploy.stack.s3 import ensure_bucket
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the local stack's S3 server (MinIO) before the first test when stack tests will
+    run on the local stack and the cache lacks it: the build takes minutes, more than one
+    test may take (pytest-timeout). A missing Go toolchain stops the run with its line."""
+    if session.config.option.collectonly or not any(
+        item.get_closest_marker("stack") for item in session.items
+    ):
+        return
+    settings = AuditlogSettings()
+    cache_dir = settings.cache_dir.resolve()
+    if minio_binary.is_built(cache_dir) or settings.test_stack in ("external", "docker"):
+        return
+    if settings.test_stack == "auto" and docker_available():
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        minio_binary.ensure_minio(
+            cache_dir, on_progress=lambda msg: reporter.write_line(msg) if reporter else None
+        )
+    except StackError as exc:
+        pytest.exit(f"auditlog: {exc}", returncode=3)
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +61,18 @@ def stack_endpoints(
         backend = "docker" if docker_available() else "local"
     with contextlib.ExitStack() as cleanup:
         if backend == "external":
+            keys = [os.environ.get(name) for name in (S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)]
+            if not all(keys):
+                pytest.exit(
+                    f"AUDITLOG_TEST_STACK=external needs {S3_ACCESS_KEY_ENV} and "
+                    f'{S3_SECRET_KEY_ENV}: eval "$(auditlog stack up)" sets them',
+                    2,
+                )
             endpoints = StackEndpoints(
-                settings.kafka_bootstrap, settings.clickhouse_url, settings.s3_endpoint
+                settings.kafka_bootstrap,
+                settings.clickhouse_url,
+                settings.s3_endpoint,
+                S3Keys(str(keys[0]), str(keys[1])),
             )
         elif backend == "docker":
             endpoints = cleanup.enter_context(docker_stack())
@@ -47,5 +82,5 @@ def stack_endpoints(
             )
             cleanup.callback(local_stack.down, layout)
             endpoints = local_stack.up(layout, PreferredPorts.any_free())
-        ensure_bucket(endpoints.s3_endpoint, local_stack.DEFAULT_BUCKET)
+        local_stack.prepare_s3(endpoints)
         yield endpoints

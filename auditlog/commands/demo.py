@@ -4,12 +4,15 @@ embedded defaults, print what happened, and stop what it started."""
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from auditlog import demo_flow
 from auditlog.commands.stack import layout_from
 from auditlog.settings import AuditlogSettings
 from deploy.stack import local_stack
+from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
+from deploy.stack.errors import StackError
 
 
 def register(commands: Any) -> None:
@@ -20,7 +23,10 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--external",
         action="store_true",
-        help="use the AUDITLOG_* endpoints instead of starting the local stack",
+        help=(
+            "use the AUDITLOG_* endpoints instead of starting the local stack, and the S3 "
+            f"keys in {S3_ACCESS_KEY_ENV} and {S3_SECRET_KEY_ENV}"
+        ),
     )
     parser.add_argument("--events", type=int, default=20_000, help="how many events to send")
     parser.add_argument("--tenants", type=int, default=40, help="how many tenants")
@@ -34,7 +40,15 @@ def _say(msg: str) -> None:
 def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     layout = layout_from(settings)
     started_here = False
-    if not args.external:
+    key_names = (S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)
+    if args.external:
+        if missing := [name for name in key_names if not os.environ.get(name)]:
+            raise StackError(
+                f"auditlog demo --external reads the S3 keys from {' and '.join(missing)}: "
+                'run it where eval "$(auditlog stack up)" ran, or export them'
+            )
+        s3_environment = {name: os.environ[name] for name in key_names}
+    else:
         existing = local_stack.running_endpoints(layout)
         started_here = existing is None
         endpoints = existing or local_stack.up(layout, on_progress=_say)
@@ -46,9 +60,17 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
                 "s3_endpoint": endpoints.s3_endpoint,
             }
         )
+        s3_environment = {
+            S3_ACCESS_KEY_ENV: endpoints.s3_keys.access_key,
+            S3_SECRET_KEY_ENV: endpoints.s3_keys.secret_key,
+        }
     try:
         report = demo_flow.run(
-            settings, events=args.events, tenants=args.tenants, bucket=local_stack.DEFAULT_BUCKET
+            settings,
+            events=args.events,
+            tenants=args.tenants,
+            bucket=local_stack.DEFAULT_BUCKET,
+            s3_environment=s3_environment,
         )
     finally:
         if started_here:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from deploy.stack.endpoints import StackEndpoints
 from deploy.stack.processes import choose_port
-from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+from deploy.stack.s3 import DEV_USER, ROOT_USER, new_keys
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 CLICKHOUSE_IMAGE = "clickhouse/clickhouse-server:25.8"
@@ -35,7 +35,9 @@ def docker_available() -> bool:
 
 @contextlib.contextmanager
 def docker_stack() -> Iterator[StackEndpoints]:
-    """Start Kafka (KRaft), ClickHouse and MinIO containers; stop them on exit."""
+    """Start Kafka (KRaft), ClickHouse and MinIO containers; stop them on exit. MinIO gets
+    new root keys; the development user of ``s3_keys`` is made by
+    :func:`deploy.stack.local_stack.prepare_s3`."""
     from testcontainers.core.container import DockerContainer  # noqa: PLC0415
     from testcontainers.core.wait_strategies import LogMessageWaitStrategy  # noqa: PLC0415
 
@@ -65,12 +67,13 @@ def docker_stack() -> Iterator[StackEndpoints]:
         .with_env("CLICKHOUSE_PASSWORD", "auditlog")
         .waiting_for(LogMessageWaitStrategy("Ready for connections"))
     )
+    root = new_keys(ROOT_USER)
     minio = (
         DockerContainer(MINIO_IMAGE)
         .with_command("server /data")
         .with_exposed_ports(9000)
-        .with_env("MINIO_ROOT_USER", LOCAL_ACCESS_KEY)
-        .with_env("MINIO_ROOT_PASSWORD", LOCAL_SECRET_KEY)
+        .with_env("MINIO_ROOT_USER", root.access_key)
+        .with_env("MINIO_ROOT_PASSWORD", root.secret_key)
         .waiting_for(LogMessageWaitStrategy("API:"))
     )
     with kafka, clickhouse, minio:
@@ -79,4 +82,6 @@ def docker_stack() -> Iterator[StackEndpoints]:
             kafka_bootstrap=f"127.0.0.1:{kafka_port}",
             clickhouse_url=f"http://auditlog:auditlog@{ch_host}:{clickhouse.get_exposed_port(8123)}",
             s3_endpoint=f"http://{minio.get_container_host_ip()}:{minio.get_exposed_port(9000)}",
+            s3_keys=new_keys(DEV_USER),
+            s3_admin=root,
         )

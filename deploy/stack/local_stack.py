@@ -2,7 +2,9 @@
 
 ``up`` is idempotent: services already running are kept (never a second broker), missing
 ones are started, and a start that fails half way stops what this call started before
-raising. The chosen ports are kept in ``state.json`` so a restart reuses them when free.
+raising. The MinIO binary is built (first use only) before anything starts, so a missing Go
+toolchain stops ``up`` with nothing started. The chosen ports are kept in ``state.json`` so
+a restart reuses them when free (the S3 keys are not in it: ``s3/keys.json``, mode 0600).
 Concurrent ``up``/``down`` calls on one stack directory are serialised by a file lock.
 """
 
@@ -15,11 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from deploy.stack import clickhouse, kafka, processes, s3
-from deploy.stack.endpoints import StackEndpoints
+from deploy.stack import clickhouse, kafka, minio_binary, processes, s3, s3_admin
+from deploy.stack.endpoints import S3Keys, StackEndpoints
 from deploy.stack.layout import PreferredPorts, StackLayout
 
 DEFAULT_BUCKET = "auditlog-dev"
+# Object Lock on (COMPLIANCE, this many days for every object version): for checkpoints.
+CHECKPOINT_BUCKET = "auditlog-checkpoints"
+CHECKPOINT_LOCK_DAYS = 1
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,38 @@ def _read_ports(layout: StackLayout) -> PreferredPorts | None:
         return None
 
 
-def _endpoints(ports: PreferredPorts) -> StackEndpoints:
+def _addresses(ports: PreferredPorts) -> dict[str, str]:
+    """Where each service answers, by name."""
+    return {
+        "kafka": f"127.0.0.1:{ports.kafka}",
+        "clickhouse": f"http://127.0.0.1:{ports.clickhouse}",
+        "s3": f"http://127.0.0.1:{ports.s3}",
+    }
+
+
+def _endpoints(ports: PreferredPorts, root: S3Keys, user: S3Keys) -> StackEndpoints:
+    addresses = _addresses(ports)
     return StackEndpoints(
-        kafka_bootstrap=f"127.0.0.1:{ports.kafka}",
-        clickhouse_url=f"http://127.0.0.1:{ports.clickhouse}",
-        s3_endpoint=f"http://127.0.0.1:{ports.s3}",
+        kafka_bootstrap=addresses["kafka"],
+        clickhouse_url=addresses["clickhouse"],
+        s3_endpoint=addresses["s3"],
+        s3_keys=user,
+        s3_admin=root,
+    )
+
+
+def prepare_s3(endpoints: StackEndpoints) -> None:
+    """The development user (with ``endpoints.s3_keys``, read and write on every bucket,
+    when the administrator's keys are known) and the stack's buckets: ``DEFAULT_BUCKET``
+    and ``CHECKPOINT_BUCKET`` with Object Lock. Idempotent."""
+    if endpoints.s3_admin is not None:
+        s3_admin.ensure_user(endpoints.s3_endpoint, endpoints.s3_admin, endpoints.s3_keys)
+    s3.ensure_bucket(endpoints.s3_endpoint, endpoints.s3_keys, DEFAULT_BUCKET)
+    s3.ensure_bucket(
+        endpoints.s3_endpoint,
+        endpoints.s3_keys,
+        CHECKPOINT_BUCKET,
+        lock_days=CHECKPOINT_LOCK_DAYS,
     )
 
 
@@ -99,10 +131,14 @@ def up(
     """
     with _locked(layout):
         kafka.require_tools()
-        ports = _choose_ports(layout, preferred or PreferredPorts())
-        endpoints = _endpoints(ports)
-        started: list[Callable[[], object]] = []
         pid_files = _pid_files(layout)
+        minio = None
+        if processes.running(pid_files["s3"]) is None:
+            minio = minio_binary.ensure_minio(layout.cache_dir, on_progress=on_progress)
+        ports = _choose_ports(layout, preferred or PreferredPorts())
+        root, user = s3.stack_keys(layout.s3_dir)
+        endpoints = _endpoints(ports, root, user)
+        started: list[Callable[[], object]] = []
         try:
             if processes.running(pid_files["kafka"]) is None:
                 on_progress(f"starting Kafka {kafka.KAFKA_VERSION} on {endpoints.kafka_bootstrap}")
@@ -116,17 +152,17 @@ def up(
                 on_progress(f"starting the ClickHouse gateway on {endpoints.clickhouse_url}")
                 started.append(lambda: clickhouse.stop_clickhouse(layout.clickhouse_dir))
                 clickhouse.start_clickhouse(data_dir=layout.clickhouse_dir, port=ports.clickhouse)
-            if processes.running(pid_files["s3"]) is None:
-                on_progress(f"starting the S3 server on {endpoints.s3_endpoint}")
+            if minio is not None:
+                on_progress(f"starting the S3 server (MinIO) on {endpoints.s3_endpoint}")
                 started.append(lambda: s3.stop_s3(layout.s3_dir))
-                s3.start_s3(data_dir=layout.s3_dir, port=ports.s3)
-            s3.ensure_bucket(endpoints.s3_endpoint, DEFAULT_BUCKET)
+                s3.start_s3(data_dir=layout.s3_dir, binary=minio, port=ports.s3, root=root)
+            prepare_s3(endpoints)
         except BaseException:
             for stop in reversed(started):
                 stop()
             raise
         layout.state_file.write_text(
-            json.dumps({"ports": asdict(ports), "endpoints": asdict(endpoints)}, indent=2)
+            json.dumps({"ports": asdict(ports), "endpoints": _addresses(ports)}, indent=2)
         )
         return endpoints
 
@@ -134,17 +170,17 @@ def up(
 def status(layout: StackLayout) -> list[ComponentStatus]:
     """What runs and whether it answers; never starts or stops anything."""
     ports = _read_ports(layout)
-    endpoints = _endpoints(ports) if ports else None
-    probes: dict[str, tuple[str, Callable[[str], bool]]] = {
-        "kafka": (endpoints.kafka_bootstrap if endpoints else "-", kafka.kafka_ready),
-        "clickhouse": (endpoints.clickhouse_url if endpoints else "-", clickhouse.clickhouse_ready),
-        "s3": (endpoints.s3_endpoint if endpoints else "-", s3.s3_ready),
+    addresses = _addresses(ports) if ports else {}
+    probes: dict[str, Callable[[str], bool]] = {
+        "kafka": kafka.kafka_ready,
+        "clickhouse": clickhouse.clickhouse_ready,
+        "s3": s3.s3_ready,
     }
     result = []
     for name, pid_file in _pid_files(layout).items():
         record = processes.running(pid_file)
-        endpoint, probe = probes[name]
-        answering = record is not None and endpoints is not None and probe(endpoint)
+        endpoint = addresses.get(name, "-")
+        answering = record is not None and name in addresses and probes[name](endpoint)
         result.append(ComponentStatus(name, record.pid if record else None, endpoint, answering))
     return result
 
@@ -155,7 +191,7 @@ def running_endpoints(layout: StackLayout) -> StackEndpoints | None:
     if ports is None:
         return None
     if all(processes.running(pid) is not None for pid in _pid_files(layout).values()):
-        return _endpoints(ports)
+        return _endpoints(ports, *s3.stack_keys(layout.s3_dir))
     return None
 
 

@@ -15,15 +15,14 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from consumers.health import HealthState
+from deploy.stack import s3
 from deploy.stack.endpoints import StackEndpoints
-from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, ensure_bucket
 from producers.producer import AuditProducer
 from sinks.destinations.model import (
     BatchLimits,
@@ -229,13 +228,14 @@ def update_destination(
         store.close()
 
 
-def secret_environment() -> dict[str, str]:
-    """The destinations' secrets, named under the default reference prefix."""
-    return {
-        "AUDITLOG_DEST_SECRET_SINK_TEST_SECRET": WEBHOOK_SECRET,
-        "AUDITLOG_DEST_SECRET_SINK_TEST_S3_KEY": LOCAL_ACCESS_KEY,
-        "AUDITLOG_DEST_SECRET_SINK_TEST_S3_SECRET": LOCAL_SECRET_KEY,
-    }
+def secret_environment(endpoints: StackEndpoints | None = None) -> dict[str, str]:
+    """The destinations' secrets, named under the default reference prefix (the S3 keys:
+    the stack's development user's, when ``endpoints`` are given)."""
+    found = {"AUDITLOG_DEST_SECRET_SINK_TEST_SECRET": WEBHOOK_SECRET}
+    if endpoints is not None:
+        found["AUDITLOG_DEST_SECRET_SINK_TEST_S3_KEY"] = endpoints.s3_keys.access_key
+        found["AUDITLOG_DEST_SECRET_SINK_TEST_S3_SECRET"] = endpoints.s3_keys.secret_key
+    return found
 
 
 # -- a webhook receiver ------------------------------------------------------------------
@@ -345,10 +345,14 @@ def _events(body: bytes) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def running_worker(
-    settings: AuditlogSettings, monkeypatch: Any, **overrides: Any
+    settings: AuditlogSettings,
+    monkeypatch: Any,
+    s3_stack: StackEndpoints | None = None,
+    **overrides: Any,
 ) -> Iterator[SinkWorker]:
-    """A sink worker running on a thread until the block ends (then stopped, joined)."""
-    for name, value in secret_environment().items():
+    """A sink worker running on a thread until the block ends (then stopped, joined);
+    ``s3_stack``: the stack whose S3 keys the S3 destinations reference."""
+    for name, value in secret_environment(s3_stack).items():
         monkeypatch.setenv(name, value)
     with wiring.sink_worker(
         settings,
@@ -379,25 +383,15 @@ def running_worker(
 # -- S3 ----------------------------------------------------------------------------------
 
 
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=LOCAL_ACCESS_KEY,
-        aws_secret_access_key=LOCAL_SECRET_KEY,
-        region_name="us-east-1",
-    )
-
-
-def new_bucket(endpoint: str) -> str:
+def new_bucket(stack: StackEndpoints) -> str:
     bucket = f"sink-{uuid.uuid4().hex[:12]}"
-    ensure_bucket(endpoint, bucket)
+    s3.ensure_bucket(stack.s3_endpoint, stack.s3_keys, bucket)
     return bucket
 
 
-def s3_objects(endpoint: str, bucket: str) -> dict[str, list[dict[str, Any]]]:
+def s3_objects(stack: StackEndpoints, bucket: str) -> dict[str, list[dict[str, Any]]]:
     """Every object of ``bucket`` and the events it holds."""
-    client = s3_client(endpoint)
+    client = s3.client(stack.s3_endpoint, stack.s3_keys)
     found: dict[str, list[dict[str, Any]]] = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", []):

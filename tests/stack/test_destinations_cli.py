@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -27,9 +26,9 @@ from confluent_kafka.admin import AdminClient
 from auditlog import wiring
 from auditlog.cli import main
 from auditlog.settings import AuditlogSettings
-from deploy.stack.endpoints import StackEndpoints
+from deploy.stack import s3
+from deploy.stack.endpoints import S3Keys, StackEndpoints
 from deploy.stack.local_stack import DEFAULT_BUCKET
-from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
 from producers.topics import ensure_topics
 from schemas.wire import Decoder
 from sinks.compacted import CompactedTable
@@ -54,6 +53,7 @@ class Cli:
     settings: AuditlogSettings
     capsys: pytest.CaptureFixture[str]
     monkeypatch: pytest.MonkeyPatch
+    s3_keys: S3Keys
 
     def run(self, *argv: str, stdin: str | None = None) -> tuple[int, str, str]:
         if stdin is not None:
@@ -134,11 +134,11 @@ def cli(
         # Named outside the default prefix: allowed by the operator's list.
         "AUDITLOG_SINK_SECRET_REF_NAMES": "HOOK_SECRET,TEST_S3_ACCESS_KEY,TEST_S3_SECRET_KEY",
         "HOOK_SECRET": PLAINTEXT,
-        "TEST_S3_ACCESS_KEY": LOCAL_ACCESS_KEY,
-        "TEST_S3_SECRET_KEY": LOCAL_SECRET_KEY,
+        "TEST_S3_ACCESS_KEY": stack_endpoints.s3_keys.access_key,
+        "TEST_S3_SECRET_KEY": stack_endpoints.s3_keys.secret_key,
     }.items():
         monkeypatch.setenv(name, value)
-    return Cli(AuditlogSettings(), capsys, monkeypatch)
+    return Cli(AuditlogSettings(), capsys, monkeypatch, stack_endpoints.s3_keys)
 
 
 @pytest.fixture
@@ -374,14 +374,8 @@ def test_test_reports_the_webhook_answer_and_publishes_it(cli: Cli, receiver: Re
 # --- S3 and the ownership challenge --------------------------------------------------------
 
 
-def _s3(settings: AuditlogSettings) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=LOCAL_ACCESS_KEY,
-        aws_secret_access_key=LOCAL_SECRET_KEY,
-    )
+def _s3(cli: Cli) -> Any:
+    return s3.client(cli.settings.s3_endpoint, cli.s3_keys)
 
 
 def test_s3_add_writes_a_challenge_and_delivers_only_after_verify(
@@ -397,7 +391,7 @@ def test_s3_add_writes_a_challenge_and_delivers_only_after_verify(
     assert "(pending_verification)" in out
     key = f"auditlog/{tenant}/{destination_id}/auditlog-ownership-challenge-{destination_id}.txt"
     assert f"s3://{DEFAULT_BUCKET}/{key}" in out
-    body = _s3(cli.settings).get_object(Bucket=DEFAULT_BUCKET, Key=key)["Body"].read()
+    body = _s3(cli).get_object(Bucket=DEFAULT_BUCKET, Key=key)["Body"].read()
     token = body.decode().splitlines()[0]
     assert token not in out
     added = _next_change(catalog, destination_id, lambda c: c.added)
@@ -434,7 +428,7 @@ def test_s3_add_writes_a_challenge_and_delivers_only_after_verify(
     assert f"accepted the sample event: s3://{DEFAULT_BUCKET}/auditlog/{tenant}/" in out
     object_key = out.split(f"s3://{DEFAULT_BUCKET}/")[1].split()[0]
     assert f"_{destination_id}_-1_" in object_key
-    written = _s3(cli.settings).get_object(Bucket=DEFAULT_BUCKET, Key=object_key)["Body"].read()
+    written = _s3(cli).get_object(Bucket=DEFAULT_BUCKET, Key=object_key)["Body"].read()
     [line] = gzip.decompress(written).decode().splitlines()
     assert json.loads(line)["tenant_id"] == tenant
 
@@ -463,7 +457,7 @@ def test_moving_an_s3_destination_to_another_prefix_asks_for_a_new_proof(cli: Cl
     assert first is not None
     assert first.ownership is not None
     token = (
-        _s3(cli.settings)
+        _s3(cli)
         .get_object(Bucket=DEFAULT_BUCKET, Key=first.ownership.challenge_key)["Body"]
         .read()
         .decode()

@@ -4,6 +4,7 @@ refuses the password or we do not trust its certificate."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -121,9 +122,7 @@ def test_a_sink_worker_streams_through_sasl_ssl_scram(
         for name, value in env.items()
         if name != "AUDITLOG_KAFKA_BOOTSTRAP"
     }
-    endpoints = StackEndpoints(
-        broker.sasl_ssl, stack_endpoints.clickhouse_url, stack_endpoints.s3_endpoint
-    )
+    endpoints = dataclasses.replace(stack_endpoints, kafka_bootstrap=broker.sasl_ssl)
     settings = sink_settings(endpoints, **security)
     try:
         with webhook_receiver() as receiver:

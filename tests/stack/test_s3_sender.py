@@ -10,11 +10,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 
+from deploy.stack import s3 as stack_s3
 from deploy.stack.endpoints import StackEndpoints
-from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, ensure_bucket
 from sinks.destinations.model import Destination, S3Target, SecretValue
 from sinks.destinations.references import ReferencePolicy
 from sinks.destinations.secrets import SecretBox
@@ -28,11 +27,6 @@ from tests.unit.http_receiver import closed_port
 
 pytestmark = pytest.mark.stack
 
-SECRETS = SecretBox(
-    [],
-    {"AUDITLOG_DEST_SECRET_S3_KEY": LOCAL_ACCESS_KEY, "AUDITLOG_DEST_SECRET_S3": LOCAL_SECRET_KEY},
-    references=ReferencePolicy(),
-)
 # The stack's S3 server listens on 127.0.0.1: local-development mode.
 LOCAL = S3Policy(allow_local=True)
 CREATED = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -81,18 +75,26 @@ def payload(first: int = 42, count: int = 3) -> Payload:
 
 
 @pytest.fixture(scope="module")
+def secrets(stack_endpoints: StackEndpoints) -> SecretBox:
+    """The stack's development keys, as the worker's environment would hold them."""
+    keys = stack_endpoints.s3_keys
+    return SecretBox(
+        [],
+        {
+            "AUDITLOG_DEST_SECRET_S3_KEY": keys.access_key,
+            "AUDITLOG_DEST_SECRET_S3": keys.secret_key,
+        },
+        references=ReferencePolicy(),
+    )
+
+
+@pytest.fixture(scope="module")
 def bucket(stack_endpoints: StackEndpoints) -> Iterator[str]:
     """A fresh bucket for this module, emptied and deleted afterwards."""
     name = f"test-s3-sender-{uuid.uuid4().hex[:12]}"
-    ensure_bucket(stack_endpoints.s3_endpoint, name)
+    stack_s3.ensure_bucket(stack_endpoints.s3_endpoint, stack_endpoints.s3_keys, name)
     yield name
-    admin = boto3.client(
-        "s3",
-        endpoint_url=stack_endpoints.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=LOCAL_ACCESS_KEY,
-        aws_secret_access_key=LOCAL_SECRET_KEY,
-    )
+    admin = stack_s3.client(stack_endpoints.s3_endpoint, stack_endpoints.s3_keys)
     for page in admin.get_paginator("list_objects_v2").paginate(Bucket=name):
         for item in page.get("Contents", []):
             admin.delete_object(Bucket=name, Key=item["Key"])
@@ -101,11 +103,11 @@ def bucket(stack_endpoints: StackEndpoints) -> Iterator[str]:
 
 
 @pytest.fixture
-def sender(stack_endpoints: StackEndpoints, bucket: str) -> Iterator[S3Sender]:
+def sender(stack_endpoints: StackEndpoints, bucket: str, secrets: SecretBox) -> Iterator[S3Sender]:
     s3 = target(stack_endpoints.s3_endpoint, bucket)
     built = S3Sender(
         destination(s3),
-        make_s3_client(s3, SECRETS, tenant_id="acme", policy=LOCAL, timeout_s=TIMEOUT_S),
+        make_s3_client(s3, secrets, tenant_id="acme", policy=LOCAL, timeout_s=TIMEOUT_S),
     )
     yield built
     built.close()
@@ -120,14 +122,14 @@ def test_the_object_key_is_deterministic_under_the_record_time(
 
 
 def test_the_same_payload_twice_is_one_object(
-    stack_endpoints: StackEndpoints, sender: S3Sender, bucket: str
+    stack_endpoints: StackEndpoints, sender: S3Sender, bucket: str, secrets: SecretBox
 ) -> None:
     first = sender.send(payload(first=1000))
     again = sender.send(payload(first=1000))
     assert first == again
     client = make_s3_client(
         target(stack_endpoints.s3_endpoint, bucket),
-        SECRETS,
+        secrets,
         tenant_id="acme",
         policy=LOCAL,
         timeout_s=5,
@@ -141,13 +143,13 @@ def test_the_same_payload_twice_is_one_object(
 
 
 def test_the_body_round_trips_with_its_headers_and_metadata(
-    stack_endpoints: StackEndpoints, sender: S3Sender, bucket: str
+    stack_endpoints: StackEndpoints, sender: S3Sender, bucket: str, secrets: SecretBox
 ) -> None:
     sent = payload(first=2000, count=5)
     key = sender.send(sent).detail.removeprefix(f"s3://{bucket}/")
     client = make_s3_client(
         target(stack_endpoints.s3_endpoint, bucket),
-        SECRETS,
+        secrets,
         tenant_id="acme",
         policy=LOCAL,
         timeout_s=5,
@@ -174,10 +176,12 @@ def test_the_body_round_trips_with_its_headers_and_metadata(
     }
 
 
-def test_challenge_helpers_write_and_read(stack_endpoints: StackEndpoints, bucket: str) -> None:
+def test_challenge_helpers_write_and_read(
+    stack_endpoints: StackEndpoints, bucket: str, secrets: SecretBox
+) -> None:
     client = make_s3_client(
         target(stack_endpoints.s3_endpoint, bucket),
-        SECRETS,
+        secrets,
         tenant_id="acme",
         policy=LOCAL,
         timeout_s=5,
@@ -191,12 +195,12 @@ def test_challenge_helpers_write_and_read(stack_endpoints: StackEndpoints, bucke
         client.close()
 
 
-def test_a_missing_bucket_is_permanent(stack_endpoints: StackEndpoints) -> None:
+def test_a_missing_bucket_is_permanent(stack_endpoints: StackEndpoints, secrets: SecretBox) -> None:
     missing = f"test-missing-{uuid.uuid4().hex[:12]}"
     s3 = target(stack_endpoints.s3_endpoint, missing)
     sender = S3Sender(
         destination(s3),
-        make_s3_client(s3, SECRETS, tenant_id="acme", policy=LOCAL, timeout_s=TIMEOUT_S),
+        make_s3_client(s3, secrets, tenant_id="acme", policy=LOCAL, timeout_s=TIMEOUT_S),
     )
     try:
         with pytest.raises(PermanentDeliveryError, match=r"NoSuchBucket.*does not exist"):
@@ -205,13 +209,13 @@ def test_a_missing_bucket_is_permanent(stack_endpoints: StackEndpoints) -> None:
         sender.close()
 
 
-def test_an_unreachable_endpoint_is_retryable() -> None:
+def test_an_unreachable_endpoint_is_retryable(secrets: SecretBox) -> None:
     sock = closed_port()
     try:
         s3 = target(f"http://127.0.0.1:{sock.getsockname()[1]}", "test-unreachable")
         sender = S3Sender(
             destination(s3),
-            make_s3_client(s3, SECRETS, tenant_id="acme", policy=LOCAL, timeout_s=2.0),
+            make_s3_client(s3, secrets, tenant_id="acme", policy=LOCAL, timeout_s=2.0),
         )
         try:
             with pytest.raises(RetryableDeliveryError, match="Could not connect"):
@@ -223,12 +227,12 @@ def test_an_unreachable_endpoint_is_retryable() -> None:
 
 
 def test_the_factory_builds_a_working_s3_sender(
-    stack_endpoints: StackEndpoints, bucket: str
+    stack_endpoints: StackEndpoints, bucket: str, secrets: SecretBox
 ) -> None:
     with PinnedHttpClient(allow_local=False, timeout_s=1.0) as http:
         sender = build_sender(
             destination(target(stack_endpoints.s3_endpoint, bucket)),
-            SECRETS,
+            secrets,
             http=http,
             s3_timeout_s=TIMEOUT_S,
             s3_policy=LOCAL,

@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 def test_each_tenant_reaches_its_destinations_and_no_other(
     sink: AuditlogSettings, stack_endpoints: StackEndpoints, monkeypatch: Any
 ) -> None:
-    bucket = new_bucket(stack_endpoints.s3_endpoint)
+    bucket = new_bucket(stack_endpoints)
     with webhook_receiver() as receiver:
         acme_hook = webhook_destination("acme", receiver.url + "/acme")
         acme_s3 = s3_destination("acme", bucket, stack_endpoints.s3_endpoint)
@@ -63,10 +63,10 @@ def test_each_tenant_reaches_its_destinations_and_no_other(
             ),
         )
         initech = publish(sink, tenant_events("initech", 30))
-        with running_worker(sink, monkeypatch):
+        with running_worker(sink, monkeypatch, stack_endpoints):
             receiver.wait_for_ids(set(acme), "/acme")
             receiver.wait_for_ids(set(globex_logins_ids), "/globex")
-            objects = _wait_for_objects(stack_endpoints.s3_endpoint, bucket, len(acme))
+            objects = _wait_for_objects(stack_endpoints, bucket, len(acme))
         assert Counter(receiver.ids("/acme")) == Counter(acme)
         assert Counter(receiver.ids("/globex")) == Counter(globex_logins_ids)
         assert not set(receiver.ids()) & (set(globex_stops) | set(initech))
@@ -109,13 +109,15 @@ def test_a_record_naming_two_tenants_reaches_no_destination(
         assert worker.stats.tenant_mismatches == 3
 
 
-def _wait_for_objects(endpoint: str, bucket: str, count: int) -> dict[str, list[dict[str, Any]]]:
+def _wait_for_objects(
+    stack: StackEndpoints, bucket: str, count: int
+) -> dict[str, list[dict[str, Any]]]:
     wait_for(
-        lambda: sum(len(v) for v in s3_objects(endpoint, bucket).values()) >= count,
+        lambda: sum(len(v) for v in s3_objects(stack, bucket).values()) >= count,
         f"{count} events in s3://{bucket}",
         60,
     )
-    return s3_objects(endpoint, bucket)
+    return s3_objects(stack, bucket)
 
 
 def test_faults_are_retried_and_duplicates_carry_the_same_key(

@@ -13,7 +13,6 @@ import pytest
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
-from deploy.stack.s3 import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
 from sinks.destinations.model import Destination, SecretValue
 from sinks.progress import destination_health
 from tests.stack.sink_support import (
@@ -55,9 +54,10 @@ def test_references_to_the_operators_keys_are_refused_by_the_worker(
 ) -> None:
     # The worker's environment holds the operator's keys; here the AWS ones would even
     # open the stack's S3 server, so a worker that read them would write.
+    keys = stack_endpoints.s3_keys
     monkeypatch.setenv("AUDITLOG_SECRETS_KEY", OPERATORS_KEY)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_key)
     posted: list[str] = []
     lock = threading.Lock()
 
@@ -66,7 +66,7 @@ def test_references_to_the_operators_keys_are_refused_by_the_worker(
             posted.append(path)
         return 200, {}
 
-    bucket = new_bucket(stack_endpoints.s3_endpoint)
+    bucket = new_bucket(stack_endpoints)
     with webhook_receiver(Receiver(respond=respond)) as receiver:
         stolen_key = _with_target(
             webhook_destination("acme", receiver.url + "/stolen"),
@@ -97,10 +97,10 @@ def test_references_to_the_operators_keys_are_refused_by_the_worker(
     assert OPERATORS_KEY not in key_error
     aws_error = _last_error(sink, stolen_aws.id)
     assert "is refused: AWS_* variables are the worker's own" in aws_error
-    assert LOCAL_SECRET_KEY not in aws_error
+    assert keys.secret_key not in aws_error
     with lock:
         assert "/stolen" not in posted, "nothing is sent with the operator's key"
-    assert s3_objects(stack_endpoints.s3_endpoint, bucket) == {}
+    assert s3_objects(stack_endpoints, bucket) == {}
 
 
 def test_an_s3_endpoint_on_a_local_address_is_refused_when_the_worker_sends(
@@ -111,16 +111,16 @@ def test_an_s3_endpoint_on_a_local_address_is_refused_when_the_worker_sends(
     keys for it."""
     settings = sink_settings(stack_endpoints, sink_allow_local=False)
     try:
-        bucket = new_bucket(stack_endpoints.s3_endpoint)
+        bucket = new_bucket(stack_endpoints)
         inside = s3_destination("acme", bucket, stack_endpoints.s3_endpoint)
         put_destinations(settings, inside)
-        with running_worker(settings, monkeypatch):
+        with running_worker(settings, monkeypatch, stack_endpoints):
             publish(settings, tenant_events("acme", 20))
             wait_for(
                 lambda: "must use https" in _last_error(settings, inside.id),
                 "the refusal in the destination's health",
                 60,
             )
-        assert s3_objects(stack_endpoints.s3_endpoint, bucket) == {}
+        assert s3_objects(stack_endpoints, bucket) == {}
     finally:
         drop_topics(settings)

@@ -156,16 +156,16 @@ def test_sigkill_mid_upload_leaves_each_event_in_exactly_one_object(
 ) -> None:
     """``auditlog sink`` killed with SIGKILL while it uploads, then restarted: every event
     is in exactly one S3 object (replayed batches overwrite the same keys)."""
-    bucket = new_bucket(stack_endpoints.s3_endpoint)
+    bucket = new_bucket(stack_endpoints)
     destination = s3_destination(
         "acme", bucket, stack_endpoints.s3_endpoint, max_records=40, max_age_s=0.3
     )
     put_destinations(sink, destination)
     ids = publish(sink, tenant_events("acme", 2000))
-    env = {**os.environ, **sink_env(sink), **secret_environment()}
+    env = {**os.environ, **sink_env(sink), **secret_environment(stack_endpoints)}
 
     def events_in_s3() -> list[str]:
-        objects = s3_objects(stack_endpoints.s3_endpoint, bucket)
+        objects = s3_objects(stack_endpoints, bucket)
         return [e["event_id"] for events in objects.values() for e in events]
 
     first = subprocess.Popen(

@@ -18,8 +18,8 @@ import pytest
 from auditlog import wiring
 from auditlog.commands.sink import EXIT_BEHIND
 from auditlog.settings import AuditlogSettings
+from deploy.stack import s3
 from deploy.stack.endpoints import StackEndpoints
-from deploy.stack.s3 import ensure_bucket
 from sinks.destinations.model import BatchLimits, Filters, SecretValue, WebhookTarget
 from sinks.progress import LaneProgress, destination_health
 from sinks.signing import idempotency_key
@@ -88,7 +88,7 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
             if n % 2:
                 event.update(action=LOGIN, resource={"type": "user", "id": f"u-{n}"})
         placed = publish_placed(sink, events)
-        with running_worker(sink, monkeypatch):
+        with running_worker(sink, monkeypatch, stack_endpoints):
             wait_for(lambda: bool(receiver.refused), "the webhook batch sent and refused", 60)
             wait_for(
                 lambda: _failed_once(sink, bucket_destination.id), "the S3 batch attempted", 60
@@ -110,7 +110,7 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
             bucket_destination.id,
             target=bucket_destination.target.model_copy(update={"prefix_template": "moved"}),
         )
-        ensure_bucket(endpoint, bucket)
+        s3.ensure_bucket(endpoint, stack_endpoints.s3_keys, bucket)
         broken.clear()
 
         expected: dict[str, list[str]] = {}
@@ -130,10 +130,12 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
                 if offset > last and event["action"] != LOGIN
             ]
             expected[destination.id] = in_batch + later
-        with running_worker(sink, monkeypatch):
+        with running_worker(sink, monkeypatch, stack_endpoints):
             receiver.wait_for_ids(set(expected[hook.id]), "/acme")
             wait_for(
-                lambda: set(_s3_ids(endpoint, bucket)) >= set(expected[bucket_destination.id]),
+                lambda: (
+                    set(_s3_ids(stack_endpoints, bucket)) >= set(expected[bucket_destination.id])
+                ),
                 "the S3 objects",
                 60,
             )
@@ -154,7 +156,7 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
     _each_once_by_key(receiver.requests, expected[hook.id])
     assert set(receiver.ids("/acme")) == set(expected[hook.id])
 
-    objects = s3_objects(endpoint, bucket)
+    objects = s3_objects(stack_endpoints, bucket)
     s3_record = announced[bucket_destination.id]
     assert s3_record is not None
     name = (
@@ -168,12 +170,12 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
     others = [k for k in objects if k != announced_key]
     assert others, "events after the announced batch"
     assert all(k.startswith("moved/") and k.endswith(".json") for k in others)
-    assert Counter(_s3_ids(endpoint, bucket)) == Counter(expected[bucket_destination.id])
+    assert Counter(_s3_ids(stack_endpoints, bucket)) == Counter(expected[bucket_destination.id])
 
 
-def _s3_ids(endpoint: str, bucket: str) -> list[str]:
+def _s3_ids(stack: StackEndpoints, bucket: str) -> list[str]:
     try:
-        objects = s3_objects(endpoint, bucket)
+        objects = s3_objects(stack, bucket)
     except Exception:  # noqa: BLE001 - the bucket does not exist yet
         return []
     return [e["event_id"] for events in objects.values() for e in events]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from botocore.stub import Stubber
 
 from sinks.destinations import ownership
 from sinks.destinations.model import Destination, S3Target, SecretValue, WebhookTarget
@@ -31,17 +31,30 @@ def _s3(**target: Any) -> Destination:
     )
 
 
+class Bucket:
+    """What the client was asked to write (the requests are stubbed: no server); the
+    stack tests write the challenge to a real one."""
+
+    def __init__(self, client: S3Client, stub: Stubber) -> None:
+        self.client, self.stub = client, stub
+        self.writes: list[dict[str, Any]] = []
+        client.meta.events.register("before-parameter-build.s3.PutObject", self._record)
+
+    def _record(self, params: dict[str, Any], **_kwargs: Any) -> None:
+        self.writes.append(dict(params))
+
+
 @pytest.fixture
-def s3() -> Iterator[S3Client]:
-    with mock_aws():
-        client: S3Client = boto3.client(
-            "s3",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        client.create_bucket(Bucket="customer-bucket")
-        yield client
+def s3() -> Iterator[Bucket]:
+    client: S3Client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    with Stubber(client) as stub:
+        yield Bucket(client, stub)
+        stub.assert_no_pending_responses()
 
 
 def test_the_challenge_key_is_under_the_rendered_prefix() -> None:
@@ -70,33 +83,40 @@ def test_tokens_are_random_and_long() -> None:
     assert len(ownership.read_token(first.body)) >= 40
 
 
-def test_issue_writes_the_object_and_keeps_the_destination_pending(s3: S3Client) -> None:
+def test_issue_writes_the_object_and_keeps_the_destination_pending(s3: Bucket) -> None:
     destination = _s3(server_side_encryption="AES256").model_copy(update={"state": "active"})
-    issued = ownership.issue(s3, destination)
+    s3.stub.add_response("put_object", {"ETag": '"e"'})
+    issued = ownership.issue(s3.client, destination)
 
     assert issued.state == "pending_verification"
     assert not issued.deliverable
     assert issued.ownership is not None
-    stored = s3.get_object(Bucket="customer-bucket", Key=issued.ownership.challenge_key)
-    assert stored.get("ServerSideEncryption") == "AES256"
-    token = ownership.read_token(stored["Body"].read())
+    [written] = s3.writes
+    assert written["Bucket"] == "customer-bucket"
+    assert written["Key"] == issued.ownership.challenge_key
+    assert written["ServerSideEncryption"] == "AES256"
+    token = ownership.read_token(written["Body"])
     assert ownership.token_digest(token) == issued.ownership.token_sha256
 
 
-def test_a_paused_destination_stays_paused_through_issue_and_verify(s3: S3Client) -> None:
-    issued = ownership.issue(s3, _s3().model_copy(update={"state": "paused"}))
+def test_a_paused_destination_stays_paused_through_issue_and_verify(s3: Bucket) -> None:
+    s3.stub.add_response("put_object", {"ETag": '"e"'})
+    issued = ownership.issue(s3.client, _s3().model_copy(update={"state": "paused"}))
     assert issued.state == "paused"
     assert issued.ownership is not None
-    body = s3.get_object(Bucket="customer-bucket", Key=issued.ownership.challenge_key)["Body"]
-    verified = ownership.verify(issued, ownership.read_token(body.read()), now=NOW)
+    [written] = s3.writes
+    verified = ownership.verify(issued, ownership.read_token(written["Body"]), now=NOW)
     assert verified.state == "paused"
     assert ownership.is_verified(verified)
 
 
-def test_a_missing_bucket_is_a_write_error_naming_the_object(s3: S3Client) -> None:
+def test_a_missing_bucket_is_a_write_error_naming_the_object(s3: Bucket) -> None:
     destination = _s3().model_copy(update={"target": S3Target(bucket="no-such-bucket")})
+    s3.stub.add_client_error(
+        "put_object", "NoSuchBucket", "The specified bucket does not exist", 404
+    )
     with pytest.raises(ownership.ChallengeWriteError, match="s3://no-such-bucket/auditlog/acme"):
-        ownership.issue(s3, destination)
+        ownership.issue(s3.client, destination)
 
 
 def test_verify_with_the_right_token_activates() -> None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from auditlog import wiring
 from auditlog.cli import main
 from auditlog.settings import AuditlogSettings
-from deploy.stack.endpoints import StackEndpoints
+from deploy.stack.endpoints import S3Keys, StackEndpoints
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,7 +38,9 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_exports_round_trip_into_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    endpoints = StackEndpoints("127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+    endpoints = StackEndpoints(
+        "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3", S3Keys("dev", "s3cret-dev")
+    )
     for line in endpoints.exports():
         name, value = line.removeprefix("export ").split("=", 1)
         monkeypatch.setenv(name, value)
