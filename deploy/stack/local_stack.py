@@ -19,6 +19,7 @@ from pathlib import Path
 
 from deploy.stack import clickhouse, kafka, minio_binary, processes, s3, s3_admin
 from deploy.stack.endpoints import S3Keys, StackEndpoints
+from deploy.stack.errors import StackError
 from deploy.stack.layout import PreferredPorts, StackLayout
 
 DEFAULT_BUCKET = "auditlog-dev"
@@ -133,8 +134,15 @@ def up(
         kafka.require_tools()
         pid_files = _pid_files(layout)
         minio = None
-        if processes.running(pid_files["s3"]) is None:
+        running_s3 = processes.running(pid_files["s3"])
+        if running_s3 is None:
             minio = minio_binary.ensure_minio(layout.cache_dir, on_progress=on_progress)
+        elif Path(running_s3.argv[0]).name != "minio":
+            raise StackError(
+                f"the S3 server running from {layout.s3_dir} is not MinIO (it is "
+                f"{' '.join(running_s3.argv[:3])}, from before the stack moved to MinIO): "
+                "stop the stack with `auditlog stack down`, then start it again"
+            )
         ports = _choose_ports(layout, preferred or PreferredPorts())
         root, user = s3.stack_keys(layout.s3_dir)
         endpoints = _endpoints(ports, root, user)

@@ -172,3 +172,17 @@ def test_up_without_go_says_so_in_one_line_and_starts_nothing(
     assert "install Go 1.24 or newer" in line
     assert _pids(stack_dir) == {}
     assert _processes_mentioning(str(stack_dir)) == []
+
+
+def test_up_refuses_an_s3_server_that_is_not_minio(stack_dir: Path) -> None:
+    """A stack started before the move to MinIO still runs moto: ``up`` says what to do
+    instead of talking MinIO's admin API to it."""
+    layout = StackLayout(root=stack_dir, cache_dir=REPO / ".cache")
+    pid_file = layout.s3_dir / "s3.pid"
+    processes.spawn(["sleep", "600"], pid_file=pid_file, log_file=layout.s3_dir / "logs" / "s3.out")
+    try:
+        with pytest.raises(StackError, match=r"is not MinIO .*auditlog stack down"):
+            local_stack.up(layout, PreferredPorts.any_free())
+        assert set(_pids(stack_dir)) == {"s3"}
+    finally:
+        processes.stop(pid_file)
