@@ -39,7 +39,7 @@ from tests.stack.sink_support import (
     webhook_destination,
     webhook_receiver,
 )
-from tests.stack.writer_support import wait_for
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -152,7 +152,7 @@ def test_mutual_tls_publishes_and_reads_with_a_client_certificate(broker: Secure
             return len(read) >= len(sent)
 
         try:
-            wait_for(all_read, "the records, through the mTLS listener")
+            wait_until(all_read, 120, "the records, through the mTLS listener")
         finally:
             reader.close()
         assert [dict(m.headers() or [])["auditlog-event-id"].decode() for m in read] == sent

@@ -36,7 +36,7 @@ from tests.stack.sink_support import (
     sink_settings,
     tenant_events,
 )
-from tests.stack.writer_support import wait_for
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -216,7 +216,7 @@ def test_a_worker_parks_a_denied_destination_at_once_and_show_says_why(
         monkeypatch.setenv(SECRET_REF, keys.secret_key)
         with running_worker(settings, monkeypatch) as worker:
             publish(settings, tenant_events("acme", 10))
-            wait_for(lambda: worker.stats.parked > 0, "the destination parked", 60)
+            wait_until(lambda: worker.stats.parked > 0, 60, "the destination parked")
         assert s3_objects(stack_endpoints, bucket) == {}
 
         for name, value in sink_env(settings).items():

@@ -30,7 +30,7 @@ from tests.stack.sink_support import (
     webhook_destination,
     webhook_receiver,
 )
-from tests.stack.writer_support import wait_for
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -83,13 +83,13 @@ def test_references_to_the_operators_keys_are_refused_by_the_worker(
             publish(sink, tenant_events("acme", 20))
             globex = publish(sink, tenant_events("globex", 20))
             receiver.wait_for_ids(set(globex), "/globex")  # the worker delivers meanwhile
-            wait_for(
+            wait_until(
                 lambda: (
                     "env:AUDITLOG_SECRETS_KEY" in _last_error(sink, stolen_key.id)
                     and "env:AWS_" in _last_error(sink, stolen_aws.id)
                 ),
-                "both refusals in the destinations' health",
                 60,
+                "both refusals in the destinations' health",
             )
 
     key_error = _last_error(sink, stolen_key.id)
@@ -116,10 +116,10 @@ def test_an_s3_endpoint_on_a_local_address_is_refused_when_the_worker_sends(
         put_destinations(settings, inside)
         with running_worker(settings, monkeypatch, stack_endpoints):
             publish(settings, tenant_events("acme", 20))
-            wait_for(
+            wait_until(
                 lambda: "must use https" in _last_error(settings, inside.id),
-                "the refusal in the destination's health",
                 60,
+                "the refusal in the destination's health",
             )
         assert s3_objects(stack_endpoints, bucket) == {}
     finally:

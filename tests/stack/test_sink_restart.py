@@ -41,7 +41,7 @@ from tests.stack.sink_support import (
     webhook_destination,
     webhook_receiver,
 )
-from tests.stack.writer_support import wait_for
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -89,9 +89,9 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
                 event.update(action=LOGIN, resource={"type": "user", "id": f"u-{n}"})
         placed = publish_placed(sink, events)
         with running_worker(sink, monkeypatch, stack_endpoints):
-            wait_for(lambda: bool(receiver.refused), "the webhook batch sent and refused", 60)
-            wait_for(
-                lambda: _failed_once(sink, bucket_destination.id), "the S3 batch attempted", 60
+            wait_until(lambda: bool(receiver.refused), 60, "the webhook batch sent and refused")
+            wait_until(
+                lambda: _failed_once(sink, bucket_destination.id), 60, "the S3 batch attempted"
             )
         sent = receiver.refused[0]
         announced = {d.id: _announced(sink, d.id) for d in (hook, bucket_destination)}
@@ -132,12 +132,12 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
             expected[destination.id] = in_batch + later
         with running_worker(sink, monkeypatch, stack_endpoints):
             receiver.wait_for_ids(set(expected[hook.id]), "/acme")
-            wait_for(
+            wait_until(
                 lambda: (
                     set(_s3_ids(stack_endpoints, bucket)) >= set(expected[bucket_destination.id])
                 ),
-                "the S3 objects",
                 60,
+                "the S3 objects",
             )
 
     hook_record = announced[hook.id]

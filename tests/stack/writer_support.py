@@ -1,11 +1,10 @@
-"""Shared pieces of the writer tests: a topic pair and a migrated database of their own,
+"""Shared pieces of the writer tests: a topic pair and a migrated database of their own
+(its events table never merges in the background, see :mod:`tests.stack.stored_rows`),
 events published through the SDK, the table read back."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +22,7 @@ from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
 from schemas.validation import EventValidator
+from tests.stack.stored_rows import StoredRows, stop_background_merges, stored_rows
 
 PARTITIONS = 6
 
@@ -91,7 +91,11 @@ class Pipeline:
         return [str(row[0]) for row in rows]
 
     def count(self) -> int:
+        """Rows stored (duplicates included: merges are stopped)."""
         return int(self.client().command(f"SELECT count() FROM {self.table}"))  # type: ignore[arg-type]
+
+    def stored(self) -> StoredRows:
+        return stored_rows(self.client(), self.table)
 
 
 def create_pipeline(kafka: KafkaConnection, clickhouse_url: str) -> Pipeline:
@@ -111,6 +115,7 @@ def create_pipeline(kafka: KafkaConnection, clickhouse_url: str) -> Pipeline:
     for future in futures.values():
         future.result(timeout=30)
     apply_pending(pipeline.client(), database=pipeline.database)
+    stop_background_merges(pipeline.client(), pipeline.table)
     return pipeline
 
 
@@ -135,11 +140,3 @@ def publish(pipeline: Pipeline, events: int, *, seed: int = 1, tenants: int = 30
     ids = {producer.publish_datum(validator.validate(e).to_avro()) for e in generate(config)}
     producer.close()
     return ids
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
