@@ -7,7 +7,6 @@ import contextlib
 import gzip
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -249,14 +248,14 @@ class Received:
     idempotency_key: str
     event_ids: list[str]
     tenants: set[str]
-    received_at: float
     body: bytes = b""  # as it came (compressed, if it was)
 
 
 @dataclass
 class Receiver:
     """Records signed POSTs; ``respond`` decides each answer (default 200). ``refused``:
-    the POSTs answered with anything else."""
+    the POSTs answered with anything else. ``lock`` is notified on every attempt and every
+    recorded request: wait on it, never sleep."""
 
     respond: Callable[[str, int], Reply] = lambda _path, _n: (200, {})
     requests: list[Received] = field(default_factory=list)
@@ -292,6 +291,7 @@ def webhook_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
             with state.lock:
                 state.attempts += 1
                 attempt = state.attempts
+                state.lock.notify_all()
             status, headers = state.respond(self.path, attempt)
             if status == 200:
                 verify(body, dict(self.headers.items()), WEBHOOK_SECRET.encode())
@@ -304,7 +304,6 @@ def webhook_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
                 self.headers[IDEMPOTENCY_HEADER],
                 [e["event_id"] for e in events],
                 {e["tenant_id"] for e in events},
-                time.monotonic(),
                 body,
             )
             with state.lock:
@@ -320,7 +319,8 @@ def webhook_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server.daemon_threads = False  # server_close joins the request threads
+    server.block_on_close = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -4,7 +4,6 @@ receivers."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -22,20 +21,25 @@ from sinks.progress import destination_health
 from tests.stack.sink_support import (
     Receiver,
     Reply,
+    drop_topics,
     new_bucket,
     publish,
     put_destinations,
     running_worker,
     s3_destination,
     s3_objects,
+    sink_settings,
     tenant_events,
     tenants_in_one_partition,
     webhook_destination,
     webhook_receiver,
 )
-from tests.stack.writer_support import wait_for
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+WAIT_S = 60.0
+HOLD_S = 60.0  # the longest a test's endpoint keeps a request unanswered
 
 
 def test_each_tenant_reaches_its_destinations_and_no_other(
@@ -112,10 +116,10 @@ def test_a_record_naming_two_tenants_reaches_no_destination(
 def _wait_for_objects(
     stack: StackEndpoints, bucket: str, count: int
 ) -> dict[str, list[dict[str, Any]]]:
-    wait_for(
+    wait_until(
         lambda: sum(len(v) for v in s3_objects(stack, bucket).values()) >= count,
+        WAIT_S,
         f"{count} events in s3://{bucket}",
-        60,
     )
     return s3_objects(stack, bucket)
 
@@ -125,7 +129,7 @@ def test_faults_are_retried_and_duplicates_carry_the_same_key(
 ) -> None:
     """500s, a 429 with Retry-After, a timeout (the receiver got it: a duplicate), an
     outage: every event arrives; a repeated body always carries the same idempotency key."""
-    released = threading.Event()
+    receiver = Receiver()
 
     def respond(_path: str, attempt: int) -> Reply:
         if attempt in (1, 2):
@@ -133,19 +137,22 @@ def test_faults_are_retried_and_duplicates_carry_the_same_key(
         if attempt == 3:
             return 429, {"Retry-After": "1"}
         if attempt == 4:
-            released.wait(3.0)  # past the 2 s request timeout; recorded anyway
+            # Answered once the worker gave up on it (past its 2 s request timeout) and
+            # tried again: the receiver keeps this body, the worker sends it once more.
+            with receiver.lock:
+                receiver.lock.wait_for(lambda: receiver.attempts > 4, HOLD_S)
             return 200, {}
         if attempt in (5, 6, 7):
             return 503, {}
         return 200, {}
 
-    with webhook_receiver(Receiver(respond=respond)) as receiver:
+    receiver.respond = respond
+    with webhook_receiver(receiver):
         hook = webhook_destination("acme", receiver.url + "/acme", max_records=100)
         put_destinations(sink, hook)
         ids = publish(sink, tenant_events("acme", 450))
         with running_worker(sink, monkeypatch):
             receiver.wait_for_ids(set(ids), "/acme")
-            released.set()
         assert set(receiver.ids("/acme")) == set(ids)
         assert receiver.attempts >= 8
         by_key: dict[str, list[str]] = {}
@@ -153,41 +160,95 @@ def test_faults_are_retried_and_duplicates_carry_the_same_key(
             assert by_key.setdefault(request.idempotency_key, request.event_ids) == (
                 request.event_ids
             ), "one idempotency key, one body"
+        assert len(receiver.requests) > len(by_key), "the timed-out batch arrived twice"
         keyed = [i for events in by_key.values() for i in events]
         assert Counter(keyed) == Counter(ids), "a duplicate only ever repeats a whole batch"
 
 
+class HeldEndpoint:
+    """A failing endpoint the test answers: each request waits until the test fails it
+    (:meth:`fail_and_await_retry`) or repairs the endpoint (:meth:`repair`)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.received = 0
+        self.held = 0
+        self._to_fail = 0
+        self._repaired = False
+
+    def respond(self) -> Reply:
+        with self._changed:
+            self.received += 1
+            self.held += 1
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._to_fail > 0 or self._repaired, HOLD_S)
+            self.held -= 1
+            if self._repaired:
+                return 200, {}
+            self._to_fail = max(self._to_fail - 1, 0)
+            return 500, {}
+
+    def await_held(self) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.held > 0, WAIT_S), "no request came"
+
+    def fail_and_await_retry(self) -> None:
+        """Fail the request being held, then wait until the next attempt is held."""
+        with self._changed:
+            seen = self.received
+            self._to_fail += 1
+            self._changed.notify_all()
+            retried = self._changed.wait_for(lambda: self.received > seen and self.held, WAIT_S)
+        assert retried, "the failing destination was not retried"
+
+    def repair(self) -> None:
+        with self._changed:
+            self._repaired = True
+            self._changed.notify_all()
+
+
 def test_a_failing_destination_does_not_hold_back_another_tenant(
-    sink: AuditlogSettings, monkeypatch: Any
+    stack_endpoints: StackEndpoints, monkeypatch: Any
 ) -> None:
     """Two tenants in one partition: one's endpoint fails until it is repaired; the other
-    receives its events within its batch interval meanwhile. After the repair the failing
-    one catches up on its own, with nothing lost."""
-    broken = threading.Event()
-    broken.set()
+    receives its events meanwhile. The failing endpoint answers only when the test says
+    so: each round of the healthy tenant is delivered while a request to the failing one
+    is unanswered, after that one has failed once more, whatever the machine's speed.
+    After the repair the failing one catches up on its own, with nothing lost."""
+    settings = sink_settings(stack_endpoints, sink_request_timeout_s=HOLD_S)
+    try:
+        down_endpoint = HeldEndpoint()
 
-    def respond(path: str, _attempt: int) -> Reply:
-        return (500, {}) if path == "/down" and broken.is_set() else (200, {})
+        def respond(path: str, _attempt: int) -> Reply:
+            return down_endpoint.respond() if path == "/down" else (200, {})
 
-    down_tenant, up_tenant = tenants_in_one_partition(sink, 2)
-    with webhook_receiver(Receiver(respond=respond)) as receiver:
-        down = webhook_destination(down_tenant, receiver.url + "/down")
-        up = webhook_destination(up_tenant, receiver.url + "/up", max_age_s=1.0)
-        put_destinations(sink, down, up)
-        with running_worker(sink, monkeypatch):
-            failing = publish(sink, tenant_events(down_tenant, 200))
-            for _ in range(3):  # several rounds while the other destination keeps failing
-                sent_at = time.monotonic()
-                flowing = publish(sink, tenant_events(up_tenant, 50))
-                receiver.wait_for_ids(set(flowing), "/up", timeout_s=30)
-                delay = max(r.received_at for r in receiver.requests if r.path == "/up") - sent_at
-                # its batch interval (1 s) plus scheduling; never the failing one's backoff
-                assert delay < 1.0 + 3.0, f"the healthy destination waited {delay:.1f} s"
-            health = destination_health(
-                wiring.kafka_connection(sink), sink.sink_progress_topic, down.id
-            )
-            assert health.consecutive_failures > 0
-            assert health.last_error is not None
-            broken.clear()
-            receiver.wait_for_ids(set(failing), "/down", timeout_s=60)
+        down_tenant, up_tenant = tenants_in_one_partition(settings, 2)
+        with webhook_receiver(Receiver(respond=respond)) as receiver:
+            down = webhook_destination(down_tenant, receiver.url + "/down")
+            up = webhook_destination(up_tenant, receiver.url + "/up", max_age_s=1.0)
+            put_destinations(settings, down, up)
+            with running_worker(settings, monkeypatch):
+                failing = publish(settings, tenant_events(down_tenant, 200))
+                down_endpoint.await_held()
+                for _ in range(3):  # several rounds while the other destination keeps failing
+                    flowing = publish(settings, tenant_events(up_tenant, 50))
+                    receiver.wait_for_ids(set(flowing), "/up", timeout_s=WAIT_S)
+                    assert down_endpoint.held == 1, "delivered while the other one's is not"
+                    down_endpoint.fail_and_await_retry()
+                wait_until(
+                    lambda: _failures_recorded(settings, down.id),
+                    WAIT_S,
+                    "the failures in the destination's health",
+                )
+                down_endpoint.repair()
+                receiver.wait_for_ids(set(failing), "/down", timeout_s=WAIT_S)
         assert Counter(receiver.ids("/down")) == Counter(failing)
+    finally:
+        drop_topics(settings)
+
+
+def _failures_recorded(settings: AuditlogSettings, destination_id: str) -> bool:
+    health = destination_health(
+        wiring.kafka_connection(settings), settings.sink_progress_topic, destination_id
+    )
+    return health.consecutive_failures > 0 and health.last_error is not None

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
@@ -22,6 +22,7 @@ from schemas.headers import ACTION
 from sinks.destinations.replay import find_replay_offsets
 from sinks.progress import destination_health
 from tests.stack.sink_support import (
+    PARTITIONS,
     Receiver,
     Reply,
     drop_topics,
@@ -39,9 +40,12 @@ from tests.stack.sink_support import (
     webhook_destination,
     webhook_receiver,
 )
-from tests.stack.writer_support import wait_for
+from tests.waiting import wait_until
+from tests.withholding_proxy import Request, WithholdingProxy
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+WAIT_S = 60.0
 
 
 _update = update_destination
@@ -52,28 +56,33 @@ def test_pause_keeps_events_and_resume_delivers_them_once(
 ) -> None:
     with webhook_receiver() as receiver:
         hook = webhook_destination("acme", receiver.url + "/acme")
-        put_destinations(sink, hook)
+        # A second destination of the tenant stays active: once it has the events published
+        # during the pause, the worker has routed them past the paused one. Its batches
+        # close later than the paused one's would (2 s against 0.5 s).
+        witness = webhook_destination("acme", receiver.url + "/witness", max_age_s=2.0)
+        put_destinations(sink, hook, witness)
         with running_worker(sink, monkeypatch):
             before = publish(sink, tenant_events("acme", 100))
             receiver.wait_for_ids(set(before), "/acme")
             _update(sink, hook.id, state="paused", state_reason="maintenance")
             # The worker records where the paused destination stopped.
-            wait_for(
+            wait_until(
                 lambda: any(
                     not p.in_sync
                     for p in destination_health(
                         wiring.kafka_connection(sink), sink.sink_progress_topic, hook.id
                     ).partitions
                 ),
+                WAIT_S,
                 "the pause to reach the worker",
-                30,
             )
             during = publish(sink, tenant_events("acme", 120))
-            time.sleep(2.0)  # an observation window longer than the batch interval (0.5 s)
+            receiver.wait_for_ids(set(during), "/witness")
             assert not set(receiver.ids("/acme")) & set(during)
             _update(sink, hook.id, state="active", state_reason="")
             receiver.wait_for_ids(set(during), "/acme")
         assert Counter(receiver.ids("/acme")) == Counter(before + during)
+        assert Counter(receiver.ids("/witness")) == Counter(before + during)
 
 
 def test_replay_resends_a_destinations_events(sink: AuditlogSettings, monkeypatch: Any) -> None:
@@ -87,7 +96,7 @@ def test_replay_resends_a_destinations_events(sink: AuditlogSettings, monkeypatc
             receiver.wait_for_ids(set(ids), "/acme")
             start = find_replay_offsets(wiring.kafka_connection(sink), sink.events_topic, since)
             _update(sink, hook.id, replay=start.request())
-            wait_for(lambda: len(receiver.ids("/acme")) >= 2 * len(ids), "the replay", 60)
+            wait_until(lambda: len(receiver.ids("/acme")) >= 2 * len(ids), WAIT_S, "the replay")
         assert Counter(receiver.ids("/acme")) == Counter(ids * 2)
         assert not set(receiver.ids()) & set(other)
 
@@ -108,12 +117,12 @@ def test_a_destination_failing_too_long_is_paused_and_that_is_published(
                 publish(settings, tenant_events("acme", 10))
                 store = wiring.destination_store(settings)
                 try:
-                    wait_for(
+                    wait_until(
                         lambda: (
                             (found := store.get(hook.id)) is not None and found.state == "paused"
                         ),
+                        WAIT_S,
                         "the automatic pause",
-                        60,
                     )
                     paused = store.get(hook.id)
                 finally:
@@ -127,66 +136,94 @@ def test_a_destination_failing_too_long_is_paused_and_that_is_published(
 
 
 def _actions_of(settings: AuditlogSettings, tenant: str) -> list[str]:
+    """The actions of ``tenant``'s events, reading the events topic up to its end."""
+    topic = settings.events_topic
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"check-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([settings.events_topic])
-    actions: list[str] = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None or message.error():
-            if actions and message is None:
-                break
-            continue
-        if message.key() == tenant.encode():
-            action = dict(message.headers() or ()).get(ACTION)
-            assert isinstance(action, bytes)
-            actions.append(action.decode())
-    consumer.close()
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(PARTITIONS)
+        }
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        read_to = dict.fromkeys(ends, 0)
+        actions: list[str] = []
+
+        def read_more() -> bool:
+            for message in consumer.consume(100, timeout=0.5):
+                assert message.error() is None, message.error()
+                partition, offset = message.partition(), message.offset()
+                assert partition is not None
+                assert offset is not None
+                read_to[partition] = offset + 1
+                if message.key() == tenant.encode():
+                    action = dict(message.headers() or ()).get(ACTION)
+                    assert isinstance(action, bytes)
+                    actions.append(action.decode())
+            return all(read_to[p] >= end for p, end in ends.items())
+
+        wait_until(read_more, WAIT_S, f"the end of {topic}")
+    finally:
+        consumer.close()
     return actions
 
 
-def test_sigkill_mid_upload_leaves_each_event_in_exactly_one_object(
+def test_sigkill_between_upload_and_progress_leaves_each_event_in_exactly_one_object(
     sink: AuditlogSettings, stack_endpoints: StackEndpoints
 ) -> None:
-    """``auditlog sink`` killed with SIGKILL while it uploads, then restarted: every event
-    is in exactly one S3 object (replayed batches overwrite the same keys)."""
+    """``auditlog sink`` killed with SIGKILL after S3 stored an object and before the worker
+    heard so; restarted, it forms that batch again and writes the same key: every event is
+    in exactly one S3 object.
+
+    The destination reaches S3 through a proxy that answers five uploads and holds the
+    answer to the sixth, so the kill lands at that point whatever the machine's speed."""
     bucket = new_bucket(stack_endpoints)
-    destination = s3_destination(
-        "acme", bucket, stack_endpoints.s3_endpoint, max_records=40, max_age_s=0.3
-    )
-    put_destinations(sink, destination)
-    ids = publish(sink, tenant_events("acme", 2000))
-    env = {**os.environ, **sink_env(sink), **secret_environment(stack_endpoints)}
+
+    def upload(request: Request) -> bool:
+        return request.method == "PUT" and request.target.startswith(f"/{bucket}/auditlog/")
 
     def events_in_s3() -> list[str]:
         objects = s3_objects(stack_endpoints, bucket)
         return [e["event_id"] for events in objects.values() for e in events]
 
-    first = subprocess.Popen(
-        [sys.executable, "-m", "auditlog.cli", "sink"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: len(events_in_s3()) >= 200, "the first uploads", 60)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-    assert len(set(events_in_s3())) < len(ids), "killed before the end"
-    second = subprocess.run(
-        [sys.executable, "-m", "auditlog.cli", "sink", "--exit-when-idle", "3"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    with WithholdingProxy(stack_endpoints.s3_endpoint, upload, let_through=5) as proxy:
+        destination = s3_destination("acme", bucket, proxy.url, max_records=40, max_age_s=0.3)
+        put_destinations(sink, destination)
+        ids = publish(sink, tenant_events("acme", 2000))
+        env = {**os.environ, **sink_env(sink), **secret_environment(stack_endpoints)}
+        first = subprocess.Popen(
+            [sys.executable, "-m", "auditlog.cli", "sink"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until(
+                lambda: proxy.withheld > 0 or first.poll() is not None,
+                WAIT_S,
+                "the sixth upload to land",
+            )
+            assert first.poll() is None, "the worker exited before the kill"
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+        stored = events_in_s3()
+        assert len(set(stored)) == len(stored), "each object a batch of its own"
+        assert 0 < len(stored) < len(ids), "killed in the middle of the run"
+
+        proxy.release()
+        second = subprocess.run(
+            [sys.executable, "-m", "auditlog.cli", "sink", "--exit-when-idle", "3"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
     assert second.returncode == 0, second.stderr[-2000:]
     assert Counter(events_in_s3()) == Counter(ids)
