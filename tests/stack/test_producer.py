@@ -29,6 +29,7 @@ from producers.producer import AuditProducer
 from schemas import headers as h
 from schemas.wire import Decoder
 from tests.events import valid_event
+from tests.unit.http_receiver import closed_port
 
 pytestmark = pytest.mark.stack
 
@@ -145,9 +146,13 @@ def test_a_full_queue_pushes_back_and_loses_nothing(
 
 
 def test_publish_times_out_when_nothing_drains_the_queue() -> None:
-    port = processes.choose_port(0)  # nothing listens there
+    with closed_port() as refusing:  # bound without listening: nothing can answer there
+        _publish_until_the_queue_times_out(f"127.0.0.1:{refusing.getsockname()[1]}")
+
+
+def _publish_until_the_queue_times_out(bootstrap: str) -> None:
     config = ProducerConfig(
-        KafkaConnection(f"127.0.0.1:{port}"),
+        KafkaConnection(bootstrap),
         topic="audit.events",
         queue_max_events=5,
         publish_timeout_s=0.5,
@@ -166,7 +171,8 @@ def test_publish_times_out_when_nothing_drains_the_queue() -> None:
 def private_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A broker of this test's own, so the test may stop it."""
     data_dir = tmp_path / "kafka"
-    ports = kafka.KafkaPorts(broker=processes.choose_port(0), controller=processes.choose_port(0))
+    broker = processes.choose_port(0)
+    ports = kafka.KafkaPorts(broker=broker, controller=processes.choose_port(0, taken=[broker]))
     kafka.start_kafka(data_dir=data_dir, cache_dir=REPO / ".cache", ports=ports)
     yield ports.bootstrap, data_dir
     kafka.stop_kafka(data_dir)

@@ -3,9 +3,10 @@
 :class:`Receiver` listens on 127.0.0.1 on a free port, in a thread, and answers each POST
 (or PUT) with the :class:`Reply` set for its path (200 by default). A reply with ``hold`` waits
 until the receiver is closed (or :attr:`Receiver.release` is set) before answering, to
-test timeouts without sleeping. ``close`` releases held requests, stops the server and
-joins every thread it started. :func:`make_certificates` makes a CA and server
-certificates with ``cryptography`` for HTTPS tests.
+test timeouts without sleeping; :attr:`Receiver.answers` counts the replies written.
+``close`` releases held requests, stops the server and joins every thread it started.
+:func:`make_certificates` makes a CA and server certificates with ``cryptography`` for
+HTTPS tests.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(reply.body)
+        receiver.answered()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -114,6 +116,7 @@ class Receiver:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._lock = threading.Lock()
         self._requests: list[Received] = []
+        self._answered = 0
         self._replies: dict[str, Reply] = {}
         self.release = threading.Event()
         self.arrived = threading.Event()
@@ -151,6 +154,16 @@ class Receiver:
             reply = self._replies.get(received.path.split("?", 1)[0], Reply())
         self.arrived.set()
         return reply
+
+    def answered(self) -> None:
+        with self._lock:
+            self._answered += 1
+
+    @property
+    def answers(self) -> int:
+        """Replies written so far (a held request counts once it is answered)."""
+        with self._lock:
+            return self._answered
 
     @property
     def requests(self) -> list[Received]:

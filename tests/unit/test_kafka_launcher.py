@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.stack import kafka, processes
+from deploy.stack import kafka
 from deploy.stack.errors import StackError
+from tests.unit.http_receiver import closed_port
 
 
 def _parse_properties(text: str) -> dict[str, str]:
@@ -103,9 +104,9 @@ def test_resolve_jars_failure_leaves_nothing_behind(
 
 
 def test_kafka_ready_is_false_when_nothing_listens() -> None:
-    port = processes.choose_port(0)
-
-    assert not kafka.kafka_ready(f"127.0.0.1:{port}", timeout_s=0.5)
+    with closed_port() as refusing:  # bound, so nothing else can listen there meanwhile
+        port = refusing.getsockname()[1]
+        assert not kafka.kafka_ready(f"127.0.0.1:{port}", timeout_s=0.5)
 
 
 @pytest.mark.parametrize("tool", ["java", "mvn"])
