@@ -228,19 +228,21 @@ def test_a_failing_destination_does_not_hold_back_another_tenant(
             up = webhook_destination(up_tenant, receiver.url + "/up", max_age_s=1.0)
             put_destinations(settings, down, up)
             with running_worker(settings, monkeypatch):
-                failing = publish(settings, tenant_events(down_tenant, 200))
-                down_endpoint.await_held()
-                for _ in range(3):  # several rounds while the other destination keeps failing
-                    flowing = publish(settings, tenant_events(up_tenant, 50))
-                    receiver.wait_for_ids(set(flowing), "/up", timeout_s=WAIT_S)
-                    assert down_endpoint.held == 1, "delivered while the other one's is not"
-                    down_endpoint.fail_and_await_retry()
-                wait_until(
-                    lambda: _failures_recorded(settings, down.id),
-                    WAIT_S,
-                    "the failures in the destination's health",
-                )
-                down_endpoint.repair()
+                try:
+                    failing = publish(settings, tenant_events(down_tenant, 200))
+                    down_endpoint.await_held()
+                    for _ in range(3):  # several rounds while the other one keeps failing
+                        flowing = publish(settings, tenant_events(up_tenant, 50))
+                        receiver.wait_for_ids(set(flowing), "/up", timeout_s=WAIT_S)
+                        assert down_endpoint.held == 1, "delivered while the other one's is not"
+                        down_endpoint.fail_and_await_retry()
+                    wait_until(
+                        lambda: _failures_recorded(settings, down.id),
+                        WAIT_S,
+                        "the failures in the destination's health",
+                    )
+                finally:
+                    down_endpoint.repair()  # nothing stays held, on failure too
                 receiver.wait_for_ids(set(failing), "/down", timeout_s=WAIT_S)
         assert Counter(receiver.ids("/down")) == Counter(failing)
     finally:
