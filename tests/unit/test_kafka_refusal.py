@@ -3,14 +3,13 @@ says then (the real broker's answers are in tests/stack/test_kafka_security.py).
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from confluent_kafka import KafkaError
 from pydantic import SecretStr
 
 from producers.kafka_connection import KafkaConnection, KafkaSecurity
 from producers.kafka_refusal import KafkaRefusedError, Refusal, check_kafka, refusal
+from tests.unit.http_receiver import closed_port
 
 BROKER = "sasl_ssl://k1:9096/bootstrap"
 
@@ -75,7 +74,6 @@ def test_the_error_names_the_connection_and_advice_but_no_secret() -> None:
 
 
 def test_a_broker_that_is_down_is_not_a_refusal() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    assert check_kafka(KafkaConnection(f"127.0.0.1:{closed_port}"), timeout_s=5) is False
+    with closed_port() as refusing:  # held bound: nothing else can listen there meanwhile
+        port = refusing.getsockname()[1]
+        assert check_kafka(KafkaConnection(f"127.0.0.1:{port}"), timeout_s=5) is False

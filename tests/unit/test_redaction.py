@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from auditlog.commands.destination_view import target_summary
 from auditlog.logging_setup import configure_json_logging
 from runtime.redaction import redact_text, redact_url
 from sinks.destinations.model import Destination, SecretValue, WebhookTarget
+from tests.unit.http_receiver import closed_port
 
 SECRET = "s3cr3t-Pa55"
 
@@ -98,23 +98,18 @@ def test_json_logs_mask_credentials_in_messages_extras_and_tracebacks(
     assert "http://bob:***@ch.internal:8123" in lines[1]["exc_info"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("command", [["migrate"], ["retention", "show"]])
 def test_commands_print_the_clickhouse_url_without_its_password(command: list[str]) -> None:
-    env = {"AUDITLOG_CLICKHOUSE_URL": f"http://bob:{SECRET}@127.0.0.1:{_closed_port()}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "auditlog.cli", *command],
-        env={**env, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    with closed_port() as refusing:  # held bound: nothing else can listen there meanwhile
+        url = f"http://bob:{SECRET}@127.0.0.1:{refusing.getsockname()[1]}"
+        done = subprocess.run(
+            [sys.executable, "-m", "auditlog.cli", *command],
+            env={"AUDITLOG_CLICKHOUSE_URL": url, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert done.returncode == 1
     assert SECRET not in done.stdout + done.stderr
     assert "ClickHouse at http://bob:***@127.0.0.1:" in done.stderr
