@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +25,9 @@ from sinks.senders.http import PinnedHttpClient
 from sinks.senders.s3 import S3Sender, make_s3_client, read_object, write_object
 from sinks.senders.s3_confinement import S3Policy
 from tests.unit.http_receiver import closed_port
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.stack
 
@@ -113,6 +117,17 @@ def sender(stack_endpoints: StackEndpoints, bucket: str, secrets: SecretBox) -> 
     built.close()
 
 
+def _client(stack_endpoints: StackEndpoints, bucket: str, secrets: SecretBox) -> S3Client:
+    """A client of the test's bucket with the sender's own settings (the caller closes it)."""
+    return make_s3_client(
+        target(stack_endpoints.s3_endpoint, bucket),
+        secrets,
+        tenant_id="acme",
+        policy=LOCAL,
+        timeout_s=5,
+    )
+
+
 def test_the_object_key_is_deterministic_under_the_record_time(
     sender: S3Sender, bucket: str
 ) -> None:
@@ -127,13 +142,7 @@ def test_the_same_payload_twice_is_one_object(
     first = sender.send(payload(first=1000))
     again = sender.send(payload(first=1000))
     assert first == again
-    client = make_s3_client(
-        target(stack_endpoints.s3_endpoint, bucket),
-        secrets,
-        tenant_id="acme",
-        policy=LOCAL,
-        timeout_s=5,
-    )
+    client = _client(stack_endpoints, bucket, secrets)
     try:
         listed = client.list_objects_v2(Bucket=bucket, Prefix="auditlog/acme/s3-dest/2025/")
         keys = [item["Key"] for item in listed.get("Contents", [])]
@@ -147,13 +156,7 @@ def test_the_body_round_trips_with_its_headers_and_metadata(
 ) -> None:
     sent = payload(first=2000, count=5)
     key = sender.send(sent).detail.removeprefix(f"s3://{bucket}/")
-    client = make_s3_client(
-        target(stack_endpoints.s3_endpoint, bucket),
-        secrets,
-        tenant_id="acme",
-        policy=LOCAL,
-        timeout_s=5,
-    )
+    client = _client(stack_endpoints, bucket, secrets)
     try:
         stored = client.get_object(Bucket=bucket, Key=key)
         body = stored["Body"].read()
@@ -179,13 +182,7 @@ def test_the_body_round_trips_with_its_headers_and_metadata(
 def test_challenge_helpers_write_and_read(
     stack_endpoints: StackEndpoints, bucket: str, secrets: SecretBox
 ) -> None:
-    client = make_s3_client(
-        target(stack_endpoints.s3_endpoint, bucket),
-        secrets,
-        tenant_id="acme",
-        policy=LOCAL,
-        timeout_s=5,
-    )
+    client = _client(stack_endpoints, bucket, secrets)
     try:
         write_object(client, bucket, "auditlog/challenge.txt", b"token-123", "text/plain")
         assert read_object(client, bucket, "auditlog/challenge.txt") == b"token-123"
