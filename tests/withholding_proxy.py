@@ -20,6 +20,7 @@ it (S3 signatures cover it), and every answer closes its connection.
 from __future__ import annotations
 
 import http.client
+import subprocess
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -92,9 +93,21 @@ class WithholdingProxy:
         with self._changed:
             return self._withheld
 
-    def wait_withheld(self, timeout_s: float = 120.0) -> None:
-        """Until at least one answer is being withheld."""
-        wait_until(lambda: self.withheld > 0, timeout_s, "a request whose answer is withheld")
+    def wait_withheld(
+        self, client: subprocess.Popen[Any] | None = None, timeout_s: float = 120.0
+    ) -> None:
+        """Until at least one answer is being withheld; fails as soon as ``client`` (the
+        process whose requests these are) exits instead."""
+
+        def exited() -> bool:
+            return client is not None and client.poll() is not None
+
+        wait_until(
+            lambda: self.withheld > 0 or exited(),
+            timeout_s,
+            "a request whose answer is withheld",
+        )
+        assert not exited(), "the client exited before an answer was withheld"
 
     def release(self) -> None:
         """Give the withheld answers (their clients may be gone) and withhold no more."""

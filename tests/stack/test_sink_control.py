@@ -203,12 +203,7 @@ def test_sigkill_between_upload_and_progress_leaves_each_event_in_exactly_one_ob
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_until(
-                lambda: proxy.withheld > 0 or first.poll() is not None,
-                WAIT_S,
-                "the sixth upload to land",
-            )
-            assert first.poll() is None, "the worker exited before the kill"
+            proxy.wait_withheld(first, WAIT_S)  # the sixth upload landed
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(30)
