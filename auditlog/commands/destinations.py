@@ -164,7 +164,6 @@ def _guarded(handler: Handler) -> Handler:
     """Runs ``handler``, turning :class:`Refused` and store failures into exit codes."""
 
     def run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
-        wiring.check_kafka(settings)
         try:
             return handler(args, settings)
         except Refused as exc:
@@ -178,6 +177,14 @@ def _guarded(handler: Handler) -> Handler:
             return EXIT_FAILED
 
     return run
+
+
+def _store(settings: AuditlogSettings) -> DestinationStore:
+    """The destination store, once the command's input was read and checked: Kafka is
+    asked first, so refused credentials give one line (:func:`auditlog.wiring.check_kafka`),
+    but a typo never waits for a broker."""
+    wiring.check_kafka(settings)
+    return wiring.destination_store(settings)
 
 
 # --- reading input ------------------------------------------------------------------------
@@ -409,7 +416,7 @@ def _add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     destination = _validated(data)
     _checked(destination, settings, secrets, None)
 
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     try:
         if store.get(destination.id) is not None:
             raise Refused(EXIT_INVALID, f"destination {destination.id} exists already")
@@ -478,7 +485,7 @@ def _challenge(
 
 
 def _list(args: argparse.Namespace, settings: AuditlogSettings) -> int:
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     found = store.list(args.tenant)
     if found:
         for line in view.table(found):
@@ -491,7 +498,7 @@ def _list(args: argparse.Namespace, settings: AuditlogSettings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
-    destination = _load(wiring.destination_store(settings), args.id)
+    destination = _load(_store(settings), args.id)
     for line in view.details(destination):
         print(line)
     print("health:")
@@ -516,7 +523,7 @@ def _update(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     if not given(args):
         raise Refused(EXIT_INVALID, "update: give at least one setting to change")
     secrets = _secret_box(settings)
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     try:
         current = _load(store, args.id)
         if args.kind is not None and args.kind != current.kind:
@@ -566,7 +573,7 @@ def _moved(before: Destination, after: Destination) -> bool:
 
 def _remove(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     actor = _actor(args.actor)
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     try:
         current = _load(store, args.id)
         store.remove(current.id, expected_revision=current.revision)
@@ -584,7 +591,7 @@ def _remove(args: argparse.Namespace, settings: AuditlogSettings) -> int:
 
 def _pause(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     actor = _actor(args.actor)
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     try:
         current = _load(store, args.id)
         if current.state == "paused":
@@ -605,7 +612,7 @@ def _reason(destination: Destination) -> str:
 
 def _resume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     actor = _actor(args.actor)
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     try:
         current = _load(store, args.id)
         if current.state != "paused":
@@ -629,7 +636,7 @@ def _resume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
 def _test(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     actor = _actor(args.actor)
     secrets = _secret_box(settings)
-    destination = _load(wiring.destination_store(settings), args.id)
+    destination = _load(_store(settings), args.id)
     payload = sample_payload(
         destination,
         topic=settings.events_topic,
@@ -674,7 +681,7 @@ def _replay(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         since = parse_since(args.since, now=now)
     except ValueError as exc:
         raise Refused(EXIT_INVALID, str(exc)) from None
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     try:
         current = _load(store, args.id)
         try:
@@ -718,7 +725,7 @@ def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     actor = _actor(args.actor)
     from_stdin = args.token == "-"  # noqa: S105 - "-" means stdin, not a password
     token: str = sys.stdin.readline().strip() if from_stdin else args.token
-    store = wiring.destination_store(settings)
+    store = _store(settings)
     try:
         current = _load(store, args.id)
         try:

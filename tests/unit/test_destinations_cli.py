@@ -253,12 +253,6 @@ REF, TOKEN_REF = "env:AUDITLOG_DEST_SECRET_X", "env:AUDITLOG_DEST_SECRET_T"
         (["destinations", "pause", "webhook-1", "--actor", "nobody:"], "--actor"),
     ],
 )  # fmt: skip
-@pytest.mark.xfail(
-    strict=True,
-    reason="destinations commands call wiring.check_kafka (in _guarded) before they read "
-    "their input: bad input reaches the broker, and waits up to 10 s for one that does not "
-    "answer. Check input first; then remove this mark.",
-)
 def test_bad_input_exits_2_with_one_line_and_touches_no_broker(
     argv: list[str], message: str, broker: _HangingUpBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
