@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -400,3 +402,18 @@ def s3_objects(stack: StackEndpoints, bucket: str) -> dict[str, list[dict[str, A
                 body = gzip.decompress(body)
             found[item["Key"]] = _events(body)
     return found
+
+
+def sink_until_idle(
+    env: dict[str, str], *, idle_s: float = 2, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``auditlog sink --exit-when-idle IDLE_S`` with ``env``; bounded: a run that does not
+    end within ``timeout_s`` fails the test."""
+    return subprocess.run(
+        [sys.executable, "-m", "auditlog.cli", "sink", "--exit-when-idle", str(idle_s)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )

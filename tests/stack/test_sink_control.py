@@ -35,6 +35,7 @@ from tests.stack.sink_support import (
     secret_environment,
     sink_env,
     sink_settings,
+    sink_until_idle,
     tenant_events,
     update_destination,
     webhook_destination,
@@ -212,13 +213,6 @@ def test_sigkill_between_upload_and_progress_leaves_each_event_in_exactly_one_ob
         assert 0 < len(stored) < len(ids), "killed in the middle of the run"
 
         proxy.release()
-        second = subprocess.run(
-            [sys.executable, "-m", "auditlog.cli", "sink", "--exit-when-idle", "3"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        second = sink_until_idle(env, idle_s=3, timeout_s=180)
     assert second.returncode == 0, second.stderr[-2000:]
     assert Counter(events_in_s3()) == Counter(ids)

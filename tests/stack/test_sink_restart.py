@@ -6,8 +6,6 @@ keep failing, saying which, and loses nothing of theirs."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -35,6 +33,7 @@ from tests.stack.sink_support import (
     s3_objects,
     secret_environment,
     sink_env,
+    sink_until_idle,
     tenant_events,
     tenants_in_one_partition,
     update_destination,
@@ -220,7 +219,7 @@ def test_exit_when_idle_ends_while_destinations_fail_and_says_which(
         env = {**os.environ, **sink_env(sink), **secret_environment()}
         env.pop("AUDITLOG_DEST_SECRET_SINK_TEST_GONE", None)
 
-        first = _sink_until_idle(env)
+        first = sink_until_idle(env)
         assert first.returncode == EXIT_BEHIND, first.stderr[-3000:]
         assert Counter(receiver.ids("/up")) == Counter(ids[up_tenant])
         behind = [line for line in first.stdout.splitlines() if line.startswith("behind:")]
@@ -233,22 +232,10 @@ def test_exit_when_idle_ends_while_destinations_fail_and_says_which(
         env["AUDITLOG_DEST_SECRET_SINK_TEST_GONE"] = secret_environment()[
             "AUDITLOG_DEST_SECRET_SINK_TEST_SECRET"
         ]
-        second = _sink_until_idle(env)
+        second = sink_until_idle(env)
         assert second.returncode == 0, second.stdout + second.stderr[-3000:]
         assert "behind:" not in second.stdout
     assert Counter(receiver.ids("/up")) == Counter(ids[up_tenant]), "nothing sent twice"
     assert set(receiver.ids("/down")) == set(ids[down_tenant])
     _each_once_by_key([r for r in receiver.requests if r.path == "/down"], ids[down_tenant])
     assert Counter(receiver.ids("/gone")) == Counter(ids[gone_tenant])
-
-
-def _sink_until_idle(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``auditlog sink --exit-when-idle 2``; bounded: a run that does not end fails."""
-    return subprocess.run(
-        [sys.executable, "-m", "auditlog.cli", "sink", "--exit-when-idle", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )

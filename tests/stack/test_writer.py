@@ -3,6 +3,7 @@ crashes, rebalances, ClickHouse outages and poison."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -274,8 +275,7 @@ def test_sigterm_commits_what_landed_and_exits_zero(pipeline: Pipeline) -> None:
     port = processes.choose_port(0)
     env = {**os.environ, **pipeline.env(), "AUDITLOG_METRICS_PORT": str(port)}
     command = [sys.executable, "-m", "auditlog.cli", "consume"]
-    writer = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with _consume(command, env) as writer:
         wait_until(lambda: pipeline.count() >= 4_000, WAIT_S, "the first rows")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
             health = json.load(response)
@@ -286,10 +286,6 @@ def test_sigterm_commits_what_landed_and_exits_zero(pipeline: Pipeline) -> None:
             assert b"auditlog_writer_rows_inserted_total" in response.read()
         writer.send_signal(signal.SIGTERM)
         _out, err = writer.communicate(timeout=60)
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.communicate()
     assert writer.returncode == 0, err
     committed = _committed_total(pipeline)
     assert committed == pipeline.count(), "committed exactly what landed"
@@ -317,20 +313,28 @@ def test_sigterm_while_the_startup_check_retries_exits_zero(pipeline: Pipeline) 
     with FaultProxy((upstream.hostname, upstream.port), cut_on=b"writer_progress") as proxy:
         env = {**os.environ, **pipeline.env(), "AUDITLOG_CLICKHOUSE_URL": proxy.url}
         command = [sys.executable, "-m", "auditlog.cli", "consume"]
-        writer = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
+        with _consume(command, env) as writer:
             wait_until(lambda: proxy.cuts >= 2, WAIT_S, "the writer to retry its startup check")
             writer.send_signal(signal.SIGTERM)
             out, err = writer.communicate(timeout=60)
-        finally:
-            if writer.poll() is None:
-                writer.kill()
-                writer.communicate()
     assert writer.returncode == 0, err
     assert "Traceback" not in err
     assert "records: 0, rows: 0" in out
+
+
+@contextlib.contextmanager
+def _consume(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``auditlog consume`` as a process of the test; killed at the end of the block if it
+    is still running (the test stops it itself, with the signal it tests)."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def _committed_total(pipeline: Pipeline) -> int:
