@@ -43,11 +43,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key in _RECORD_ATTRIBUTES:
                 continue
-            structured = isinstance(value, int | float | bool | list | tuple | dict | None)
-            # Strings, exceptions, URLs, paths: as text, with credentials masked.
-            entry[f"extra_{key}" if key in _FIXED_KEYS else key] = (
-                value if structured else redact_text(str(value))
-            )
+            entry[f"extra_{key}" if key in _FIXED_KEYS else key] = _redacted(value)
         if record.exc_info:
             entry["exc_info"] = redact_text(self.formatException(record.exc_info))
         elif record.exc_text:
@@ -55,6 +51,19 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack_info"] = redact_text(self.formatStack(record.stack_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` for a log line: numbers, booleans and None as they are; lists, tuples and
+    dicts item by item; anything else (strings, exceptions, URLs, paths) as text with its
+    credentials masked."""
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _redacted(item) for key, item in value.items()}
+    return redact_text(str(value))
 
 
 class _JsonHandler(logging.StreamHandler[TextIO]):

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from runtime.redaction import redact_url
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
@@ -84,16 +86,17 @@ def vet_url(
 ) -> VettedTarget:
     """Check ``url`` and resolve its host once; raises :class:`UnsafeDestinationError`."""
     parts = urlsplit(url)
+    shown = repr(redact_url(url))  # a refused URL is quoted without its credentials
     allowed = {"https", "http"} if allow_local else {"https"}
     if parts.scheme not in allowed:
         raise UnsafeDestinationError(
-            f"{url!r}: destinations must use https (http only in local-development mode)"
+            f"{shown}: destinations must use https (http only in local-development mode)"
         )
     if parts.username or parts.password:
-        raise UnsafeDestinationError(f"{url!r}: credentials in the URL are not accepted")
+        raise UnsafeDestinationError(f"{shown}: credentials in the URL are not accepted")
     host = parts.hostname
     if not host:
-        raise UnsafeDestinationError(f"{url!r}: no host")
+        raise UnsafeDestinationError(f"{shown}: no host")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)

@@ -83,6 +83,8 @@ def _value(name: str, value: Any) -> str:
         shown = ", ".join(f"{k}: {shown_header_value(k, v)}" for k, v in value.items())
     elif isinstance(value, dict):
         shown = ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    elif name in ("url", "endpoint_url") and isinstance(value, str):
+        shown = redact_url(value)  # a token in its query is a secret too
     else:
         shown = "" if value is None else str(value)
     return shown or "-"

@@ -41,7 +41,7 @@ from auditlog.commands.destination_options import (
 )
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError, PublishError
-from runtime.redaction import redact_url
+from runtime.redaction import redact_text, redact_url
 from schemas.catalog import load_catalog
 from schemas.event import TenantId
 from schemas.validation import InvalidEventError
@@ -653,7 +653,7 @@ def _test(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             finally:
                 sender.close()
         except (SendError, SecretError) as exc:
-            error = str(exc) or type(exc).__name__
+            error = redact_text(str(exc)) or type(exc).__name__
     if error is None:
         print(f"{destination.id} accepted the sample event: {answer}")
         details = {"result": "succeeded", "answer": answer}

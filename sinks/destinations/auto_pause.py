@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime.redaction import redact_text
 from sinks.destinations.model import Destination
 from sinks.destinations.store import ConcurrentUpdateError, DestinationStore
 
@@ -25,6 +26,7 @@ class AutoPauser:
         self._publish = publish
 
     def __call__(self, destination: Destination, error: str, failing_since: datetime) -> None:
+        error = redact_text(error)  # it is shown by `show` and published to the tenant
         current = self._store.get(destination.id)
         if current is None or current.state != "active":
             return  # removed or paused meanwhile: nothing to do

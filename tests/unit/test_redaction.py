@@ -8,15 +8,20 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 
+from auditlog.commands import destination_view
 from auditlog.commands.destination_view import target_summary
 from auditlog.logging_setup import configure_json_logging
 from runtime.redaction import redact_text, redact_url
+from sinks.address_guard import UnsafeDestinationError, vet_url
+from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, SecretValue, WebhookTarget
+from sinks.destinations.store import DestinationStore
 from tests.unit.http_receiver import closed_port
 
 SECRET = "s3cr3t-Pa55"
@@ -128,3 +133,61 @@ def test_destination_listings_show_a_webhook_host_without_its_credentials() -> N
         updated_at=now,
     )
     assert target_summary(destination) == "hooks.example.com:8443"
+
+
+def test_refused_urls_are_quoted_without_their_credentials() -> None:
+    with pytest.raises(UnsafeDestinationError) as refused:
+        vet_url(f"https://bob:{SECRET}@hooks.example.com/in")
+    assert SECRET not in str(refused.value)
+    assert "bob:***@hooks.example.com" in str(refused.value)
+
+
+def test_destination_details_show_urls_without_query_secrets() -> None:
+    shown = destination_view._value("url", f"https://hooks.example.com/in?token={SECRET}")
+    assert shown == "https://hooks.example.com/in?token=***"
+
+
+class _Store:
+    def __init__(self, destination: Destination) -> None:
+        self.destination = destination
+
+    def get(self, _destination_id: str) -> Destination:
+        return self.destination
+
+    def put(self, destination: Destination, *, expected_revision: int) -> None:
+        self.destination = destination
+
+
+def test_an_automatic_pause_keeps_credentials_out_of_the_reason_and_the_event() -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    destination = Destination(
+        id="ops-hook",
+        tenant_id="acme",
+        target=WebhookTarget(
+            url="https://hooks.example.com/in", signing_secret=SecretValue(encrypted="x")
+        ),
+        created_at=now,
+        updated_at=now,
+    )
+    store = _Store(destination)
+    published: list[Mapping[str, Any]] = []
+
+    def publish(event: Mapping[str, Any]) -> str:
+        published.append(event)
+        return "event-id"
+
+    pause = AutoPauser(cast(DestinationStore, store), publish)
+    pause(destination, f"HTTP 500 from http://svc:{SECRET}@10.0.0.5/x?token={SECRET}", now)
+    assert store.destination.state == "paused"
+    assert SECRET not in store.destination.state_reason
+    assert SECRET not in json.dumps(published[0]["details"])
+
+
+def test_nested_log_extras_are_masked(json_log: io.StringIO) -> None:
+    dsn = f"http://bob:{SECRET}@ch.internal:8123"
+    logging.getLogger("some.library").warning(
+        "nested", extra={"targets": [dsn, 3], "by": {"ch": dsn}}
+    )
+    line = json.loads(json_log.getvalue().splitlines()[-1])
+    assert line["targets"] == ["http://bob:***@ch.internal:8123", 3]
+    assert line["by"] == {"ch": "http://bob:***@ch.internal:8123"}
