@@ -34,14 +34,20 @@ from typing import Any, Protocol
 from schemas.headers import TENANT
 from schemas.versions import current
 
+
+def _avro_type(kind: Any) -> Any:
+    """A field's Avro type without its logical type (``uuid`` is a ``string``)."""
+    return kind.get("type") if isinstance(kind, dict) else kind
+
+
 # The current schema starts with two strings: the event id, then the tenant id. The fast
 # path depends on it; a schema that breaks it fails here, at import, not silently.
 _FIRST_FIELDS = [(f["name"], f["type"]) for f in current().parsed["fields"][:2]]
-if [name for name, _ in _FIRST_FIELDS] != ["event_id", "tenant_id"] or _FIRST_FIELDS[1][1] != (
-    "string"
+if [name for name, _ in _FIRST_FIELDS] != ["event_id", "tenant_id"] or any(
+    _avro_type(kind) != "string" for _, kind in _FIRST_FIELDS
 ):
     raise ImportError(
-        f"the event schema no longer starts with event_id, tenant_id: {_FIRST_FIELDS}"
+        f"the event schema no longer starts with the strings event_id, tenant_id: {_FIRST_FIELDS}"
     )
 
 _UUID_LENGTH_BYTE = 36 * 2  # zigzag varint of 36: a canonical UUID string (one byte, 0x48)
@@ -76,8 +82,8 @@ class KeyedRecord(Protocol):
 
 
 def body_tenant(datum: Buffer) -> bytes | None:
-    """The ``tenant_id`` bytes of a datum of the current schema; None if it cannot be
-    read (truncated, a negative or oversized length)."""
+    """The ``tenant_id`` bytes of a datum of the current schema, however long; None if it
+    cannot be read (truncated, a negative length)."""
     position = 0
     for _field in range(2):
         length, position = _read_length(datum, position)
@@ -97,7 +103,7 @@ def _read_length(data: Buffer, position: int) -> tuple[int | None, int]:
         value |= (byte & 0x7F) << shift
         if not byte & 0x80:
             length = (value >> 1) ^ -(value & 1)
-            return (length if 0 <= length <= _MAX_TENANT_BYTES * 4 else None), position
+            return (length if length >= 0 else None), position
         shift += 7
     return None, position
 

@@ -171,3 +171,23 @@ def test_the_writer_dead_letters_strangers_and_inserts_the_rest() -> None:
     ]
     assert prepared.poison[0].key == b"acme"
     assert "globex" in prepared.poison[0].detail
+
+
+def test_an_oversized_body_tenant_is_read_and_refused() -> None:
+    """ClickHouse stores a 5,000-byte tenant_id (a LowCardinality String takes it), so the
+    check must read it rather than leave it to the insert."""
+    long_tenant = b"x" * 5000
+    datum = b"\x48" + b"e" * 36 + _zigzag_length(len(long_tenant)) + long_tenant + b"rest"
+    assert body_tenant(datum) == long_tenant
+    found = disagreements([_record(0)], [datum])
+    assert [position for position, _ in found] == [0]
+    assert "the body's tenant_id 'xxxx" in found[0][1]
+
+
+def _zigzag_length(n: int) -> bytes:
+    value, out = n << 1, bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
