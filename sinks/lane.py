@@ -259,8 +259,7 @@ class Lane:
             self.in_flight = self.ready.popleft()
             self.retry_at_s = None
             self.sending = True
-            if self.must_end_at is None:
-                self._announced = None  # the re-formed batch is kept in flight from now on
+            self._announced = None  # a re-formed batch is kept in flight from now on
             return self.in_flight
         return None
 
@@ -324,10 +323,12 @@ class Lane:
 
     @property
     def has_work(self) -> bool:
-        """Records to read or deliver, for a destination that answers: what a worker that
-        exits when idle waits for. A paused lane has none, nor one whose deliveries fail
-        (it is behind; see :attr:`behind`)."""
-        if self.mode == "paused" or self.failing:
+        """Records to read or deliver: what a worker that exits when idle waits for. A
+        paused lane has none, nor a parked one whose deliveries fail (a permanent error
+        parks at once, retryable ones after ``park_after_s``): it is behind (see
+        :attr:`behind`). A live lane retrying a transient failure still has work, so a
+        short outage does not end a batch run."""
+        if self.mode == "paused" or (self.mode == "catchup" and self.failing):
             return False
         return self.mode == "catchup" or not self.idle
 

@@ -31,8 +31,9 @@ webhook receives the same idempotency key and body. A redelivery (crash between 
 progress, revocation, retry after a timeout) is therefore a byte-identical duplicate.
 
 ``exit_when_idle_s``: the worker exits once the group read every partition to its end and
-no lane has work (:attr:`sinks.lane.Lane.has_work`) for that long; lanes whose deliveries
-fail, and paused ones, do not count. :attr:`SinkStats.behind` lists the lanes left behind.
+no lane has work (:attr:`sinks.lane.Lane.has_work`) for that long; parked lanes whose
+deliveries fail, and paused ones, do not count. :attr:`SinkStats.behind` lists the lanes
+left behind.
 """
 
 from __future__ import annotations
@@ -248,7 +249,7 @@ class SinkWorker:
         return True
 
     def _all_idle(self) -> bool:
-        """No lane has work (:attr:`Lane.has_work`): paused lanes and lanes whose
+        """No lane has work (:attr:`Lane.has_work`): paused lanes and parked lanes whose
         deliveries fail do not count, so a failing destination cannot hold an
         ``exit_when_idle_s`` run (it is reported as behind)."""
         if any(lane.has_work for _, lane in self._in_flight.values()):

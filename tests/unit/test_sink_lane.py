@@ -288,19 +288,19 @@ def test_a_batch_keeps_the_shape_it_was_formed_with() -> None:
 # -- what an idle worker waits for ------------------------------------------------------
 
 
-def test_a_failing_or_paused_lane_is_no_work_and_a_failing_one_is_behind() -> None:
+def test_a_parked_failing_or_paused_lane_is_no_work_and_a_failing_one_is_behind() -> None:
     lane = _lane(0, max_records=1)
     assert (lane.has_work, lane.behind) == (False, False)
     _add(lane, 0)
     assert (lane.has_work, lane.behind) == (True, False)
     batch = lane.next_batch(0.0)
     assert batch is not None
-    lane.failed(now_s=0.0, retry_in_s=60.0)
-    assert (lane.failing, lane.has_work, lane.behind) == (True, False, True), (
-        "a retry pending is no work for the idle test"
+    lane.failed(now_s=0.0, retry_in_s=1.0)
+    assert (lane.failing, lane.has_work, lane.behind) == (True, True, True), (
+        "a live lane retrying a transient failure still has work: a blip ends no batch run"
     )
-    lane.mode = "catchup"  # parked
-    assert (lane.has_work, lane.behind) == (False, True)
+    lane.mode = "catchup"  # parked (at once for a permanent error, after park_after_s else)
+    assert (lane.has_work, lane.behind) == (False, True), "parked and failing: no work"
     lane.delivered(batch)
     assert (lane.has_work, lane.behind) == (True, True), "answering again: catching up is work"
     lane.mode = "paused"
