@@ -141,7 +141,7 @@ class KafkaSecurity:
                 f"client credentials: set {', '.join(missing)}"
             )
         url = self.oauth_token_url
-        if url is not None and not url.startswith(("https://", "http://")):
+        if url is not None and not url.startswith("https://"):
             found.append(
                 f"{name('oauth_token_url')} must be an https:// URL (the OIDC token endpoint)"
             )

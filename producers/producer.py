@@ -58,6 +58,8 @@ DeliveryCallback = Callable[[DeliveryResult], None]
 
 _CLIENT_LOG = logging.getLogger("auditlog.producer.client")
 _POLL_INTERVAL_S = 0.05
+# Refusals in a row, with no delivery between them, before queued events are failed.
+_REFUSALS_BEFORE_PURGE = 2
 _FULL_QUEUE_WAIT_S = 0.005
 
 
@@ -84,7 +86,8 @@ class AuditProducer:
         self._latency = self._metrics.delivery_latency.labels(config.topic)
         self._queue_full = self._metrics.queue_full_waits.labels(config.topic)
         # librdkafka's own log lines go to Python logging instead of stderr.
-        self._refused: Refusal | None = None
+        self._refused: Refusal | None = None  # the last refusal since a delivery succeeded
+        self._refusals_in_a_row = 0
         self._producer = Producer(
             {
                 **config.client_properties(),
@@ -208,6 +211,7 @@ class AuditProducer:
         in publish or flush). The result object is only built when someone receives it."""
         latency_s = msg.latency() or 0.0
         if err is None:
+            self._refused, self._refusals_in_a_row = None, 0  # Kafka takes us again
             self._published.inc()
             self._latency.observe(latency_s)
             with self._lock:
@@ -239,13 +243,18 @@ class AuditProducer:
                 callback(result)
 
     def _on_client_error(self, error: KafkaError) -> None:
-        """Runs on the thread that polls the client. A refusal fails every event still
-        waiting for a connection (purged: their results carry the refusal)."""
+        """Runs on the thread that polls the client (as delivery reports do). A refusal
+        repeated with no delivery succeeding in between (wrong credentials, an untrusted
+        certificate: the client would retry forever) fails every event still waiting for
+        a connection (purged: their results carry the refusal). A single refusal is not
+        enough: one broker of a healthy cluster may refuse while the others deliver."""
         refused = refusal(error)
         if refused is None:
             return  # the client retries by itself; its log lines say what happened
         self._refused = refused
-        self._producer.purge(in_queue=True, in_flight=False, blocking=False)
+        self._refusals_in_a_row += 1
+        if self._refusals_in_a_row >= _REFUSALS_BEFORE_PURGE:
+            self._producer.purge(in_queue=True, in_flight=False, blocking=False)
 
     def _poll_loop(self) -> None:
         while not self._closed.is_set():

@@ -162,6 +162,16 @@ def _named(field: str) -> str:
         (
             {
                 "security_protocol": "SASL_SSL",
+                "sasl_mechanism": "OAUTHBEARER",
+                "oauth_token_url": "http://idp.example.com/token",
+                "oauth_client_id": "c",
+                "oauth_client_secret": CLIENT_SECRET,
+            },
+            ["AUDITLOG_KAFKA_OAUTH_TOKEN_URL must be an https:// URL"],
+        ),
+        (
+            {
+                "security_protocol": "SASL_SSL",
                 "sasl_mechanism": "PLAIN",
                 "sasl_username": "u",
                 "sasl_password": PASSWORD,

@@ -3,12 +3,16 @@ says then (the real broker's answers are in tests/stack/test_kafka_security.py).
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, Message
 from pydantic import SecretStr
 
+from producers.config import ProducerConfig
 from producers.kafka_connection import KafkaConnection, KafkaSecurity
 from producers.kafka_refusal import KafkaRefusedError, Refusal, check_kafka, refusal
+from producers.producer import AuditProducer
 from tests.unit.http_receiver import closed_port
 
 BROKER = "sasl_ssl://k1:9096/bootstrap"
@@ -77,3 +81,44 @@ def test_a_broker_that_is_down_is_not_a_refusal() -> None:
     with closed_port() as refusing:  # held bound: nothing else can listen there meanwhile
         port = refusing.getsockname()[1]
         assert check_kafka(KafkaConnection(f"127.0.0.1:{port}"), timeout_s=5) is False
+
+
+class _RecordingClient:
+    """Stands in for the SDK's librdkafka producer: records purges; polls do nothing."""
+
+    def __init__(self) -> None:
+        self.purges = 0
+
+    def purge(self, **_flags: bool) -> None:
+        self.purges += 1
+
+    def poll(self, timeout: float) -> int:
+        threading.Event().wait(timeout)  # a client with nothing to report
+        return 0
+
+
+def test_the_producer_purges_only_on_refusals_in_a_row() -> None:
+    """One broker refusing while others deliver must not fail every queued event: only a
+    refusal repeated with no delivery in between does, and a delivery resets it."""
+    with closed_port() as refusing:
+        config = ProducerConfig(
+            KafkaConnection(f"127.0.0.1:{refusing.getsockname()[1]}"), topic="t"
+        )
+        producer = AuditProducer(config)
+        real, fake = producer._producer, _RecordingClient()
+        producer._producer = fake  # type: ignore[assignment]
+        refused = KafkaError(
+            KafkaError._AUTHENTICATION,
+            f"{BROKER}: SASL authentication error: Authentication failed",
+        )
+        try:
+            producer._on_client_error(refused)
+            assert fake.purges == 0
+            producer._report_delivery("e-1", "acme", None, None, Message(topic="t", offset=1))
+            producer._on_client_error(refused)
+            assert fake.purges == 0, "a delivery in between: the cluster still takes us"
+            producer._on_client_error(refused)
+            assert fake.purges == 1
+        finally:
+            producer._producer = real
+            producer.close(timeout_s=5)
