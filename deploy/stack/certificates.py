@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,19 +109,29 @@ def issue(
         directory / f"{_slug(common_name)}.pem", directory / f"{_slug(common_name)}.key"
     )
     issued.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    issued.key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    write_private(
+        issued.key_file,
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        ),
     )
-    issued.key_file.chmod(0o600)
     return issued
 
 
 def pem_keystore(issued: Issued, path: Path) -> Path:
     """One PEM file with the private key followed by the certificate: the layout of a
     Kafka ``ssl.keystore.type=PEM`` keystore (the key must be unencrypted PKCS#8 here)."""
-    path.write_bytes(issued.key_file.read_bytes() + issued.cert_file.read_bytes())
-    path.chmod(0o600)
+    write_private(path, issued.key_file.read_bytes() + issued.cert_file.read_bytes())
     return path
+
+
+def write_private(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path``, readable by this user only from its first byte (a
+    chmod after writing would leave a window where others can read it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # an existing file keeps its mode otherwise
+        out.write(content)
 
 
 def _builder(

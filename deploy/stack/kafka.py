@@ -37,6 +37,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from deploy.stack import processes
+from deploy.stack.certificates import write_private
 from deploy.stack.errors import StackError
 from deploy.stack.processes import ProcessRecord
 
@@ -323,7 +324,10 @@ def start_kafka(
     logs_dir = data_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "server.properties"
-    config.write_text(render_server_properties(data_dir=data_dir, ports=ports, secure=secure))
+    # It holds the secure listeners' test passwords: readable by this user only.
+    write_private(
+        config, render_server_properties(data_dir=data_dir, ports=ports, secure=secure).encode()
+    )
     users = secure.users if secure is not None else ()
     _format_storage_once(java, lib_dir=lib_dir, data_dir=data_dir, config=config, users=users)
 

@@ -198,9 +198,10 @@ def running_endpoints(layout: StackLayout) -> StackEndpoints | None:
     ports = _read_ports(layout)
     if ports is None:
         return None
-    if all(processes.running(pid) is not None for pid in _pid_files(layout).values()):
-        return _endpoints(ports, *s3.stack_keys(layout.s3_dir))
-    return None
+    if not all(processes.running(pid) is not None for pid in _pid_files(layout).values()):
+        return None
+    keys = s3.existing_keys(layout.s3_dir)  # read only: `up` writes them, under its lock
+    return None if keys is None else _endpoints(ports, *keys)
 
 
 def down(layout: StackLayout) -> list[str]:

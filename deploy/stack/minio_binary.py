@@ -24,6 +24,7 @@ import fcntl
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -91,6 +92,9 @@ def require_go(environ: Mapping[str, str]) -> str:
     return go
 
 
+_PARTIAL_PREFIX = "bin.partial."
+
+
 @contextlib.contextmanager
 def _build_lock(version_dir: Path) -> Iterator[None]:
     version_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +129,9 @@ def ensure_minio(
             f"building MinIO {MINIO_VERSION} with {go} into {binary.parent} "
             "(first use only; a few minutes)"
         )
-        staging = Path(tempfile.mkdtemp(prefix="bin.partial.", dir=binary.parent))
+        for stale in binary.parent.glob(f"{_PARTIAL_PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)  # a build killed half way (we hold the lock)
+        staging = Path(tempfile.mkdtemp(prefix=_PARTIAL_PREFIX, dir=binary.parent))
         try:
             _go_install(go, staging, env)
             os.replace(staging / "minio", binary)
@@ -142,25 +148,33 @@ def _go_install(go: str, out_dir: Path, environ: Mapping[str, str]) -> None:
         "GOFLAGS": "-mod=mod",
     }
     argv = [go, "install", f"{MINIO_MODULE}@{MINIO_VERSION}"]
+    # Its own process group: a timeout stops the compilers go started, not only go.
+    build = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=out_dir,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-            env=env,
-            cwd=out_dir,
-            check=False,
-        )
+        output, _ = build.communicate(timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
+        os.killpg(build.pid, signal.SIGKILL)
+        build.communicate()
         raise StackError(
             f"go install {MINIO_MODULE}@{MINIO_VERSION} did not finish within "
             f"{BUILD_TIMEOUT_S:.0f} s; check access to the Go module proxy (go env GOPROXY)"
         ) from exc
-    if done.returncode != 0:
+    except BaseException:  # Ctrl-C: take the whole build down with us
+        os.killpg(build.pid, signal.SIGKILL)
+        build.communicate()
+        raise
+    if build.returncode != 0:
         raise StackError(
-            f"go install {MINIO_MODULE}@{MINIO_VERSION} failed (exit {done.returncode}):\n"
-            + "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+            f"go install {MINIO_MODULE}@{MINIO_VERSION} failed (exit {build.returncode}):\n"
+            + "\n".join(output.strip().splitlines()[-20:])
         )
     if not (out_dir / "minio").is_file():
         raise StackError(f"go install succeeded but left no minio binary in {out_dir}")

@@ -173,7 +173,12 @@ def wait_until(
     deadline = time.monotonic() + timeout_s
     while True:
         if ready():
-            return
+            if alive is None or alive():
+                return
+            raise StackError(
+                f"{what} exited while starting, and something else answers in its place."
+                f"{_tail(log_file)}"
+            )
         if alive is not None and not alive():
             raise StackError(f"{what} exited while starting.{_tail(log_file)}")
         if time.monotonic() >= deadline:

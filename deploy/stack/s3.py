@@ -57,25 +57,41 @@ def new_keys(access_key: str) -> S3Keys:
 
 
 def stack_keys(data_dir: Path) -> tuple[S3Keys, S3Keys]:
-    """The server's (root, development user) keys, made and written (0600) on first use."""
+    """The server's (root, development user) keys, made and written (0600) on first use.
+    Call it under the stack's lock (``stack up``); readers use :func:`existing_keys`."""
+    found = existing_keys(data_dir)
+    if found is not None:
+        return found
+    root, user = new_keys(ROOT_USER), new_keys(DEV_USER)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    content = {"root": _as_dict(root), "user": _as_dict(user)}
+    # Written whole to a private temporary file, then renamed: a crash never leaves a
+    # half-written keys file that the server's data would then depend on.
+    keys_file = _keys_file(data_dir)
+    partial = keys_file.with_suffix(f".partial-{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(content, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, keys_file)
+    return root, user
+
+
+def existing_keys(data_dir: Path) -> tuple[S3Keys, S3Keys] | None:
+    """The keys :func:`stack_keys` wrote, or None when there are none yet; never writes.
+    Raises :class:`StackError` for an unreadable file."""
     keys_file = _keys_file(data_dir)
     try:
         raw = json.loads(keys_file.read_text())
         return S3Keys(**raw["root"]), S3Keys(**raw["user"])
     except FileNotFoundError:
-        pass
+        return None
     except (ValueError, KeyError, TypeError) as exc:
         raise StackError(
             f"{keys_file} is unreadable ({type(exc).__name__}); the S3 server's data depends "
             f"on those keys: delete {data_dir} to start the S3 server afresh"
         ) from exc
-    root, user = new_keys(ROOT_USER), new_keys(DEV_USER)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    content = {"root": _as_dict(root), "user": _as_dict(user)}
-    fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(content, out)
-    return root, user
 
 
 def _as_dict(keys: S3Keys) -> dict[str, str]:
@@ -166,12 +182,14 @@ def ensure_bucket(
     s3 = client(endpoint, keys)
     try:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        if bucket in existing:
-            return
         if lock_days is None:
-            s3.create_bucket(Bucket=bucket)
+            if bucket not in existing:
+                s3.create_bucket(Bucket=bucket)
             return
-        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        # Set every time (idempotent): a start that stopped between creating the bucket
+        # and this call would otherwise leave it without its default retention.
         s3.put_object_lock_configuration(
             Bucket=bucket,
             ObjectLockConfiguration={

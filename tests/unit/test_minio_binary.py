@@ -135,3 +135,16 @@ def test_a_go_too_old_is_one_line_naming_both_versions(
     assert "is Go 1.19, too old to build the local S3 server" in message
     assert "needs 1.24" in message
     assert _installs(environ) == []
+
+
+def test_a_build_killed_half_way_leaves_no_litter_after_the_next(
+    tmp_path: Path, environ: dict[str, str]
+) -> None:
+    """A SIGKILLed build leaves its staging directory (150 MB for the real server); the
+    next build, holding the lock, removes it."""
+    cache = tmp_path / "cache"
+    stale = minio_binary.binary_path(cache).parent / "bin.partial.killed"
+    stale.mkdir(parents=True)
+    (stale / "minio").write_text("half a binary")
+    binary = minio_binary.ensure_minio(cache, environ=environ)
+    assert [p.name for p in binary.parent.iterdir() if p.name != ".build.lock"] == ["minio"]

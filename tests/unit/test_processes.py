@@ -89,3 +89,9 @@ def test_choose_port_keeps_a_free_port_and_replaces_a_busy_one() -> None:
     free = processes.choose_port(0)
     assert processes.choose_port(free) == free
     assert processes.choose_port(free, taken=[free]) != free
+
+
+def test_an_answer_from_a_process_that_died_is_not_taken_for_a_start() -> None:
+    """Something else answering on the port while the started process exited: refused."""
+    with pytest.raises(StackError, match="something else answers"):
+        processes.wait_until(lambda: True, what="S3 server", timeout_s=5, alive=lambda: False)
