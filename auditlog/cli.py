@@ -23,7 +23,7 @@ from auditlog.commands import (
 from auditlog.commands import sink as sink_command
 from auditlog.settings import AuditlogSettings
 from deploy.stack.errors import StackError
-from producers.kafka_refusal import KafkaRefusedError
+from runtime.kafka_refusal import KafkaRefusedError
 
 
 def build_parser() -> argparse.ArgumentParser:

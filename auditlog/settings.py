@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.clickhouse_connection import ClickHouseTls
-from producers.kafka_connection import KafkaSecurity, SaslMechanism, SecurityProtocol
+from runtime.kafka_connection import KafkaSecurity, SaslMechanism, SecurityProtocol
 from sinks.destinations.references import DEFAULT_PREFIX, check_names, check_prefix, parse_names
 
 StackBackend = Literal["auto", "local", "docker", "external"]

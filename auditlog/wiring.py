@@ -22,12 +22,12 @@ from consumers.health import HealthState
 from consumers.telemetry import WriterObserver
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
-from producers.kafka_connection import KafkaConnection
-from producers.kafka_refusal import RefusalKind
-from producers.kafka_refusal import check_kafka as check_kafka_connection
 from producers.producer import AuditProducer
 from producers.topics import TopicSpec, control_topic_spec
 from producers.topics import topic_specs as _topic_specs
+from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_refusal import RefusalKind
+from runtime.kafka_refusal import check_kafka as check_kafka_connection
 from runtime.redaction import redact_text, redact_url
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
@@ -87,7 +87,7 @@ _KAFKA_REFUSAL_HINTS: dict[RefusalKind, str] = {
 
 def check_kafka(settings: AuditlogSettings, *, timeout_s: float = 10.0) -> None:
     """Stop early, with one sentence naming the settings, when Kafka refuses our
-    credentials or certificates (:class:`~producers.kafka_refusal.KafkaRefusedError`);
+    credentials or certificates (:class:`~runtime.kafka_refusal.KafkaRefusedError`);
     returns at once when a broker answers, and after ``timeout_s`` when none does (the
     command's own clients then wait for Kafka as usual). Commands that talk to Kafka call
     it first."""

@@ -18,9 +18,9 @@ from deploy.stack import kafka, minio_binary, processes, s3
 from deploy.stack.clickhouse import start_clickhouse, stop_clickhouse
 from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3Keys
 from producers.config import ProducerConfig
-from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection
 from schemas.versions import current
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,9 +35,9 @@ from prometheus_client import CollectorRegistry
 from bench.common import machine, private_kafka
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
-from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection
 from schemas.validation import EventValidator
 from schemas.versions import current
 from schemas.wire import SingleObjectEncoder

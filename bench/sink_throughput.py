@@ -92,9 +92,9 @@ from deploy.stack import s3
 from deploy.stack.endpoints import S3Keys
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
-from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection
 from schemas.avro_decoder import generate_reader, without_logical_types
 from schemas.validation import EventValidator
 from schemas.wire import Decoder, SingleObjectEncoder, parse_frame

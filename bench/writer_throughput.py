@@ -69,9 +69,9 @@ from consumers.telemetry import Telemetry
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
-from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection
 from schemas.validation import EventValidator
 from schemas.wire import Decoder
 

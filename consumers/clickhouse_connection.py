@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 from urllib3.exceptions import SSLError as Urllib3SslError
 
-from producers.kafka_connection import pem_file_problem
+from runtime.kafka_connection import pem_file_problem
 
 
 @dataclass(frozen=True)

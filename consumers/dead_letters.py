@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from producers.kafka_connection import KafkaConnection
 from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
+from runtime.kafka_connection import KafkaConnection
 from schemas.wire import WireError
 
 #: Why a record was dead-lettered (header :data:`REASON`). The first three are

@@ -40,8 +40,8 @@ from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
 from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
-from producers.kafka_connection import KafkaConnection
 from runtime.backoff import Backoff, UniformSource
+from runtime.kafka_connection import KafkaConnection
 
 _LOG = logging.getLogger("auditlog.writer")
 _CLIENT_LOG = logging.getLogger("auditlog.writer.client")

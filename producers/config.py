@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class ProducerConfig:
     """Connection and delivery settings of one producer.
 
     ``kafka`` says where the brokers are and how to authenticate (see
-    :mod:`producers.kafka_connection`).
+    :mod:`runtime.kafka_connection`).
 
     ``queue_max_events`` bounds the local queue; a full queue makes ``publish`` wait up to
     ``publish_timeout_s`` and then raise. An event not acknowledged within

@@ -21,7 +21,7 @@ Contract:
 - ``publish_datum`` is the bulk path for events validated upstream: no pydantic, only the
   encoder's own type checks.
 - While Kafka refuses the client's credentials or certificates (see
-  :mod:`producers.kafka_refusal`), queued events fail at once, their result saying why,
+  :mod:`runtime.kafka_refusal`), queued events fail at once, their result saying why,
   instead of waiting out the delivery timeout; events published later are tried again.
 """
 
@@ -47,8 +47,8 @@ from producers.delivery import (
     PublishError,
     PublishTimeoutError,
 )
-from producers.kafka_refusal import Refusal, refusal
 from producers.metrics import ProducerMetrics, producer_metrics
+from runtime.kafka_refusal import Refusal, refusal
 from schemas import headers as h
 from schemas.event import AuditEvent
 from schemas.validation import EventValidator, InvalidEventError, Problem

@@ -25,7 +25,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 from sinks.reader import standalone_consumer
 
 Change = tuple[bytes, bytes | None]

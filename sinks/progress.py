@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 from sinks.batch_shape import BatchShape
 from sinks.compacted import CompactedTable, TableWriter
 

@@ -8,7 +8,7 @@ import logging
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
 _CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")

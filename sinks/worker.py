@@ -53,8 +53,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers.health import HealthState
 from consumers.metrics import observe_ages
-from producers.kafka_connection import KafkaConnection
 from runtime.backoff import Backoff
+from runtime.kafka_connection import KafkaConnection
 from runtime.redaction import redact_text
 from schemas.headers import ACTION, CATEGORY
 from schemas.tenancy import header_tenants, tenant_disagreement

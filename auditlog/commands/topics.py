@@ -19,7 +19,6 @@ from confluent_kafka.admin import AdminClient
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from producers.kafka_connection import KafkaConnection
 from producers.topics import (
     SHOWN_CONFIGS,
     Drift,
@@ -29,6 +28,7 @@ from producers.topics import (
     describe_topics,
     ensure_topics,
 )
+from runtime.kafka_connection import KafkaConnection
 
 EXIT_DRIFT = 4
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 from sinks.destinations.model import ReplayRequest
 
 _RELATIVE = re.compile(r"(\d+)\s*(s|m|h|d|w)")

@@ -45,7 +45,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 from sinks.compacted import Change, CompactedTable, TableError, TableWriter
 from sinks.destinations.model import Destination
 

@@ -18,8 +18,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from consumers import dead_letters as dl
 from consumers.dead_letters import DeadLetterError, DeadLetterPublisher, Poison
 from deploy.stack.endpoints import StackEndpoints
-from producers.kafka_connection import KafkaConnection
 from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
+from runtime.kafka_connection import KafkaConnection
 
 pytestmark = pytest.mark.stack
 

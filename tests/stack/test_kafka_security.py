@@ -23,9 +23,9 @@ from consumers.migrations import apply_pending
 from deploy.stack.endpoints import StackEndpoints
 from producers.config import ProducerConfig
 from producers.delivery import DeliveryError
-from producers.kafka_connection import KafkaConnection, KafkaSecurity
-from producers.kafka_refusal import KafkaRefusedError, check_kafka
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection, KafkaSecurity
+from runtime.kafka_refusal import KafkaRefusedError, check_kafka
 from sinks.reader import PartitionReader
 from tests.events import valid_event
 from tests.stack.secure_kafka import USER, SecureKafka, secure_kafka

@@ -23,9 +23,9 @@ from deploy.stack import kafka, processes
 from deploy.stack.endpoints import StackEndpoints
 from producers.config import ProducerConfig
 from producers.delivery import DeliveryError, DeliveryResult, PublishTimeoutError
-from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection
 from schemas import headers as h
 from schemas.wire import Decoder
 from tests.events import valid_event

@@ -23,7 +23,7 @@ from consumers.writer import ClickHouseWriter
 from deploy.stack import clickhouse as gateway
 from deploy.stack import processes
 from deploy.stack.endpoints import StackEndpoints
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 from schemas import headers as h
 from schemas.validation import EventValidator
 from schemas.versions import current

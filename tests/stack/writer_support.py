@@ -18,9 +18,9 @@ from consumers.migrations import apply_pending
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
-from producers.kafka_connection import KafkaConnection
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection
 from schemas.validation import EventValidator
 from tests.stack.stored_rows import StoredRows, stop_background_merges, stored_rows
 

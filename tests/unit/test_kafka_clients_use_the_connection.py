@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from consumers.writer import WriterConfig
 from producers.config import ProducerConfig
-from producers.kafka_connection import KafkaConnection, KafkaSecurity
+from runtime.kafka_connection import KafkaConnection, KafkaSecurity
 from sinks.worker import SinkConfig
 
 REPO = Path(__file__).resolve().parents[2]

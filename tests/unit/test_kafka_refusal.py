@@ -10,9 +10,9 @@ from confluent_kafka import KafkaError, Message
 from pydantic import SecretStr
 
 from producers.config import ProducerConfig
-from producers.kafka_connection import KafkaConnection, KafkaSecurity
-from producers.kafka_refusal import KafkaRefusedError, Refusal, check_kafka, refusal
 from producers.producer import AuditProducer
+from runtime.kafka_connection import KafkaConnection, KafkaSecurity
+from runtime.kafka_refusal import KafkaRefusedError, Refusal, check_kafka, refusal
 from tests.unit.http_receiver import closed_port
 
 BROKER = "sasl_ssl://k1:9096/bootstrap"

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
 from consumers.writer import ClickHouseWriter, WriterConfig
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 
 TOPIC = "audit.events"
 

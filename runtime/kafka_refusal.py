@@ -20,7 +20,7 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from producers.kafka_connection import KafkaConnection
+from runtime.kafka_connection import KafkaConnection
 
 RefusalKind = Literal["authentication", "server_certificate", "client_certificate"]
 
