@@ -1,1 +1,2 @@
-"""What every long-running process of the pipeline shares (the writer, the sink workers)."""
+"""What every process of the pipeline shares: the Kafka connection and its security, the
+retry backoff, credential redaction."""
