@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from consumers.batches import Batch
 from consumers.inserter import BatchInserter
 from schemas import headers as h
-from schemas.tenancy import _each, body_tenant, disagreements, tenant_disagreement
+from schemas.tenancy import (
+    _each,
+    _zigzag_varint,
+    body_tenant,
+    disagreements,
+    tenant_disagreement,
+)
 from schemas.validation import EventValidator
 from schemas.wire import SingleObjectEncoder
 from tests.events import valid_event
@@ -177,17 +183,8 @@ def test_an_oversized_body_tenant_is_read_and_refused() -> None:
     """ClickHouse stores a 5,000-byte tenant_id (a LowCardinality String takes it), so the
     check must read it rather than leave it to the insert."""
     long_tenant = b"x" * 5000
-    datum = b"\x48" + b"e" * 36 + _zigzag_length(len(long_tenant)) + long_tenant + b"rest"
+    datum = b"\x48" + b"e" * 36 + _zigzag_varint(len(long_tenant)) + long_tenant + b"rest"
     assert body_tenant(datum) == long_tenant
     found = disagreements([_record(0)], [datum])
     assert [position for position, _ in found] == [0]
     assert "the body's tenant_id 'xxxx" in found[0][1]
-
-
-def _zigzag_length(n: int) -> bytes:
-    value, out = n << 1, bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
