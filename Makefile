@@ -49,6 +49,7 @@ bench: venv
 	$(BIN)/python -m bench.avro_insert
 	$(BIN)/python -m bench.writer_throughput
 	$(BIN)/python -m bench.sink_throughput
+	$(BIN)/python -m bench.tenant_check
 
 stack-up: venv
 	$(BIN)/auditlog stack up
