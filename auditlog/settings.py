@@ -316,6 +316,42 @@ class AuditlogSettings(BaseSettings):
         ),
     )
 
+    # -- the viewer service (auditlog serve) --
+    viewer_host: str = Field(
+        default="127.0.0.1", description="Address the viewer listens on (0.0.0.0 in containers)."
+    )
+    viewer_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the viewer (0: any free port)."
+    )
+    viewer_cursor_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key that signs the viewer's page cursors; the same on every replica (unset: a "
+            "key of the process, so cursors stop working at a restart)."
+        ),
+    )
+    viewer_rate_limit_per_s: float = Field(
+        default=10.0, gt=0, description="Requests a second each user may make to the viewer."
+    )
+    viewer_rate_limit_burst: int = Field(
+        default=40, ge=1, description="Requests a user may make at once before the rate applies."
+    )
+    viewer_forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Proxies whose X-Forwarded-For the viewer trusts for the client's address, comma "
+            "separated ('*': any)."
+        ),
+    )
+    viewer_ingest_lag_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Ingest-order pages (order=ingested) stop this far behind now, so an insert "
+            "still in flight is not skipped."
+        ),
+    )
+
     @classmethod
     def variables(cls) -> frozenset[str]:
         """The environment variable of every setting (``AUDITLOG_<NAME>``)."""

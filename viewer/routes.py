@@ -1,0 +1,209 @@
+"""The activity log endpoints: list, one event, export.
+
+Each request goes the same way: the caller is authenticated and rate-limited
+(:mod:`viewer.caller`), its parameters are parsed (400 naming the bad one), it is granted
+an account (403 with the reason), the account's events are read (:mod:`viewer.query`), and
+the read is audited (:mod:`viewer.viewing_audit`) before the answer leaves, or, for an
+export, when its stream ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import orjson
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from viewer import caller, problems
+from viewer.api_parameters import EXPORT_PARAMETERS, LIST_PARAMETERS
+from viewer.principal import Grant
+from viewer.query.params import (
+    BadParameter,
+    ExportQuery,
+    ListQuery,
+    parse_export_query,
+    parse_list_query,
+)
+from viewer.query.reader import ExportStream, Page
+from viewer.rate_limit import RateLimiter
+from viewer.viewing_audit import EXPORTED, QUERIED, AuditUnavailableError, ViewingAudit
+
+log = logging.getLogger("auditlog.viewer")
+
+_CURSOR = "page[after]"
+_READ_FAILED = (ClickHouseError, OSError)
+
+
+class Reader(Protocol):
+    """What the routes read through: :class:`viewer.query.reader.EventReader`."""
+
+    def page(self, account_id: str, query: ListQuery) -> Page: ...
+
+    def event(self, account_id: str, event_id: str) -> dict[str, Any] | None: ...
+
+    def export(self, account_id: str, query: ExportQuery) -> ExportStream: ...
+
+
+@dataclass(frozen=True)
+class ViewerServices:
+    """Everything a request needs, built once at the edge (see ``auditlog serve``)."""
+
+    verifier: caller.Verifier
+    facts_of: caller.FactsOf
+    reader: Reader
+    audit: ViewingAudit
+    limiter: RateLimiter
+
+
+def activity_router(services: ViewerServices) -> APIRouter:
+    router = APIRouter(prefix="/api/activity_logs", tags=["activity logs"])
+
+    def parsed(request: Request, parse: Callable[[Sequence[tuple[str, str]]], Any]) -> Any:
+        try:
+            return parse(request.query_params.multi_items())
+        except BadParameter as exc:
+            raise problems.bad_parameter(exc.parameter, exc.message) from None
+
+    def audited(grant: Grant, action: Any, request: Request, details: dict[str, str]) -> None:
+        try:
+            services.audit.record(grant, action, caller.request_context(request), details)
+        except AuditUnavailableError:
+            raise problems.unavailable("the read could not be recorded in the audit log") from None
+
+    @router.get(
+        "",
+        summary="List an account's activity, newest first",
+        openapi_extra={"parameters": LIST_PARAMETERS},
+        responses=_ERRORS,
+    )
+    def list_activity(request: Request) -> Response:
+        principal = caller.authenticate(request, services.verifier, services.limiter)
+        query: ListQuery = parsed(request, parse_list_query)
+        grant = caller.grant_for(principal, query.account_id, services.facts_of)
+        try:
+            page = services.reader.page(grant.account_id, query)
+        except BadParameter as exc:  # a cursor that is not this query's
+            raise problems.bad_parameter(exc.parameter, exc.message) from None
+        except _READ_FAILED as exc:
+            log.error("listing events of %s failed: %s", grant.account_id, exc)
+            raise problems.unavailable("the audit log store did not answer") from None
+        audited(
+            grant, QUERIED, request, {**_asked(request, query), "event_count": str(len(page.data))}
+        )
+        body = {"data": page.data, "total": page.total, "page": {"after": page.next_cursor}}
+        headers = {}
+        if page.next_cursor is not None:
+            headers["Link"] = f'<{_next_url(request, page.next_cursor)}>; rel="next"'
+        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+    @router.get(
+        "/export",
+        summary="Export an account's filtered activity as NDJSON or CSV, streamed",
+        openapi_extra={"parameters": EXPORT_PARAMETERS},
+        responses=_ERRORS,
+        response_class=StreamingResponse,
+    )
+    def export_activity(request: Request) -> StreamingResponse:
+        principal = caller.authenticate(request, services.verifier, services.limiter)
+        query: ExportQuery = parsed(request, parse_export_query)
+        grant = caller.grant_for(principal, query.account_id, services.facts_of)
+        context = caller.request_context(request)
+        try:
+            stream = services.reader.export(grant.account_id, query)
+        except _READ_FAILED as exc:
+            log.error("exporting events of %s failed: %s", grant.account_id, exc)
+            raise problems.unavailable("the audit log store did not answer") from None
+        asked = {**_asked(request, query), "format": query.format}
+
+        def body() -> Iterator[bytes]:
+            complete = False
+            try:
+                yield from stream
+                complete = True
+            finally:
+                stream.close()
+                details = {**asked, "event_count": str(stream.count), "complete": "true" if complete else "false"}
+                try:
+                    services.audit.record(grant, EXPORTED, context, details)
+                except AuditUnavailableError:
+                    log.error(
+                        "an export of %s by %s ended unaudited",
+                        grant.account_id,
+                        grant.principal.user_id,
+                    )
+
+        extension = "csv" if query.format == "csv" else "ndjson"
+        return StreamingResponse(
+            body(),
+            media_type=stream.media_type,
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="audit-log-{_file_safe(grant.account_id)}.{extension}"'
+                )
+            },
+        )
+
+    @router.get(
+        "/{event_id}",
+        summary="One event of the account, with its details, changes and request context",
+        responses=_ERRORS,
+    )
+    def one_event(event_id: str, request: Request, account_id: str | None = None) -> Response:
+        principal = caller.authenticate(request, services.verifier, services.limiter)
+        unknown = sorted({name for name in request.query_params if name != "account_id"})
+        if unknown:
+            raise problems.bad_parameter(unknown[0], f"unknown parameter {unknown[0]!r}")
+        grant = caller.grant_for(principal, account_id, services.facts_of)
+        try:
+            found = services.reader.event(grant.account_id, event_id)
+        except _READ_FAILED as exc:
+            log.error("reading an event of %s failed: %s", grant.account_id, exc)
+            raise problems.unavailable("the audit log store did not answer") from None
+        audited(
+            grant,
+            QUERIED,
+            request,
+            {"event_id": event_id[:64], "event_count": "1" if found is not None else "0"},
+        )
+        if found is None:
+            raise problems.not_found()
+        return Response(orjson.dumps({"data": found}), media_type="application/json")
+
+    return router
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "A parameter is unknown or invalid; `error.parameter` names it."},
+    401: {"description": "No valid bearer token."},
+    403: {"description": "The caller may not read this account's log; `error.message` says why."},
+    404: {"description": "No such event in this account."},
+    429: {"description": "Too many requests; see `Retry-After`."},
+    503: {"description": "The store did not answer, or the read could not be audited."},
+}
+
+
+def _asked(request: Request, query: ListQuery | ExportQuery) -> dict[str, str]:
+    """What the caller asked for, for the audit event: the range and the filters (the query
+    string without the cursor)."""
+    filters = [(k, v) for k, v in request.query_params.multi_items() if k != _CURSOR]
+    asked = {"filters": urlencode(filters)}
+    if query.since is not None:
+        asked["from"] = query.since.isoformat()
+    if query.until is not None:
+        asked["to"] = query.until.isoformat()
+    return asked
+
+
+def _next_url(request: Request, cursor: str) -> str:
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != _CURSOR]
+    return f"{request.url.path}?{urlencode([*kept, (_CURSOR, cursor)])}"
+
+
+def _file_safe(account_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in account_id)
