@@ -569,3 +569,18 @@ def test_secrets_stay_out_of_the_configuration_repr() -> None:
     text = repr(IdentityConfig(hs256_secret=HS_SECRET, dev_secret=DEV_SECRET))
     assert HS_SECRET not in text
     assert DEV_SECRET not in text
+
+
+def test_only_development_tokens_carry_the_development_issuer(
+    jwks_file: Path, keys: Keys
+) -> None:
+    """Without an issuer setting nothing else checks ``iss``: the verifier itself refuses
+    the development issuer on any token not verified as a development token."""
+    no_issuer = TokenVerifier(
+        IdentityConfig(hs256_secret=HS_SECRET, jwks_file=jwks_file, dev_secret=DEV_SECRET)
+    )
+    provider = sign(claims(iss="auditlog-dev"), keys.rsa, "RS256", kid="rsa-1")
+    assert refused(no_issuer, provider) == "wrong issuer"
+    shared = sign(claims(iss="auditlog-dev"), HS_SECRET, "HS256")
+    assert refused(no_issuer, shared) == "signature does not verify"
+    assert no_issuer.verify(sign(claims(iss="anyone"), HS_SECRET, "HS256")).user_id == "u-1"
