@@ -571,9 +571,7 @@ def test_secrets_stay_out_of_the_configuration_repr() -> None:
     assert DEV_SECRET not in text
 
 
-def test_only_development_tokens_carry_the_development_issuer(
-    jwks_file: Path, keys: Keys
-) -> None:
+def test_only_development_tokens_carry_the_development_issuer(jwks_file: Path, keys: Keys) -> None:
     """Without an issuer setting nothing else checks ``iss``: the verifier itself refuses
     the development issuer on any token not verified as a development token."""
     no_issuer = TokenVerifier(
