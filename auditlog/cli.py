@@ -19,6 +19,7 @@ from auditlog.commands import (
     retention,
     stack,
     topics,
+    viewer,
 )
 from auditlog.commands import sink as sink_command
 from auditlog.settings import AuditlogSettings
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention.register(commands)
     destinations.register(commands)
     sink_command.register(commands)
+    viewer.register(commands)
     return parser
 
 

@@ -352,6 +352,65 @@ class AuditlogSettings(BaseSettings):
         ),
     )
 
+    # -- The viewer's identity: how bearer tokens are verified and read
+    #    (viewer.identity.IdentityConfig, built by wiring.identity_config) --
+    viewer_jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 shared secret of the identity provider (at least 32 bytes); "
+        "unset: HS256 tokens are refused (development tokens aside).",
+    )
+    viewer_jwks_file: Path | None = Field(
+        default=None,
+        description="JWKS file of the identity provider's RS256/ES256 public keys (read "
+        "again when it changes).",
+    )
+    viewer_jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL of the identity provider's RS256/ES256 public keys (https; "
+        "http only to a loopback host); instead of the file.",
+    )
+    viewer_jwt_issuer: str | None = Field(
+        default=None,
+        description="The issuer (iss) tokens must carry; unset: not checked.",
+    )
+    viewer_jwt_audience: str = Field(
+        default="auditlog-viewer", description="The audience (aud) tokens must name."
+    )
+    viewer_claim_user_id: str = Field(default="sub", description="Token claim holding the user id.")
+    viewer_claim_email: str = Field(
+        default="email", description="Token claim holding the user's email address."
+    )
+    viewer_claim_name: str = Field(
+        default="name", description="Token claim holding the user's display name."
+    )
+    viewer_claim_account: str = Field(
+        default="account_id",
+        description="Token claim holding the account (tenant) the token was issued for.",
+    )
+    viewer_claim_roles: str = Field(
+        default="roles",
+        description="Token claim holding the roles (a list or a space-separated string).",
+    )
+    viewer_claim_privileges: str = Field(
+        default="privileges",
+        description="Token claim holding the privileges (a list or a space-separated string).",
+    )
+    viewer_claim_partner: str = Field(
+        default="partner_id",
+        description="Token claim holding the embedded partner a staff member works for.",
+    )
+    viewer_jwt_leeway_s: float = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="Clock skew tolerated on exp, nbf and iat, in seconds.",
+    )
+    viewer_dev_secret: SecretStr | None = Field(
+        default=None,
+        description="Development only: HS256 secret (at least 32 bytes) of tokens minted by "
+        "`auditlog viewer token` (issuer auditlog-dev), accepted while it is set.",
+    )
+
     @classmethod
     def variables(cls) -> frozenset[str]:
         """The environment variable of every setting (``AUDITLOG_<NAME>``)."""
