@@ -416,6 +416,22 @@ class AuditlogSettings(BaseSettings):
         """The environment variable of every setting (``AUDITLOG_<NAME>``)."""
         return frozenset(f"AUDITLOG_{name.upper()}" for name in cls.model_fields)
 
+    def environment(self) -> dict[str, str]:
+        """These settings as the ``AUDITLOG_*`` variables that give them to a child process
+        (``auditlog serve`` started by the demo): every setting that is set, secrets
+        included, so the result is for a child's environment only, never for output."""
+        found: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            found[f"AUDITLOG_{name.upper()}"] = str(value)
+        return found
+
     @field_validator("sink_secret_ref_prefix")
     @classmethod
     def _prefix_reaches_no_setting(cls, value: str) -> str:

@@ -32,7 +32,8 @@ _FILTERS = [
     ("resource_ids[]", _STRINGS, "Only events on these resources: a resource's own history."),
     ("workspace_id", _STRING, "Only events in this workspace."),
     ("environment", _STRING, "Only events in this environment of their workspace."),
-    ("outcome", _STRING, "Only events with this outcome status (success, failure, denied)."),
+    ("outcome", {"type": "string", "enum": ["success", "failure"]},
+     "Only events with this outcome."),
     ("ip", _STRING, "Only events from this client IP address."),
     ("q", _STRING, "Text search: case-insensitive substring of resource names and actor "
      "emails."),
@@ -44,7 +45,7 @@ _PAGING = [
      "`page.after` (or its `Link: rel=next`). Opaque; bound to this query and account."),
     ("page[size]", {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
      "Events per page, at most 100 (the seed API's limit)."),
-    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+    ("page[limit]", {"type": "integer", "minimum": 1, "maximum": 1000},
      "Events per page up to 1,000 (instead of page[size])."),
     ("order", {"type": "string", "enum": ["newest", "ingested"], "default": "newest"},
      "newest: by time of the event, newest first. ingested: in the order events reached "

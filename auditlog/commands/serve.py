@@ -1,6 +1,7 @@
 """``auditlog serve``: the viewer service (activity log API), until SIGTERM or SIGINT.
 
-Exit codes: 0 stopped by a signal; 2 no way to verify tokens is configured; 1 a service it
+Exit codes: 0 stopped by a signal; 2 the token settings are missing or do not go together
+(each problem on a line naming its variable); 1 a service it
 needs does not answer (ClickHouse, the account facts topic on Kafka) or its port is taken.
 """
 
@@ -21,7 +22,7 @@ from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from runtime.compacted_table import TableError
 from viewer.app import create_app
-from viewer.identity import TokenVerifier
+from viewer.identity import IdentityConfigError
 from viewer.query.reader import EventReader
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
@@ -49,14 +50,11 @@ def register(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: AuditlogSettings) -> int:
-    identity = wiring.identity_config(settings)
-    if not identity.can_verify:
-        print(
-            "auditlog: the viewer cannot verify tokens: set AUDITLOG_VIEWER_JWT_SECRET, "
-            "AUDITLOG_VIEWER_JWKS_FILE or AUDITLOG_VIEWER_JWKS_URL (or AUDITLOG_VIEWER_DEV_SECRET "
-            "for development tokens)",
-            file=sys.stderr,
-        )
+    try:
+        verifier = wiring.token_verifier(settings)
+    except IdentityConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"auditlog: {line}", file=sys.stderr)
         return 2
     configure_json_logging(settings.log_level)
     host = args.host or settings.viewer_host
@@ -91,7 +89,7 @@ def _serve(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         producer = wiring.audit_producer(settings, client_id="auditlog-viewer")
         try:
             services = ViewerServices(
-                verifier=TokenVerifier(identity),
+                verifier=verifier,
                 facts_of=directory.get,
                 reader=reader,
                 audit=ViewingAudit(producer, registry=registry),

@@ -9,24 +9,14 @@ runs against the real engine in tests/stack/test_viewer_query.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
-from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
 
 from accounts.model import AccountFacts
-from producers.delivery import DeliveryResult
-from viewer.app import create_app
+from tests.unit import viewer_fakes as fakes
+from tests.unit.viewer_fakes import RECORD, Viewer
 from viewer.identity import InvalidToken
 from viewer.principal import AUDIT_PRIVILEGE, Principal
-from viewer.query.params import BadParameter, ExportQuery, ListQuery
-from viewer.query.reader import Page
-from viewer.rate_limit import RateLimiter
-from viewer.routes import ViewerServices
-from viewer.viewing_audit import ViewingAudit
+from viewer.query.params import BadParameter
 
 ADMIN = Principal("u-admin", "acme", email="ada@acme.test", roles=frozenset({"admin"}))
 MEMBER = Principal("u-member", "acme", roles=frozenset({"member"}))
@@ -38,7 +28,6 @@ FACTS = {
     "managed": AccountFacts("managed", partner_id="partnerco"),
     "partnerco": AccountFacts("partnerco", audit_log_add_on=True),
 }
-RECORD = {"id": "0190d4b2-0000-7000-8000-000000000001", "event_type": "recipe.stopped"}
 
 
 class FakeVerifier:
@@ -48,81 +37,8 @@ class FakeVerifier:
         return TOKENS[token]
 
 
-@dataclass
-class FakeStream:
-    chunks: list[bytes]
-    media_type: str = "application/x-ndjson"
-    count: int = 0
-    closed: bool = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.chunks:
-            self.count += chunk.count(b"\n")
-            yield chunk
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass
-class FakeReader:
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-    next_cursor: str | None = None
-    failure: Exception | None = None
-    stream: FakeStream = field(default_factory=lambda: FakeStream([b'{"a":1}\n', b'{"a":2}\n']))
-
-    def page(self, account_id: str, query: ListQuery) -> Page:
-        self.calls.append((account_id, query))
-        if self.failure is not None:
-            raise self.failure
-        return Page(data=[RECORD], total=7, next_cursor=self.next_cursor)
-
-    def event(self, account_id: str, event_id: str) -> dict[str, Any] | None:
-        self.calls.append((account_id, event_id))
-        return RECORD if (account_id, event_id) == ("acme", RECORD["id"]) else None
-
-    def export(self, account_id: str, query: ExportQuery) -> FakeStream:
-        self.calls.append((account_id, query))
-        return self.stream
-
-
-@dataclass
-class FakePublisher:
-    events: list[Mapping[str, Any]] = field(default_factory=list)
-    refuse: bool = False
-
-    def publish(self, event: Mapping[str, Any], on_delivery: Any = None) -> str:
-        if self.refuse:
-            raise TimeoutError("the producer's queue stayed full for 10 s")
-        self.events.append(event)
-        if on_delivery is not None:
-            on_delivery(DeliveryResult("e", str(event["tenant_id"]), "t", 0, 0, None, 0.0))
-        return f"event-{len(self.events)}"
-
-
-@dataclass
-class Viewer:
-    client: TestClient
-    reader: FakeReader
-    publisher: FakePublisher
-    registry: CollectorRegistry
-
-    def get(self, path: str, token: str | None = "admin", **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.client.get(path, headers=headers, **kwargs)
-
-
 def make_viewer(*, burst: int = 100) -> Viewer:
-    reader, publisher, registry = FakeReader(), FakePublisher(), CollectorRegistry()
-    services = ViewerServices(
-        verifier=FakeVerifier(),
-        facts_of=FACTS.get,
-        reader=reader,
-        audit=ViewingAudit(publisher, registry=registry),
-        limiter=RateLimiter(per_s=0.001, burst=burst),
-    )
-    app = create_app(services, health=lambda: {"status": "ok"}, registry=registry)
-    return Viewer(TestClient(app), reader, publisher, registry)
+    return fakes.make_viewer(FakeVerifier(), FACTS.get, burst=burst)
 
 
 @pytest.fixture
