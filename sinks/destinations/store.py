@@ -45,8 +45,8 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from runtime.compacted_table import Change, CompactedTable, TableError, TableWriter
 from runtime.kafka_connection import KafkaConnection
-from sinks.compacted import Change, CompactedTable, TableError, TableWriter
 from sinks.destinations.model import Destination
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ __all__ = [
 
 
 class TableSource(Protocol):
-    """What the catalog reads: :class:`~sinks.compacted.CompactedTable` (or a fake)."""
+    """What the catalog reads: :class:`~runtime.compacted_table.CompactedTable` (or a fake)."""
 
     def load(self, timeout_s: float = ...) -> dict[bytes, bytes]: ...
 
@@ -118,7 +118,7 @@ class DestinationStore:
     """The command line's view of the destination topic. Every read loads the whole table
     afresh (it is small), so it sees what was written up to the moment of the read.
 
-    Reads raise :class:`~sinks.compacted.TableError` when the topic is missing or not read
+    Reads raise :class:`~runtime.compacted_table.TableError` when the topic is missing or not read
     within ``timeout_s``; writes block until every in-sync replica acknowledged them and
     raise :class:`TableError` otherwise. Not thread-safe.
     """

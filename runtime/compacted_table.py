@@ -1,6 +1,7 @@
 """A compacted Kafka topic used as a table: the latest value per key.
 
-The destination store and the sinks' progress are such tables. :class:`CompactedTable`
+Shared control-plane machinery: the destination store, the sinks' progress and the account
+facts (:mod:`accounts.store`) are such tables. :class:`CompactedTable`
 assigns itself every partition of its topic (no consumer group: every reader sees every
 key), :meth:`~CompactedTable.load` reads up to the end offsets taken when it starts, and
 :meth:`~CompactedTable.changes` then returns what was written since, so a running worker
@@ -26,7 +27,7 @@ from confluent_kafka import (
 )
 
 from runtime.kafka_connection import KafkaConnection
-from sinks.reader import standalone_consumer
+from runtime.standalone_consumer import standalone_consumer
 
 Change = tuple[bytes, bytes | None]
 
