@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -34,6 +35,17 @@ Change = tuple[bytes, bytes | None]
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
 _CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
+
+
+class TableSource(Protocol):
+    """What a follower of a table reads: :class:`CompactedTable`, or a fake in unit tests.
+    :meth:`load` first (the whole table), then :meth:`changes` (what was written since)."""
+
+    def load(self, timeout_s: float = ...) -> dict[bytes, bytes]: ...
+
+    def changes(self, timeout_s: float = ...) -> list[Change]: ...
+
+    def close(self) -> None: ...
 
 
 class TableError(RuntimeError):

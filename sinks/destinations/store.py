@@ -41,11 +41,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
 
 from pydantic import ValidationError
 
-from runtime.compacted_table import Change, CompactedTable, TableError, TableWriter
+from runtime.compacted_table import CompactedTable, TableError, TableSource, TableWriter
 from runtime.kafka_connection import KafkaConnection
 from sinks.destinations.model import Destination
 
@@ -60,16 +59,6 @@ __all__ = [
     "TableSource",
     "decode_record",
 ]
-
-
-class TableSource(Protocol):
-    """What the catalog reads: :class:`~runtime.compacted_table.CompactedTable` (or a fake)."""
-
-    def load(self, timeout_s: float = ...) -> dict[bytes, bytes]: ...
-
-    def changes(self, timeout_s: float = ...) -> list[Change]: ...
-
-    def close(self) -> None: ...
 
 
 class ConcurrentUpdateError(RuntimeError):
