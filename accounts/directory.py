@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from accounts.model import AccountFacts
-from accounts.record import AccountRecord, decode_record
-from accounts.store import parse_table
+from accounts.record import AccountRecord, decode_record, parse_table
 from runtime.backoff import Backoff, UniformSource
-from runtime.compacted_table import TableError, TableSource
+from runtime.compacted_table import CompactedTable, TableError, TableSource
+from runtime.kafka_connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ class AccountDirectory:
     thread does not stop it: it is recorded (:meth:`health`), the thread backs off and reads
     again, and readers keep the last facts loaded.
 
+    ``source``: the Kafka connection (the directory reads ``topic`` with a
+    :class:`~runtime.compacted_table.CompactedTable` of ``client_id``), or any
+    :class:`~runtime.compacted_table.TableSource` (a fake in unit tests).
+
     Without :meth:`start`, a caller may drive it by hand: :meth:`load`, then
     :meth:`refresh` (one thread at a time).
 
@@ -104,9 +108,10 @@ class AccountDirectory:
 
     def __init__(
         self,
-        table: TableSource,
-        *,
+        source: TableSource | KafkaConnection,
         topic: str = "",
+        *,
+        client_id: str = "auditlog-account-directory",
         poll_interval_s: float = 0.5,
         load_timeout_s: float = 30.0,
         stale_after_s: float = 60.0,
@@ -115,7 +120,11 @@ class AccountDirectory:
         clock: Callable[[], float] = time.monotonic,
         rng: UniformSource | None = None,
     ) -> None:
-        self._table = table
+        self._table: TableSource = (
+            CompactedTable(source, topic, client_id=client_id)
+            if isinstance(source, KafkaConnection)
+            else source
+        )
         self._topic = topic
         self._poll_interval_s = poll_interval_s
         self._load_timeout_s = load_timeout_s

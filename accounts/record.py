@@ -7,6 +7,8 @@ The record is the JSON value of the account's key in the accounts topic (see
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Self
 
@@ -23,7 +25,9 @@ from pydantic import (
 from accounts.model import AccountFacts
 from consumers.retention import validate_tenant
 
-__all__ = ["AccountRecord", "check_id", "decode_record", "encode_record"]
+__all__ = ["AccountRecord", "check_id", "decode_record", "encode_record", "parse_table"]
+
+log = logging.getLogger("accounts.store")
 
 
 def check_id(value: str, what: str = "account") -> str:
@@ -122,3 +126,22 @@ def decode_record(key: bytes, value: bytes) -> AccountRecord:
     if record.account_id != account_id:
         raise ValueError(f"value is account {record.account_id!r}, not its key")
     return record
+
+
+def parse_table(
+    records: Mapping[bytes, bytes], topic: str
+) -> tuple[dict[str, AccountRecord], dict[str, str]]:
+    """The readable records by account id, and the unreadable keys with the reason (each
+    logged as a warning; the reason never holds the value)."""
+    found: dict[str, AccountRecord] = {}
+    invalid: dict[str, str] = {}
+    for key, value in records.items():
+        try:
+            record = decode_record(key, value)
+        except ValueError as exc:
+            name = key.decode(errors="replace")
+            invalid[name] = str(exc)
+            log.warning("account %r in %s skipped: %s", name, topic, exc)
+            continue
+        found[record.account_id] = record
+    return found, invalid

@@ -8,10 +8,11 @@ revision, updated_at, updated_by). Accounts are never removed by the command lin
 tombstone (written by hand) removes an account's facts, which then read as "no facts".
 
 :class:`AccountStore` is the command line's side (read one or all, write one);
-:class:`~accounts.directory.AccountDirectory` is the long-running side (load once, then
-follow the topic on a thread). The facts live in Kafka, like the destinations, for the same
-reasons (see :mod:`sinks.destinations.store`): sink workers read them from Kafka alone, and a
-change reaches every running process within a poll interval, without a restart.
+:class:`~accounts.directory.AccountDirectory` (importable from here too) is the
+long-running side (load once, then follow the topic on a thread). The facts live in
+Kafka, like the destinations, for the same reasons (see :mod:`sinks.destinations.store`):
+sink workers read them from Kafka alone, and a change reaches every running process within
+a poll interval, without a restart.
 
 Limits (as for destinations): **last writer wins**, narrowed by ``expected_revision``
 (a check right before the write, then the write: Kafka offers no compare-and-set); a value
@@ -21,40 +22,23 @@ refuses to overwrite such a value (it may have been written by a newer release).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-
-from accounts.record import AccountRecord, decode_record, encode_record
+from accounts.directory import AccountDirectory
+from accounts.record import AccountRecord, encode_record, parse_table
 from runtime.compacted_table import CompactedTable, TableError, TableWriter
 from runtime.kafka_connection import KafkaConnection
 
-log = logging.getLogger(__name__)
-
-__all__ = ["AccountStore", "ConcurrentUpdateError", "TableError", "parse_table"]
+__all__ = [
+    "AccountDirectory",
+    "AccountStore",
+    "ConcurrentUpdateError",
+    "TableError",
+    "parse_table",
+]
 
 
 class ConcurrentUpdateError(RuntimeError):
     """The stored account changed since it was read (another writer was faster), or its
     stored value is unreadable; nothing was written."""
-
-
-def parse_table(
-    records: Mapping[bytes, bytes], topic: str
-) -> tuple[dict[str, AccountRecord], dict[str, str]]:
-    """The readable records by account id, and the unreadable keys with the reason (each
-    logged as a warning; the reason never holds the value)."""
-    found: dict[str, AccountRecord] = {}
-    invalid: dict[str, str] = {}
-    for key, value in records.items():
-        try:
-            record = decode_record(key, value)
-        except ValueError as exc:
-            name = key.decode(errors="replace")
-            invalid[name] = str(exc)
-            log.warning("account %r in %s skipped: %s", name, topic, exc)
-            continue
-        found[record.account_id] = record
-    return found, invalid
 
 
 class AccountStore:

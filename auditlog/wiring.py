@@ -215,8 +215,9 @@ def account_directory(
     """The account facts as a long-running process follows them (call ``start`` first,
     ``stop`` at the end)."""
     return AccountDirectory(
-        CompactedTable(kafka_connection(settings), settings.accounts_topic, client_id=client_id),
-        topic=settings.accounts_topic,
+        kafka_connection(settings),
+        settings.accounts_topic,
+        client_id=client_id,
         poll_interval_s=poll_interval_s,
         on_change=on_change,
     )
