@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from auditlog.commands import (
+    accounts,
     consume,
     demo,
     destinations,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.register(commands)
     retention.register(commands)
     destinations.register(commands)
+    accounts.register(commands)
     sink_command.register(commands)
     viewer.register(commands)
     return parser

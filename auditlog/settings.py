@@ -237,6 +237,13 @@ class AuditlogSettings(BaseSettings):
         default="audit.sink-progress",
         description="Compacted topic holding each destination's delivery progress and health.",
     )
+    accounts_topic: str = Field(
+        default="audit.accounts",
+        description=(
+            "Compacted topic holding the account facts: audit log add-on and managing "
+            "partner (`auditlog accounts`)."
+        ),
+    )
     sink_group_id: str = Field(
         default="stream-sinks", description="Consumer group of the sink workers."
     )

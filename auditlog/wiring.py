@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,8 @@ from clickhouse_connect.driver.client import Client as ClickHouseClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from accounts.directory import AccountChange, AccountDirectory
+from accounts.store import AccountStore
 from auditlog.settings import AuditlogSettings
 from consumers.clickhouse_connection import ClickHouseTlsError
 from consumers.clickhouse_connection import connect as connect_clickhouse
@@ -25,13 +27,13 @@ from producers.config import ProducerConfig
 from producers.producer import AuditProducer
 from producers.topics import TopicSpec, control_topic_spec
 from producers.topics import topic_specs as _topic_specs
+from runtime.compacted_table import CompactedTable, TableWriter
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_refusal import RefusalKind
 from runtime.kafka_refusal import check_kafka as check_kafka_connection
 from runtime.redaction import redact_text, redact_url
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
-from sinks.compacted import CompactedTable, TableWriter
 from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.references import ReferencePolicy, parse_names
@@ -207,8 +209,8 @@ def decoder(settings: AuditlogSettings) -> Decoder:
 
 def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
     """The expected topics (events first, then dead letters, then the compacted control
-    topics: destinations and sink progress); ``ValueError`` if the topic settings make no
-    valid topic."""
+    topics: destinations, sink progress and account facts); ``ValueError`` if the topic
+    settings make no valid topic."""
     specs = _topic_specs(
         events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic,
@@ -218,7 +220,11 @@ def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
         events_retention_hours=settings.events_retention_hours,
         dead_letter_retention_hours=settings.dead_letter_retention_hours,
     )
-    for name in (settings.destinations_topic, settings.sink_progress_topic):
+    for name in (
+        settings.destinations_topic,
+        settings.sink_progress_topic,
+        settings.accounts_topic,
+    ):
         if name in {spec.name for spec in specs}:
             raise ValueError(f"topic {name!r} is named twice in the topic settings")
         specs.append(
@@ -245,6 +251,29 @@ def destination_catalog(
             kafka_connection(settings), settings.destinations_topic, client_id=client_id
         ),
         topic=settings.destinations_topic,
+    )
+
+
+def account_store(settings: AuditlogSettings) -> AccountStore:
+    """The account facts as the command line uses them (reads and writes the topic)."""
+    return AccountStore(kafka_connection(settings), settings.accounts_topic)
+
+
+def account_directory(
+    settings: AuditlogSettings,
+    *,
+    client_id: str = "auditlog-account-directory",
+    poll_interval_s: float = 0.5,
+    on_change: Callable[[list[AccountChange]], None] | None = None,
+) -> AccountDirectory:
+    """The account facts as a long-running process follows them (call ``start`` first,
+    ``stop`` at the end)."""
+    return AccountDirectory(
+        kafka_connection(settings),
+        settings.accounts_topic,
+        client_id=client_id,
+        poll_interval_s=poll_interval_s,
+        on_change=on_change,
     )
 
 
