@@ -10,15 +10,16 @@ the viewer's ``audit_log.queried`` event, and the API lists it.
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from accounts.changes import KEEP
 from auditlog import wiring
 from auditlog.commands.accounts import change_account
 from auditlog.settings import AuditlogSettings
@@ -57,24 +58,26 @@ def demo_viewer(settings: AuditlogSettings, log_file: Path) -> Iterator[tuple[Vi
 def ask(
     settings: AuditlogSettings,
     viewer: ViewerProcess,
+    *,
     secret: str,
-    account: str,
-    expected: tuple[str, str, str],
+    last_stop: tuple[str, str, datetime, str],
     store_reads: Callable[[], None],
 ) -> ViewerReport:
-    """Enable ``account``'s audit log, ask the seed's question as its Admin, and check the
-    answer is ``expected`` (resource name, timestamp, who); ``store_reads`` runs the writer
-    so the viewer's own audit event reaches ClickHouse."""
-    change_account(
-        settings,
-        account,
-        actor={"type": "system", "id": "auditlog-demo"},
-        audit_log_add_on=True,
-        partner_id=KEEP,
-    )
-    config = wiring.identity_config(
-        settings.model_copy(update={"viewer_dev_secret": secret})
-    )
+    """Enable the audit log of the account of ``last_stop`` (account, recipe name, when, by
+    whom: the SQL's answer), ask the seed's question as its Admin, and check the API gives
+    the same answer; ``store_reads`` runs the writer so the viewer's own audit event
+    reaches ClickHouse."""
+    account = last_stop[0]
+    said = io.StringIO()
+    with redirect_stdout(said):
+        code = change_account(
+            settings, account, actor="system:auditlog-demo", audit_log_add_on=True
+        )
+    if code != 0:
+        raise RuntimeError(
+            f"enabling the audit log of {account} failed ({code}): {said.getvalue()}"
+        )
+    config = wiring.identity_config(settings.model_copy(update={"viewer_dev_secret": secret}))
     token = mint_development_token(
         config,
         account_id=account,
@@ -89,11 +92,12 @@ def ask(
         raise RuntimeError(f"the viewer answered {status}: {answer}")
     record: dict[str, Any] = answer["data"][0]
     who = record["user"].get("email") or record["user"]["type"]
-    found = (record["resource"].get("name") or "", record["timestamp"], who)
-    if found != expected:
-        raise RuntimeError(f"the viewer found {found}, the SQL {expected}")
+    when = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+    found = (account, record["resource"].get("name") or "", when, who)
+    if found != last_stop:
+        raise RuntimeError(f"the viewer found {found}, the SQL {last_stop}")
     report.stops_in_range = int(answer["total"])
-    report.answer = f"{found[0]!r} stopped at {found[1]} by {who}"
+    report.answer = f"{found[1]!r} stopped at {record['timestamp']} by {who}"
     store_reads()
     status, reads = viewer.get(READS, token)
     if status != 200 or not reads["data"]:

@@ -79,4 +79,6 @@ def rate_limited(wait_s: float) -> ApiProblem:
 
 
 def unavailable(what: str) -> ApiProblem:
-    return ApiProblem(503, "unavailable", f"{what}; try again shortly", headers={"Retry-After": "5"})
+    return ApiProblem(
+        503, "unavailable", f"{what}; try again shortly", headers={"Retry-After": "5"}
+    )

@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
 
 import orjson
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from viewer import caller, problems
-from viewer.api_parameters import EXPORT_PARAMETERS, LIST_PARAMETERS
+from viewer.api_parameters import ACCOUNT_ID_DESCRIPTION, EXPORT_PARAMETERS, LIST_PARAMETERS
 from viewer.principal import Grant
 from viewer.query.params import (
     BadParameter,
@@ -62,64 +62,64 @@ class ViewerServices:
 
 
 def activity_router(services: ViewerServices) -> APIRouter:
+    routes = _ActivityRoutes(services)
     router = APIRouter(prefix="/api/activity_logs", tags=["activity logs"])
-
-    def parsed(request: Request, parse: Callable[[Sequence[tuple[str, str]]], Any]) -> Any:
-        try:
-            return parse(request.query_params.multi_items())
-        except BadParameter as exc:
-            raise problems.bad_parameter(exc.parameter, exc.message) from None
-
-    def audited(grant: Grant, action: Any, request: Request, details: dict[str, str]) -> None:
-        try:
-            services.audit.record(grant, action, caller.request_context(request), details)
-        except AuditUnavailableError:
-            raise problems.unavailable("the read could not be recorded in the audit log") from None
-
-    @router.get(
+    router.add_api_route(
         "",
+        routes.list_activity,
+        methods=["GET"],
         summary="List an account's activity, newest first",
         openapi_extra={"parameters": LIST_PARAMETERS},
         responses=_ERRORS,
     )
-    def list_activity(request: Request) -> Response:
-        principal = caller.authenticate(request, services.verifier, services.limiter)
-        query: ListQuery = parsed(request, parse_list_query)
-        grant = caller.grant_for(principal, query.account_id, services.facts_of)
+    router.add_api_route(
+        "/export",
+        routes.export_activity,
+        methods=["GET"],
+        summary="Export an account's filtered activity as NDJSON or CSV, streamed",
+        openapi_extra={"parameters": EXPORT_PARAMETERS},
+        responses=_ERRORS,
+        response_class=StreamingResponse,
+    )
+    router.add_api_route(
+        "/{event_id}",
+        routes.one_event,
+        methods=["GET"],
+        summary="One event of the account, with its details, changes and request context",
+        responses=_ERRORS,
+    )
+    return router
+
+
+class _ActivityRoutes:
+    def __init__(self, services: ViewerServices) -> None:
+        self._services = services
+
+    def list_activity(self, request: Request) -> Response:
+        grant, query = self._granted(request, parse_list_query)
         try:
-            page = services.reader.page(grant.account_id, query)
+            page = self._services.reader.page(grant.account_id, query)
         except BadParameter as exc:  # a cursor that is not this query's
             raise problems.bad_parameter(exc.parameter, exc.message) from None
         except _READ_FAILED as exc:
-            log.error("listing events of %s failed: %s", grant.account_id, exc)
-            raise problems.unavailable("the audit log store did not answer") from None
-        audited(
-            grant, QUERIED, request, {**_asked(request, query), "event_count": str(len(page.data))}
-        )
+            raise _store_failed("listing events", grant, exc) from None
+        details = {**_asked(request, query), "event_count": str(len(page.data))}
+        self._audited(grant, QUERIED, request, details)
         body = {"data": page.data, "total": page.total, "page": {"after": page.next_cursor}}
         headers = {}
         if page.next_cursor is not None:
             headers["Link"] = f'<{_next_url(request, page.next_cursor)}>; rel="next"'
         return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
-    @router.get(
-        "/export",
-        summary="Export an account's filtered activity as NDJSON or CSV, streamed",
-        openapi_extra={"parameters": EXPORT_PARAMETERS},
-        responses=_ERRORS,
-        response_class=StreamingResponse,
-    )
-    def export_activity(request: Request) -> StreamingResponse:
-        principal = caller.authenticate(request, services.verifier, services.limiter)
-        query: ExportQuery = parsed(request, parse_export_query)
-        grant = caller.grant_for(principal, query.account_id, services.facts_of)
+    def export_activity(self, request: Request) -> StreamingResponse:
+        grant, query = self._granted(request, parse_export_query)
         context = caller.request_context(request)
         try:
-            stream = services.reader.export(grant.account_id, query)
+            stream = self._services.reader.export(grant.account_id, query)
         except _READ_FAILED as exc:
-            log.error("exporting events of %s failed: %s", grant.account_id, exc)
-            raise problems.unavailable("the audit log store did not answer") from None
+            raise _store_failed("exporting events", grant, exc) from None
         asked = {**_asked(request, query), "format": query.format}
+        audit = self._services.audit
 
         def body() -> Iterator[bytes]:
             complete = False
@@ -128,9 +128,13 @@ def activity_router(services: ViewerServices) -> APIRouter:
                 complete = True
             finally:
                 stream.close()
-                details = {**asked, "event_count": str(stream.count), "complete": "true" if complete else "false"}
+                details = {
+                    **asked,
+                    "event_count": str(stream.count),
+                    "complete": "true" if complete else "false",
+                }
                 try:
-                    services.audit.record(grant, EXPORTED, context, details)
+                    audit.record(grant, EXPORTED, context, details)
                 except AuditUnavailableError:
                     log.error(
                         "an export of %s by %s ended unaudited",
@@ -139,43 +143,57 @@ def activity_router(services: ViewerServices) -> APIRouter:
                     )
 
         extension = "csv" if query.format == "csv" else "ndjson"
+        filename = f"audit-log-{_file_safe(grant.account_id)}.{extension}"
         return StreamingResponse(
             body(),
             media_type=stream.media_type,
-            headers={
-                "Content-Disposition": (
-                    f'attachment; filename="audit-log-{_file_safe(grant.account_id)}.{extension}"'
-                )
-            },
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
-    @router.get(
-        "/{event_id}",
-        summary="One event of the account, with its details, changes and request context",
-        responses=_ERRORS,
-    )
-    def one_event(event_id: str, request: Request, account_id: str | None = None) -> Response:
-        principal = caller.authenticate(request, services.verifier, services.limiter)
+    def one_event(
+        self,
+        event_id: str,
+        request: Request,
+        account_id: Annotated[str | None, Query(description=ACCOUNT_ID_DESCRIPTION)] = None,
+    ) -> Response:
+        principal = caller.authenticate(request, self._services.verifier, self._services.limiter)
         unknown = sorted({name for name in request.query_params if name != "account_id"})
         if unknown:
             raise problems.bad_parameter(unknown[0], f"unknown parameter {unknown[0]!r}")
-        grant = caller.grant_for(principal, account_id, services.facts_of)
+        grant = caller.grant_for(principal, account_id, self._services.facts_of)
         try:
-            found = services.reader.event(grant.account_id, event_id)
+            found = self._services.reader.event(grant.account_id, event_id)
         except _READ_FAILED as exc:
-            log.error("reading an event of %s failed: %s", grant.account_id, exc)
-            raise problems.unavailable("the audit log store did not answer") from None
-        audited(
-            grant,
-            QUERIED,
-            request,
-            {"event_id": event_id[:64], "event_count": "1" if found is not None else "0"},
-        )
+            raise _store_failed("reading an event", grant, exc) from None
+        details = {"event_id": event_id[:64], "event_count": "1" if found is not None else "0"}
+        self._audited(grant, QUERIED, request, details)
         if found is None:
             raise problems.not_found()
         return Response(orjson.dumps({"data": found}), media_type="application/json")
 
-    return router
+    def _granted(
+        self, request: Request, parse: Callable[[Sequence[tuple[str, str]]], Any]
+    ) -> tuple[Grant, Any]:
+        """Authenticate, parse the query (400 naming a bad parameter), grant the account."""
+        principal = caller.authenticate(request, self._services.verifier, self._services.limiter)
+        try:
+            query = parse(request.query_params.multi_items())
+        except BadParameter as exc:
+            raise problems.bad_parameter(exc.parameter, exc.message) from None
+        return caller.grant_for(principal, query.account_id, self._services.facts_of), query
+
+    def _audited(
+        self, grant: Grant, action: Any, request: Request, details: dict[str, str]
+    ) -> None:
+        try:
+            self._services.audit.record(grant, action, caller.request_context(request), details)
+        except AuditUnavailableError:
+            raise problems.unavailable("the read could not be recorded in the audit log") from None
+
+
+def _store_failed(what: str, grant: Grant, error: Exception) -> problems.ApiProblem:
+    log.error("%s of %s failed: %s", what, grant.account_id, error)
+    return problems.unavailable("the audit log store did not answer")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

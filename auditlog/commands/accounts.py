@@ -190,6 +190,20 @@ def _clear_partner(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     return _change(args, settings, partner_id=None)
 
 
+def change_account(
+    settings: AuditlogSettings,
+    account: str,
+    *,
+    actor: str,
+    audit_log_add_on: bool | Keep | None = KEEP,
+    partner_id: str | Keep | None = KEEP,
+) -> int:
+    """The change ``enable``/``disable``/``set-partner``/``clear-partner`` make, for a caller
+    in this process (the demo): prints what the command prints, returns its exit code."""
+    args = argparse.Namespace(account=account, actor=actor)
+    return _change(args, settings, audit_log_add_on=audit_log_add_on, partner_id=partner_id)
+
+
 def _checked(args: argparse.Namespace, partner_id: str | Keep | None) -> tuple[str, dict[str, str]]:
     """The account id and the event's actor; raises :class:`_Invalid`."""
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import CollectorRegistry
+from viewer.query.reader import EventReader
 
 from accounts.store import AccountDirectory
 from auditlog import wiring
@@ -23,7 +24,6 @@ from auditlog.settings import AuditlogSettings
 from runtime.compacted_table import TableError
 from viewer.app import create_app
 from viewer.identity import IdentityConfigError
-from viewer.query.reader import EventReader
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
 from viewer.server import BindError, ServerConfig, bind, run
@@ -44,7 +44,9 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--host", help="address to listen on (default AUDITLOG_VIEWER_HOST)")
     parser.add_argument(
-        "--port", type=int, help="port to listen on, 0 for any free one (default AUDITLOG_VIEWER_PORT)"
+        "--port",
+        type=int,
+        help="port to listen on, 0 for any free one (default AUDITLOG_VIEWER_PORT)",
     )
     parser.set_defaults(run=_serve)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from accounts.model import AccountFacts
 from tests.unit import viewer_fakes as fakes
@@ -146,7 +147,11 @@ CALLERS: dict[str, Caller] = {
         401,
     ),
     "wrong audience": (lambda k: token(aud="another-service"), None, 401),
-    "wrong issuer": (lambda k: sign(claims(iss="https://evil.test"), HS_SECRET, "HS256"), None, 401),
+    "wrong issuer": (
+        lambda k: sign(claims(iss="https://evil.test"), HS_SECRET, "HS256"),
+        None,
+        401,
+    ),
     "alg none": (lambda k: unsigned(claims(iss=ISSUER)), None, 401),
     "HS256 signed with the RSA public key": (
         lambda k: hmac_signed(claims(iss=ISSUER), _public_pem(k), kid="rsa-1"),
@@ -157,8 +162,6 @@ CALLERS: dict[str, Caller] = {
 
 
 def _public_pem(keys: Keys) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
     return keys.rsa.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -166,9 +169,7 @@ def _public_pem(keys: Keys) -> bytes:
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
 @pytest.mark.parametrize("who", list(CALLERS))
-def test_access_matrix(
-    who: str, endpoint: str, keys: Keys, verifier: TokenVerifier
-) -> None:
+def test_access_matrix(who: str, endpoint: str, keys: Keys, verifier: TokenVerifier) -> None:
     make_token, asked, expected = CALLERS[who]
     viewer = fakes.make_viewer(verifier, FACTS.get)
     path = ENDPOINTS[endpoint] + (f"?account_id={asked}" if asked else "")
@@ -201,6 +202,6 @@ def test_naming_an_account_reveals_nothing_about_whether_it_exists(
     existing = viewer.get(f"{ENDPOINTS['list']}?account_id=elsewhere", token=partner)
     missing = viewer.get(f"{ENDPOINTS['list']}?account_id=no-such-account", token=partner)
     assert existing.status_code == missing.status_code == 403
-    assert existing.json()["error"]["message"].replace("elsewhere", "X") == missing.json()[
-        "error"
-    ]["message"].replace("no-such-account", "X")
+    assert existing.json()["error"]["message"].replace("elsewhere", "X") == missing.json()["error"][
+        "message"
+    ].replace("no-such-account", "X")

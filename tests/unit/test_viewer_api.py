@@ -10,13 +10,13 @@ runs against the real engine in tests/stack/test_viewer_query.py.
 from __future__ import annotations
 
 import pytest
+from viewer.query.params import BadParameter
 
 from accounts.model import AccountFacts
 from tests.unit import viewer_fakes as fakes
 from tests.unit.viewer_fakes import RECORD, Viewer
 from viewer.identity import InvalidToken
 from viewer.principal import AUDIT_PRIVILEGE, Principal
-from viewer.query.params import BadParameter
 
 ADMIN = Principal("u-admin", "acme", email="ada@acme.test", roles=frozenset({"admin"}))
 MEMBER = Principal("u-member", "acme", roles=frozenset({"member"}))
@@ -65,8 +65,11 @@ def test_an_admin_lists_their_own_account_and_the_read_is_audited(viewer: Viewer
 def test_without_a_valid_token_the_answer_is_401_and_nothing_is_read(
     viewer: Viewer, token: str | None
 ) -> None:
-    for path in ("/api/activity_logs", f"/api/activity_logs/{RECORD['id']}",
-                 "/api/activity_logs/export"):
+    for path in (
+        "/api/activity_logs",
+        f"/api/activity_logs/{RECORD['id']}",
+        "/api/activity_logs/export",
+    ):
         answer = viewer.get(path, token=token)
         assert answer.status_code == 401, path
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
@@ -119,8 +122,10 @@ def test_the_next_page_is_linked_with_the_cursor_replaced(viewer: Viewer) -> Non
     answer = viewer.get("/api/activity_logs?page[size]=10&page[after]=OLD")
     assert answer.json()["page"] == {"after": "NEXT"}
     link = answer.headers["Link"]
-    assert "page%5Bafter%5D=NEXT" in link and "OLD" not in link
-    assert "page%5Bsize%5D=10" in link and link.endswith('rel="next"')
+    assert "page%5Bafter%5D=NEXT" in link
+    assert "OLD" not in link
+    assert "page%5Bsize%5D=10" in link
+    assert link.endswith('rel="next"')
     assert "OLD" not in viewer.publisher.events[0]["details"]["filters"]
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from viewer.query.params import ExportQuery, ListQuery
+from viewer.query.reader import Page
 
 from producers.delivery import DeliveryResult
 from viewer.app import create_app
 from viewer.caller import FactsOf, Verifier
-from viewer.query.params import ExportQuery, ListQuery
-from viewer.query.reader import Page
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
 from viewer.viewing_audit import ViewingAudit
@@ -97,5 +97,3 @@ def make_viewer(verifier: Verifier, facts_of: FactsOf, *, burst: int = 100) -> V
     )
     app = create_app(services, health=lambda: {"status": "ok"}, registry=registry)
     return Viewer(TestClient(app), reader, publisher, registry)
-
-
