@@ -343,13 +343,16 @@ def s3_client(settings: AuditlogSettings, destination: Destination, secrets: Sec
     )
 
 
-def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
+def clickhouse_client(settings: AuditlogSettings, *, session: bool = True) -> ClickHouseClient:
     """A clickhouse-connect client for ``settings.clickhouse_url`` with the ClickHouse TLS
     settings (connects now; raises clickhouse-connect's errors when ClickHouse does not
     answer, and :class:`~consumers.clickhouse_connection.ClickHouseTlsError` naming the
-    settings when its certificate cannot be verified)."""
+    settings when its certificate cannot be verified). ``session=False``: no ClickHouse
+    session, for clients that run queries from several threads."""
     try:
-        return connect_clickhouse(settings.clickhouse_url, settings.clickhouse_tls())
+        return connect_clickhouse(
+            settings.clickhouse_url, settings.clickhouse_tls(), session=session
+        )
     except ClickHouseTlsError as exc:
         raise ClickHouseTlsError(
             f"{exc} (AUDITLOG_CLICKHOUSE_CA_FILE; AUDITLOG_CLICKHOUSE_CERT_FILE and "

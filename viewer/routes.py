@@ -30,14 +30,30 @@ from viewer.query.params import (
     parse_export_query,
     parse_list_query,
 )
-from viewer.query.reader import ExportStream, Page
+from viewer.query.reader import Page
 from viewer.rate_limit import RateLimiter
-from viewer.viewing_audit import EXPORTED, QUERIED, AuditUnavailableError, ViewingAudit
+from viewer.viewing_audit import (
+    EXPORTED,
+    QUERIED,
+    AuditUnavailableError,
+    ViewingAudit,
+)
 
 log = logging.getLogger("auditlog.viewer")
 
 _CURSOR = "page[after]"
 _READ_FAILED = (ClickHouseError, OSError)
+
+
+class Export(Protocol):
+    """An export's body: :class:`viewer.query.export.ExportStream`."""
+
+    media_type: str
+    count: int  # records sent so far
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class Reader(Protocol):
@@ -47,7 +63,7 @@ class Reader(Protocol):
 
     def event(self, account_id: str, event_id: str) -> dict[str, Any] | None: ...
 
-    def export(self, account_id: str, query: ExportQuery) -> ExportStream: ...
+    def export(self, account_id: str, query: ExportQuery) -> Export: ...
 
 
 @dataclass(frozen=True)

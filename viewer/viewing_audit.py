@@ -32,8 +32,9 @@ from viewer.principal import Grant
 
 log = logging.getLogger("auditlog.viewer.audit")
 
-QUERIED = "audit_log.queried"
-EXPORTED = "audit_log.exported"
+ReadAction = Literal["audit_log.queried", "audit_log.exported"]
+QUERIED: ReadAction = "audit_log.queried"
+EXPORTED: ReadAction = "audit_log.exported"
 SOURCE = "auditlog-viewer"
 _MAX_DETAIL_CHARS = 2048  # the event schema's limit on one details value
 
@@ -86,7 +87,7 @@ class ViewingAudit:
     def record(
         self,
         grant: Grant,
-        action: Literal["audit_log.queried", "audit_log.exported"],
+        action: ReadAction,
         context: RequestContext,
         details: Mapping[str, str],
     ) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import CollectorRegistry
-from viewer.query.reader import EventReader
 
 from accounts.store import AccountDirectory
 from auditlog import wiring
@@ -24,12 +23,14 @@ from auditlog.settings import AuditlogSettings
 from runtime.compacted_table import TableError
 from viewer.app import create_app
 from viewer.identity import IdentityConfigError
+from viewer.query.reader import EventReader
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
 from viewer.server import BindError, ServerConfig, bind, run
 from viewer.viewing_audit import ViewingAudit
 
 _LOG = logging.getLogger("auditlog.viewer")
+MIN_CURSOR_KEY_BYTES = 32
 
 
 def register(commands: Any) -> None:
@@ -58,6 +59,14 @@ def _serve(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         for line in str(exc).splitlines():
             print(f"auditlog: {line}", file=sys.stderr)
         return 2
+    cursor_key = _cursor_key(settings)
+    if len(cursor_key) < MIN_CURSOR_KEY_BYTES:
+        print(
+            f"auditlog: AUDITLOG_VIEWER_CURSOR_KEY must be at least {MIN_CURSOR_KEY_BYTES} "
+            "bytes: make one with `openssl rand -hex 32`",
+            file=sys.stderr,
+        )
+        return 2
     configure_json_logging(settings.log_level)
     host = args.host or settings.viewer_host
     port = settings.viewer_port if args.port is None else args.port
@@ -67,18 +76,17 @@ def _serve(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         print(f"auditlog: viewer: {exc}", file=sys.stderr)
         return 1
     with sock:
-        cursor_key = _cursor_key(settings)
+        try:
+            _check_events_table(settings)
+        except (ClickHouseError, OSError) as exc:
+            print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
+            return 1
         reader = EventReader(
-            lambda: wiring.clickhouse_client(settings),
+            lambda: wiring.clickhouse_client(settings, session=False),
             database=settings.clickhouse_database,
             cursor_key=cursor_key,
             ingest_lag_s=settings.viewer_ingest_lag_s,
         )
-        try:
-            reader.check()
-        except (ClickHouseError, OSError) as exc:
-            print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
-            return 1
         directory = AccountDirectory(
             wiring.kafka_connection(settings), settings.accounts_topic, client_id="auditlog-viewer"
         )
@@ -119,10 +127,20 @@ def _serve(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     return 0
 
 
+def _check_events_table(settings: AuditlogSettings) -> None:
+    """Raises when ClickHouse does not answer or the events table is missing."""
+    client = wiring.clickhouse_client(settings)
+    try:
+        # The database name is checked by the settings (an identifier).
+        client.query(f"SELECT 1 FROM {settings.clickhouse_database}.events WHERE 0")  # noqa: S608
+    finally:
+        client.close()
+
+
 def _cursor_key(settings: AuditlogSettings) -> bytes:
     if settings.viewer_cursor_key is not None:
         return settings.viewer_cursor_key.get_secret_value().encode()
-    _LOG.warning(
+    logging.getLogger("auditlog.viewer").warning(
         "AUDITLOG_VIEWER_CURSOR_KEY is not set: cursors are signed with a key of this process "
         "only; they stop working at a restart and on other replicas"
     )
