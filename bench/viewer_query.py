@@ -84,13 +84,22 @@ def main() -> None:
         n = min(100_000, args.rows - offset)
         client.insert(
             f"{database}.events",
-            _rows(n, lambda i, o=offset: "big" if o + i < big else f"acct-{(o + i) % args.accounts}", now, rng),
+            _rows(
+                n,
+                lambda i, o=offset: "big" if o + i < big else f"acct-{(o + i) % args.accounts}",
+                now,
+                rng,
+            ),
             column_names=COLUMNS,
         )
     client.command(f"OPTIMIZE TABLE {database}.events FINAL")
     load_s = time.perf_counter() - started
     reader = EventReader(factory, database=database, cursor_key=b"b" * 32)
-    out: dict[str, Any] = {"rows": args.rows, "export_account_rows": big, "load_s": round(load_s, 1)}
+    out: dict[str, Any] = {
+        "rows": args.rows,
+        "export_account_rows": big,
+        "load_s": round(load_s, 1),
+    }
     for fmt in ("ndjson", "csv"):
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
@@ -123,7 +132,9 @@ def main() -> None:
         out[name] = _pcts(samples)
     for account in ("big", accounts[0]):
         samples = []
-        query = parse_list_query([("from", (now - timedelta(days=90)).isoformat()), ("page[limit]", "1000")])
+        query = parse_list_query(
+            [("from", (now - timedelta(days=90)).isoformat()), ("page[limit]", "1000")]
+        )
         page = reader.page(account, query)
         for _ in range(min(args.repeat, 10)):
             if page.next_cursor is None:
@@ -132,7 +143,11 @@ def main() -> None:
             page = reader.page(
                 account,
                 parse_list_query(
-                    [("from", (now - timedelta(days=90)).isoformat()), ("page[limit]", "1000"), ("page[after]", page.next_cursor)]
+                    [
+                        ("from", (now - timedelta(days=90)).isoformat()),
+                        ("page[limit]", "1000"),
+                        ("page[after]", page.next_cursor),
+                    ]
                 ),
             )
             samples.append(time.perf_counter() - t)
