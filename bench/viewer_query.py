@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import clickhouse_connect
+from clickhouse_connect.driver.client import Client
 
 from consumers.migrations import apply_pending
 from schemas.versions import current
@@ -72,7 +73,11 @@ def main() -> None:
     parser.add_argument("--export-share", type=float, default=0.5)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    factory = lambda: clickhouse_connect.get_client(dsn=args.url, autogenerate_session_id=False)  # noqa: E731
+    url: str = args.url
+
+    def factory() -> Client:
+        return clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
+
     client = factory()
     database = f"bench_viewer_{uuid.uuid4().hex[:8]}"
     apply_pending(client, database=database)
