@@ -501,6 +501,9 @@ def test_the_seeds_use_case_who_stopped_the_recipe(client: Client, url: str, dat
     )
     assert found["details"]["request"]["ip"] == "203.0.113.7"
     assert reader.event("seed", found["id"]) == found
+    exported = _export(reader, "seed", [("include_event_types[]", "recipe.stopped")])
+    assert [json.loads(line) for line in exported.splitlines()] == [found]
+    assert found["details"]["_request"] == "spoof"
     by_text = reader.page(
         "seed", parse_list_query([("q", "MALLORY"), ("include_event_types[]", "recipe.stopped")])
     )

@@ -32,6 +32,12 @@ def csv_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
+def raw_ndjson_chunk(data: bytes) -> tuple[bytes, int]:
+    """NDJSON bytes ClickHouse made (:data:`viewer.query.sql.NDJSON_LINE`) pass as they
+    are; records counted by their line ends."""
+    return data, data.count(b"\n")
+
+
 def ndjson_chunk(rows: Iterable[Sequence[Any]]) -> tuple[bytes, int]:
     lines = [orjson.dumps(record(row)) for row in rows]
     if not lines:
@@ -78,9 +84,11 @@ class ExportStream:
 
     def __init__(
         self,
-        blocks: Iterator[Sequence[Sequence[Any]]],
+        blocks: Iterator[Any],
         fmt: str,
         on_close: Callable[[], None],
+        *,
+        raw: bool = False,
     ) -> None:
         self.media_type = MEDIA_TYPES[fmt]
         self.format = fmt
@@ -89,13 +97,16 @@ class ExportStream:
         self._on_close = on_close
         self._closed = False
         self._csv = CsvEncoder() if fmt == "csv" else None
+        self._raw = raw  # blocks are NDJSON bytes already
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             if self._csv is not None:
                 yield self._csv.header()
             for block in self._blocks:
-                if self._csv is not None:
+                if self._raw:
+                    data, n = raw_ndjson_chunk(block)
+                elif self._csv is not None:
                     data, n = self._csv.chunk(block)
                 else:
                     data, n = ndjson_chunk(block)

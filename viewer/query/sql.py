@@ -213,6 +213,60 @@ def export(database: str, where: Where) -> str:
     )
 
 
+def _json_tuple(fields: str, type_: str) -> str:
+    return f"toJSONString(CAST(({fields}), '{type_}'))"
+
+
+# The NDJSON line of a row, built by ClickHouse: the same record as records.record()
+# (its test compares them), so an export neither decodes rows nor encodes JSON in Python.
+NDJSON_LINE = (
+    "concat('{\"id\":', toJSONString(toString(event_id)), "
+    "',\"timestamp\":', toJSONString(concat(substring(formatDateTime(occurred_at, "
+    "'%Y-%m-%dT%H:%i:%S.%f', 'UTC'), 1, 23), 'Z')), "
+    "',\"event_type\":', toJSONString(toString(action)), "
+    "',\"category\":', toJSONString(toString(category)), "
+    "',\"user\":', "
+    + _json_tuple(
+        "actor.id, toString(actor.type), actor.name, actor.email",
+        "Tuple(id String, type String, name Nullable(String), email Nullable(String))",
+    )
+    + ", ',\"resource\":', "
+    + _json_tuple(
+        "resource.id, toString(resource.type), resource.name",
+        "Tuple(id String, type String, name Nullable(String))",
+    )
+    + ", ',\"workspace\":', "
+    + _json_tuple(
+        "workspace.id, workspace.name, workspace.environment",
+        "Tuple(id Nullable(String), name Nullable(String), environment Nullable(String))",
+    )
+    + ", ',\"outcome\":', "
+    + _json_tuple(
+        "toString(outcome.status), outcome.reason", "Tuple(status String, reason Nullable(String))"
+    )
+    + ', \',"details":{"request":\', '
+    + _json_tuple(
+        "request.ip, request.user_agent, request.request_id, request.session_id",
+        "Tuple(ip Nullable(String), user_agent Nullable(String), "
+        "request_id Nullable(String), session_id Nullable(String))",
+    )
+    + ", if(empty(details), '', concat(',', substring(toJSONString(mapApply((k, v) -> "
+    "(if(k = 'request', '_request', k), v), details)) AS d, 2, length(d) - 2))), "
+    "'},\"changes\":', toJSONString(changes), "
+    "',\"source\":', toJSONString(source), "
+    "',\"ingested_at\":', toJSONString(concat(substring(formatDateTime(ingested_at, "
+    "'%Y-%m-%dT%H:%i:%S.%f', 'UTC'), 1, 23), 'Z')), '}')"
+)
+
+
+def export_ndjson(database: str, where: Where) -> str:
+    """One String column per row, the record's JSON (read as TSVRaw: one line each)."""
+    return (
+        f"SELECT {NDJSON_LINE} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608
+        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
+    )
+
+
 def retention_days(database: str) -> str:
     return (
         f"SELECT argMax(retention_days, updated_at) FROM {retention_table(database)} "  # noqa: S608 - checked name, bound parameters
