@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,7 +55,7 @@ from clickhouse_connect.driver.client import Client
 from consumers.retention import DEFAULT_RETENTION_DAYS
 from schemas.validation import ValidationPolicy
 from viewer.query import cursor, sql
-from viewer.query.export import ExportStream
+from viewer.query.export import Chunk, ExportStream, csv_lines_chunk, raw_ndjson_chunk
 from viewer.query.params import BadParameter, ExportQuery, ListQuery
 from viewer.query.records import record
 
@@ -168,28 +168,7 @@ class EventReader:
         where = sql.conditions(account_id, floor_ms, ceil_ms, query.filters)
         if query.format == "ndjson":
             return self._raw_ndjson(client, where)
-        try:
-            context = client.query_row_block_stream(
-                sql.export(self._database, where), parameters=where.params
-            )
-        except BaseException:
-            client.close()
-            raise
-
-        def read() -> Generator[Sequence[Sequence[Any]]]:
-            with context as stream:
-                yield from stream
-
-        blocks = read()
-
-        def close() -> None:
-            try:
-                blocks.close()  # leaves the context if iteration had started
-                context.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # closes the response otherwise
-            finally:
-                client.close()
-
-        return ExportStream(blocks, query.format, close)
+        return self._csv_lines(client, where)
 
     def _raw_ndjson(self, client: Client, where: sql.Where) -> ExportStream:
         """NDJSON made by ClickHouse, streamed as it comes (64 KiB reads)."""
@@ -201,9 +180,9 @@ class EventReader:
             client.close()
             raise
 
-        def read() -> Generator[bytes]:
-            while chunk := source.read(_EXPORT_READ_BYTES):
-                yield chunk
+        def read() -> Generator[Chunk]:
+            while data := source.read(_EXPORT_READ_BYTES):
+                yield raw_ndjson_chunk(data)
 
         def close() -> None:
             try:
@@ -211,7 +190,37 @@ class EventReader:
             finally:
                 client.close()
 
-        return ExportStream(read(), "ndjson", close, raw=True)
+        return ExportStream(read(), "ndjson", close)
+
+    def _csv_lines(self, client: Client, where: sql.Where) -> ExportStream:
+        """CSV lines made by ClickHouse, a block at a time (a column of bytes per block:
+        one value per record, whatever line breaks its cells hold)."""
+        try:
+            context = client.query_column_block_stream(
+                sql.export_csv(self._database, where),
+                parameters=where.params,
+                settings=sql.CSV_SETTINGS,
+                query_formats={"String": "bytes"},
+            )
+        except BaseException:
+            client.close()
+            raise
+
+        def read() -> Generator[Chunk]:
+            with context as stream:
+                for block in stream:
+                    yield csv_lines_chunk(block[0])
+
+        blocks = read()
+
+        def close() -> None:
+            try:
+                blocks.close()  # leaves the context if iteration had started
+                context.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # closes the response otherwise
+            finally:
+                client.close()
+
+        return ExportStream(blocks, "csv", close)
 
     def close(self) -> None:
         """Closes the clients made so far (for shutdown)."""

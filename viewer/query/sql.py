@@ -219,6 +219,8 @@ def _json_tuple(fields: str, type_: str) -> str:
 
 # The NDJSON line of a row, built by ClickHouse: the same record as records.record()
 # (its test compares them), so an export neither decodes rows nor encodes JSON in Python.
+# toJSONString of a NULL is NULL, and concat with a NULL is NULL: a top-level Nullable
+# (source) needs its ifNull, or the whole line of an event without one is \\N.
 NDJSON_LINE = (
     "concat('{\"id\":', toJSONString(toString(event_id)), "
     "',\"timestamp\":', toJSONString(concat(substring(formatDateTime(occurred_at, "
@@ -253,10 +255,83 @@ NDJSON_LINE = (
     + ", if(empty(details), '', concat(',', substring(toJSONString(mapApply((k, v) -> "
     "(if(k = 'request', '_request', k), v), details)) AS d, 2, length(d) - 2))), "
     "'},\"changes\":', toJSONString(changes), "
-    "',\"source\":', toJSONString(source), "
+    "',\"source\":', ifNull(toJSONString(source), 'null'), "
     "',\"ingested_at\":', toJSONString(concat(substring(formatDateTime(ingested_at, "
     "'%Y-%m-%dT%H:%i:%S.%f', 'UTC'), 1, 23), 'Z')), '}')"
 )
+
+
+def _csv_text(expr: str) -> str:
+    """A text cell of tenant input as :mod:`viewer.query.export` writes it: NULL -> empty,
+    a leading ``= + - @`` tab or CR neutralised with ``'``, then quoted as Python's
+    ``csv.writer`` (QUOTE_MINIMAL) quotes: only a cell holding ``,`` ``"`` CR or LF, its
+    quotes doubled. (The repeated subexpressions are computed once by the engine.)"""
+    text = f"ifNull({expr}, '')"
+    safe = (
+        f"if(substring({text}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r'), "
+        f"concat('\\'', {text}), {text})"
+    )
+    return (
+        f"if(multiSearchAny({safe}, [',', '\"', '\\r', '\\n']), "
+        f"concat('\"', replaceAll({safe}, '\"', '\"\"'), '\"'), {safe})"
+    )
+
+
+_ISO_MS = "concat(substring(formatDateTime({}, '%Y-%m-%dT%H:%i:%S.%f', 'UTC'), 1, 23), 'Z')"
+
+# The activity fields as records.flat() writes them: "request" moved to "_request" at the
+# end (records.activity_details), as a JSON object; empty when there are none.
+_CSV_DETAILS = (
+    "if(empty(details), '', if(mapContains(details, 'request'), toJSONString(mapFromArrays("
+    "arrayConcat(arrayFilter(k -> k != 'request', mapKeys(details)), ['_request']), "
+    "arrayConcat(arrayFilter((v, k) -> k != 'request', mapValues(details), mapKeys(details)), "
+    "[details['request']]))), toJSONString(details)))"
+)
+
+# The CSV cells of a row, in records.CSV_HEADER order. id and the two instants are made
+# here (a UUID, ISO 8601 digits): they never need neutralising or quoting.
+_CSV_CELLS = (
+    "toString(event_id)",
+    _ISO_MS.format("occurred_at"),
+    _csv_text("toString(action)"),
+    _csv_text("toString(category)"),
+    _csv_text("actor.id"),
+    _csv_text("toString(actor.type)"),
+    _csv_text("actor.name"),
+    _csv_text("actor.email"),
+    _csv_text("resource.id"),
+    _csv_text("toString(resource.type)"),
+    _csv_text("resource.name"),
+    _csv_text("workspace.id"),
+    _csv_text("workspace.name"),
+    _csv_text("workspace.environment"),
+    _csv_text("toString(outcome.status)"),
+    _csv_text("outcome.reason"),
+    _csv_text("request.ip"),
+    _csv_text("request.user_agent"),
+    _csv_text("request.request_id"),
+    _csv_text("request.session_id"),
+    _csv_text(_CSV_DETAILS),
+    _csv_text("if(empty(changes), '', toJSONString(changes))"),
+    _csv_text("source"),
+    _ISO_MS.format("ingested_at"),
+)
+
+# The CSV line of a row (RFC 4180, CRLF), built by ClickHouse: the same cells as
+# export.CsvEncoder writes for records.flat(records.record(row)) (a test compares them).
+CSV_LINE = "concat(" + ", ',', ".join(_CSV_CELLS) + ", '\\r\\n')"
+
+# toJSONString as orjson writes (no "\/"): the JSON cells then equal the reference's bytes.
+CSV_SETTINGS = {"output_format_json_escape_forward_slashes": 0}
+
+
+def export_csv(database: str, where: Where) -> str:
+    """One String column per row, the row's CSV line (CRLF included); read as a column
+    of bytes, so that a cell holding a line break does not change the count of rows."""
+    return (
+        f"SELECT {CSV_LINE} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608
+        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
+    )
 
 
 def export_ndjson(database: str, where: Where) -> str:
