@@ -16,7 +16,14 @@ are dropped as read). The first page pins ``to`` (the request's, or now) into th
 cursor, later pages read strictly below the last (occurred_at, event_id) served: every
 event of the range present when paging started comes exactly once, an event arriving in
 the part not yet read comes once, one arriving above the cursor or after ``to`` never.
-``total`` counts distinct events of the (pinned) range with the filters.
+``total`` is the number of distinct events of the (pinned) range with the filters when
+paging began: the first page counts them and its cursor carries the count, which every
+later page of that range answers again without counting (a count reads every granule
+of the range: 262 ms p95 on a 500k-event account, on every page). So on later pages
+``total`` is the count when paging began: events arriving in the range since are still
+served (in the part not yet read) but not counted, and events that left the retention
+window since are still counted. A client wanting a fresh count starts again from the
+first page.
 
 **Ingest order** (``order=ingested``, for pollers, as Okta's System Log polls on
 persistence time): ``ORDER BY ingested_at, event_id`` over rows ingested at least
@@ -27,6 +34,9 @@ served when it arrives. The scan is bounded below by ``occurred_at >= cursor's
 ingested_at - max_event_age_s`` (the producer refuses older events: 30 days, plus its 5
 minutes of future skew), on top of the retention floor. A page always has a
 ``next_cursor`` (poll it again later); it may hold fewer than ``page_size`` events.
+``total`` is counted again on every poll (the events of the range now): a poller's
+cursor lives for as long as it polls, so a count carried from its first page would
+never move.
 An event stored twice is served at the position of its newest copy only (the copy a
 merge keeps: ``ReplacingMergeTree(ingested_at)``), so the answer does not depend on the
 merge state. A copy stored after a poller passed the first one (a replay hours later)
@@ -93,7 +103,8 @@ class _Read:
 @dataclass(frozen=True)
 class Page:
     """One page: records in the order asked, the events the query matches in all
-    (distinct), and the cursor of the next page (None: this was the last, newest order)."""
+    (distinct; in newest order as counted when paging began, see the module doc), and the
+    cursor of the next page (None: this was the last, newest order)."""
 
     data: list[dict[str, Any]]
     total: int
@@ -266,8 +277,10 @@ class EventReader:
         bound_to, position, now_ms, floor_ms = r.bound_to, r.position, r.now_ms, r.floor_ms
         pinned = position.pinned_ms if position else self._pinned_ms(query.until, now_ms)
         where = sql.conditions(account_id, floor_ms, pinned, query.filters)
-        total = self._total(client, where)
-        if position is not None:
+        if position is None:
+            total = self._total(client, where)
+        else:
+            total = position.total  # counted once, at the first page (see module doc)
             sql.after_newest(where, position.key_ms, str(position.event_id))
         rows = client.query(
             sql.newest_page(self._database, where, query.page_size + 1), parameters=where.params
@@ -280,7 +293,11 @@ class EventReader:
                 self._key,
                 bound_to,
                 cursor.Position(
-                    "newest", pinned, int(last[sql.OCCURRED_MS]), uuid.UUID(last[sql.EVENT_ID])
+                    "newest",
+                    pinned,
+                    total,
+                    int(last[sql.OCCURRED_MS]),
+                    uuid.UUID(last[sql.EVENT_ID]),
                 ),
             )
         return Page([record(r) for r in served], total, next_cursor)
@@ -308,6 +325,6 @@ class EventReader:
         if rows:
             key_ms, key_id = int(rows[-1][sql.INGESTED_MS]), uuid.UUID(rows[-1][sql.EVENT_ID])
         next_cursor = cursor.encode(
-            self._key, bound_to, cursor.Position("ingested", 0, key_ms, key_id)
+            self._key, bound_to, cursor.Position("ingested", 0, 0, key_ms, key_id)
         )
         return Page(data, total, next_cursor)
