@@ -190,11 +190,23 @@ def test_an_event_stored_twice_is_shown_and_counted_once(
     events = [Ev("dup", NOW - timedelta(hours=n)) for n in range(5)]
     _insert(client, database, events)
     _insert(client, database, events[1:3])  # stored again, not merged
-    assert stored_rows(client, f"{database}.events").rows == 7
+    # Stored again after a retention change: another retention_class, another partition,
+    # which no merge ever joins (the page's FINAL still does).
+    _insert(client, database, events[3:4], retention_days=[30])
+    assert stored_rows(client, f"{database}.events").rows == 8
     reader = _reader(url, database, ingest_lag_s=0)
     records, pages = _all_pages(reader, "dup", [("page[size]", "2")])
     assert sorted(_ids(records)) == sorted(str(e.event_id) for e in events)
     assert {p.total for p in pages} == {5}
+    newest_copy = {
+        str(event_id): str(ingested_ms)
+        for event_id, ingested_ms in client.query(
+            "SELECT toString(event_id), formatDateTime(max(ingested_at), "
+            f"'%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') FROM {database}.events GROUP BY event_id"
+        ).result_rows
+    }
+    for r in records:  # the copy a merge keeps
+        assert r["ingested_at"] == newest_copy[r["id"]][:23] + "Z"
     assert reader.event("dup", str(events[1].event_id))["id"] == str(events[1].event_id)  # type: ignore[index]
     body = _export(reader, "dup", []).decode().splitlines()
     assert sorted(json.loads(line)["id"] for line in body) == sorted(_ids(records))

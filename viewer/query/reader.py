@@ -10,12 +10,13 @@ retention dictionary is loaded from, so a change counts at once, not after the
 dictionary's 30-60 s reload) and reads only ``occurred_at >= now - retention`` (and
 ``>= from``). The TTL drops whole months late; this bound does not wait for it.
 
-**Newest order** (default): ``ORDER BY occurred_at DESC, event_id DESC`` with ``LIMIT 1
-BY occurred_at, event_id`` (copies share the sorting key, so duplicates not yet merged
-are dropped as read). The first page pins ``to`` (the request's, or now) into the
-cursor, later pages read strictly below the last (occurred_at, event_id) served: every
-event of the range present when paging started comes exactly once, an event arriving in
-the part not yet read comes once, one arriving above the cursor or after ``to`` never.
+**Newest order** (default): ``FROM events FINAL ... ORDER BY occurred_at DESC, event_id
+DESC LIMIT n`` (copies share the sorting key; FINAL serves the newest copy of an event
+not yet merged, see :mod:`viewer.query.sql`). The first page pins ``to`` (the request's,
+or now) into the cursor, later pages read strictly below the last (occurred_at,
+event_id) served: every event of the range present when paging started comes exactly
+once, an event arriving in the part not yet read comes once, one arriving above the
+cursor or after ``to`` never.
 ``total`` is the number of distinct events of the (pinned) range with the filters when
 paging began: the first page counts them and its cursor carries the count, which every
 later page of that range answers again without counting (a count reads every granule
@@ -24,6 +25,25 @@ of the range: 262 ms p95 on a 500k-event account, on every page). So on later pa
 served (in the part not yet read) but not counted, and events that left the retention
 window since are still counted. A client wanting a fresh count starts again from the
 first page.
+
+**FINAL against LIMIT 1 BY** (the dedupe pages used before), measured 2026-12-01: the
+query of ``sql.newest_page`` and the same with ``LIMIT 1 BY`` instead of FINAL, on the
+data ``bench/viewer_query.py`` loads (1M events, its big account 500k over 90 days,
+OPTIMIZE FINAL; then 40k of the account's events stored again, not merged), through the
+local gateway (chdb 26.9) on 2 busy cores, 101 rows a page, 20 runs each, p50 / p95 ms::
+
+                            merged                         unmerged copies
+                            LIMIT 1 BY      FINAL          LIMIT 1 BY      FINAL
+    first page, no from     103.7 / 136.6   16.0 / 17.9    205.3 / 235.4   27.4 / 36.1
+    first page, 7 days       14.1 /  23.3   13.8 / 27.2     72.4 /  82.0   18.8 / 24.0
+    users_ids[], 7 days      24.8 / 103.4   20.2 / 21.1     37.8 /  42.4   25.2 / 28.7
+    q, no from              155.5 / 166.9   30.1 / 40.4    181.1 / 205.7   47.5 / 50.9
+    page 2500 (cursor)       97.3 / 112.2   21.7 / 27.0     97.9 / 109.2   21.2 / 25.6
+
+Same events on every page both ways. FINAL wins because ``ORDER BY key LIMIT n`` lets
+the engine read the key columns in order and the other columns of the n rows served
+only (lazy materialisation: ``EXPLAIN PIPELINE`` shows ``LazyMaterializingTransform``);
+with ``LIMIT 1 BY`` in between it reads every column of the granules it passes.
 
 **Ingest order** (``order=ingested``, for pollers, as Okta's System Log polls on
 persistence time): ``ORDER BY ingested_at, event_id`` over rows ingested at least

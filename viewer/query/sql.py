@@ -8,9 +8,15 @@ returned, whether or not the month-granular TTL has dropped its part yet), ``occ
 < {ceil}`` (``to``, or the ``to`` a cursor pinned), then the filters.
 
 Deduplication (ReplacingMergeTree keeps copies of a row until a merge): duplicates share
-the whole sorting key (tenant_id, occurred_at, event_id), so ``LIMIT 1 BY occurred_at,
-event_id`` after the ``ORDER BY`` of the sorting key drops them in the reading order
-without FINAL's merge-on-read; counts use ``uniqExact(occurred_at, event_id)``.
+the whole sorting key (tenant_id, occurred_at, event_id). Pages read ``FINAL`` (the newest
+copy, by ``ingested_at``, as a merge would keep; copies in different partitions, e.g.
+stored before and after a retention change, are merged too: the partition key is not in
+the sorting key) with ``ORDER BY`` the sorting key and ``LIMIT``: the engine then reads in
+order only the key columns, and the other columns of the rows served alone (lazy
+materialisation), which ``LIMIT 1 BY`` prevents (measured in :mod:`viewer.query.reader`).
+Exports read whole ranges and keep ``LIMIT 1 BY occurred_at, event_id`` after the
+``ORDER BY`` of the sorting key (drops copies in the reading order); counts use
+``uniqExact(occurred_at, event_id)``.
 
 Text search ``q``: ``positionCaseInsensitiveUTF8(haystack, {q}) > 0`` over the resource
 name and the actor e-mail: a plain substring search, so there are no LIKE wildcards
@@ -131,11 +137,11 @@ def conditions(account_id: str, floor_ms: int, ceil_ms: int | None, filters: Eve
 
 
 def newest_page(database: str, where: Where, limit: int) -> str:
-    """Newest first on the sorting key, one row per (occurred_at, event_id)."""
+    """Newest first on the sorting key, one row per (occurred_at, event_id): FINAL (see
+    the module doc)."""
     return (
-        f"SELECT {SELECT_LIST} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608 - checked name, bound parameters
-        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id "
-        f"LIMIT {int(limit)}"
+        f"SELECT {SELECT_LIST} FROM {table(database)} FINAL WHERE {where.sql()} "  # noqa: S608 - checked name, bound parameters
+        f"ORDER BY occurred_at DESC, event_id DESC LIMIT {int(limit)}"
     )
 
 
