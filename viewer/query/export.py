@@ -3,8 +3,11 @@
 Memory stays flat whatever the range: ClickHouse builds each record's line (NDJSON:
 :data:`viewer.query.sql.NDJSON_LINE`, CSV: :data:`viewer.query.sql.CSV_LINE`), the
 reader hands on one read (NDJSON, 64 KiB) or one block of lines (CSV) at a time, and
-nothing keeps a reference to what was already sent. No row is decoded and no record
-encoded in Python on the way (that capped exports at ~50k events/s).
+nothing keeps a reference to what was already sent (a CSV block is about 3 MB of lines;
+peak RSS of a fresh process +25 MB exporting 50k events, +33 MB for 250k and for 500k).
+No row is decoded and no record encoded in Python on the way: ``bench/viewer_query.py``
+(500k events) measured CSV at 36-48k events/s when Python wrote it, 280-410k since
+(NDJSON 110-390k in the same runs: the machine is shared and noisy).
 
 - NDJSON: one record (:func:`viewer.query.records.record`, the shape of pages) per line.
 - CSV (RFC 4180, ``\\r\\n``): a header row (:data:`viewer.query.records.CSV_HEADER`,

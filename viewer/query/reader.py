@@ -19,12 +19,14 @@ once, an event arriving in the part not yet read comes once, one arriving above 
 cursor or after ``to`` never.
 ``total`` is the number of distinct events of the (pinned) range with the filters when
 paging began: the first page counts them and its cursor carries the count, which every
-later page of that range answers again without counting (a count reads every granule
-of the range: 262 ms p95 on a 500k-event account, on every page). So on later pages
-``total`` is the count when paging began: events arriving in the range since are still
-served (in the part not yet read) but not counted, and events that left the retention
-window since are still counted. A client wanting a fresh count starts again from the
-first page.
+later page of that range answers again without counting. (A count reads the whole range:
+``deep_pages_90d_big`` of ``bench/viewer_query.py``, 1000-row pages of a 500k-event
+account, went from p50 241-264 / p95 297-361 ms to 80-160 / 110-233 ms (back-to-back
+runs of each version, 2 busy cores) when later pages stopped counting, and to 34-40 /
+37-43 ms with FINAL below.) So on later pages ``total`` is the count when paging began:
+events arriving in the range since are still served (in the part not yet read) but not
+counted, and events that left the retention window since are still counted. A client
+wanting a fresh count starts again from the first page.
 
 **FINAL against LIMIT 1 BY** (the dedupe pages used before), measured 2026-12-01: the
 query of ``sql.newest_page`` and the same with ``LIMIT 1 BY`` instead of FINAL, on the
