@@ -213,6 +213,8 @@ def one_event(database: str) -> str:
 
 
 def export(database: str, where: Where) -> str:
+    """The export's rows as :func:`viewer.query.records.record` reads them, in its order:
+    what the reference encoders take (the tests compare the lines ClickHouse builds)."""
     return (
         f"SELECT {SELECT_LIST} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608 - checked name, bound parameters
         "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
