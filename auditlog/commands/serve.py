@@ -1,8 +1,9 @@
 """``auditlog serve``: the viewer service (activity log API), until SIGTERM or SIGINT.
 
-Exit codes: 0 stopped by a signal; 2 the token settings are missing or do not go together
-(each problem on a line naming its variable); 1 a service it
-needs does not answer (ClickHouse, the account facts topic on Kafka) or its port is taken.
+Exit codes: 0 stopped by a signal, every read's audit event delivered; 2 the token settings
+are missing or do not go together (one line per problem, naming its variable); 1 ClickHouse,
+the events table or the account facts topic is missing, the port is taken, or read events
+still queued at the stop could not be delivered.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import socket
 import sys
 from typing import Any
 
@@ -20,9 +22,11 @@ from accounts.store import AccountDirectory
 from auditlog import wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
+from producers.delivery import DeliveryError
+from producers.producer import AuditProducer
 from runtime.compacted_table import TableError
 from viewer.app import create_app
-from viewer.identity import IdentityConfigError
+from viewer.identity import IdentityConfigError, TokenVerifier
 from viewer.query.reader import EventReader
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
@@ -52,98 +56,153 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=_serve)
 
 
+class _Refused(Exception):
+    """The viewer cannot start: ``lines`` say why, ``code`` is the exit code."""
+
+    def __init__(self, code: int, *lines: str) -> None:
+        super().__init__(*lines)
+        self.code = code
+        self.lines = lines
+
+
 def _serve(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     try:
-        verifier = wiring.token_verifier(settings)
-    except IdentityConfigError as exc:
-        for line in str(exc).splitlines():
-            print(f"auditlog: {line}", file=sys.stderr)
-        return 2
-    cursor_key = _cursor_key(settings)
-    if len(cursor_key) < MIN_CURSOR_KEY_BYTES:
-        print(
-            f"auditlog: AUDITLOG_VIEWER_CURSOR_KEY must be at least {MIN_CURSOR_KEY_BYTES} "
-            "bytes: make one with `openssl rand -hex 32`",
-            file=sys.stderr,
-        )
-        return 2
-    configure_json_logging(settings.log_level)
-    host = args.host or settings.viewer_host
-    port = settings.viewer_port if args.port is None else args.port
-    try:
-        sock = bind(host, port)
-    except BindError as exc:
-        print(f"auditlog: viewer: {exc}", file=sys.stderr)
-        return 1
-    with sock:
+        verifier, cursor_key = _identity(settings)
+        configure_json_logging(settings.log_level)
+        if settings.viewer_cursor_key is None:
+            _LOG.warning(
+                "AUDITLOG_VIEWER_CURSOR_KEY is not set: cursors are signed with a key of this "
+                "process only; they stop working at a restart and on other replicas"
+            )
+        host = args.host or settings.viewer_host
+        port = settings.viewer_port if args.port is None else args.port
         try:
+            sock = bind(host, port)
+        except BindError as exc:
+            raise _Refused(1, f"viewer: {exc}") from None
+        with sock:
             _check_events_table(settings)
-        except (ClickHouseError, OSError) as exc:
-            print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
-            return 1
-        reader = EventReader(
-            lambda: wiring.clickhouse_client(settings, session=False),
-            database=settings.clickhouse_database,
-            cursor_key=cursor_key,
-            ingest_lag_s=settings.viewer_ingest_lag_s,
-        )
-        directory = AccountDirectory(
-            wiring.kafka_connection(settings), settings.accounts_topic, client_id="auditlog-viewer"
-        )
-        try:
-            directory.start()
-        except TableError as exc:
-            print(f"auditlog: account facts: {exc}", file=sys.stderr)
-            return 1
-        registry = CollectorRegistry()
-        producer = wiring.audit_producer(settings, client_id="auditlog-viewer")
-        try:
-            services = ViewerServices(
-                verifier=verifier,
-                facts_of=directory.get,
-                reader=reader,
-                audit=ViewingAudit(producer, registry=registry),
-                limiter=RateLimiter(
-                    per_s=settings.viewer_rate_limit_per_s, burst=settings.viewer_rate_limit_burst
-                ),
+            directory = AccountDirectory(
+                wiring.kafka_connection(settings),
+                settings.accounts_topic,
+                client_id="auditlog-viewer",
             )
-
-            def health() -> dict[str, Any]:
-                accounts_ok = directory.healthy()
-                return {"status": "ok" if accounts_ok else "degraded", "accounts": accounts_ok}
-
-            app = create_app(services, health=health, registry=registry)
-            bound_host, bound_port = sock.getsockname()[:2]
-            print(f"viewer at http://{_url_host(bound_host)}:{bound_port}", flush=True)
-            _LOG.info("viewer listening", extra={"host": bound_host, "port": bound_port})
-            run(
-                app,
-                ServerConfig(host, bound_port, settings.viewer_forwarded_allow_ips),
-                sock,
-            )
-        finally:
-            directory.stop()
-            producer.close()
+            try:
+                directory.start()
+            except TableError as exc:
+                raise _Refused(1, f"account facts: {exc}") from None
+            try:
+                undelivered = _run(
+                    settings,
+                    sock,
+                    host,
+                    verifier=verifier,
+                    cursor_key=cursor_key,
+                    directory=directory,
+                )
+            finally:
+                directory.stop()
+    except _Refused as refused:
+        for line in refused.lines:
+            print(f"auditlog: {line}", file=sys.stderr)
+        return refused.code
+    if undelivered:
+        print(f"auditlog: viewer: {undelivered}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _check_events_table(settings: AuditlogSettings) -> None:
-    """Raises when ClickHouse does not answer or the events table is missing."""
-    client = wiring.clickhouse_client(settings)
+def _identity(settings: AuditlogSettings) -> tuple[TokenVerifier, bytes]:
     try:
-        # The database name is checked by the settings (an identifier).
-        client.query(f"SELECT 1 FROM {settings.clickhouse_database}.events WHERE 0")  # noqa: S608
+        verifier = wiring.token_verifier(settings)
+    except IdentityConfigError as exc:
+        raise _Refused(2, *str(exc).splitlines()) from None
+    cursor_key = _cursor_key(settings)
+    if len(cursor_key) < MIN_CURSOR_KEY_BYTES:
+        raise _Refused(
+            2,
+            f"AUDITLOG_VIEWER_CURSOR_KEY must be at least {MIN_CURSOR_KEY_BYTES} bytes: make "
+            "one with `openssl rand -hex 32`",
+        )
+    return verifier, cursor_key
+
+
+def _run(
+    settings: AuditlogSettings,
+    sock: socket.socket,
+    host: str,
+    *,
+    verifier: TokenVerifier,
+    cursor_key: bytes,
+    directory: AccountDirectory,
+) -> str | None:
+    """Serve until SIGTERM or SIGINT; what was not delivered of the reads' events."""
+    registry = CollectorRegistry()
+    reader = EventReader(
+        lambda: wiring.clickhouse_client(settings, session=False),
+        database=settings.clickhouse_database,
+        cursor_key=cursor_key,
+        ingest_lag_s=settings.viewer_ingest_lag_s,
+    )
+    producer = wiring.audit_producer(settings, client_id="auditlog-viewer")
+    try:
+        services = ViewerServices(
+            verifier=verifier,
+            facts_of=directory.get,
+            reader=reader,
+            audit=ViewingAudit(producer, registry=registry),
+            limiter=RateLimiter(
+                per_s=settings.viewer_rate_limit_per_s, burst=settings.viewer_rate_limit_burst
+            ),
+        )
+
+        def health() -> dict[str, Any]:
+            accounts_ok = directory.healthy()
+            return {"status": "ok" if accounts_ok else "degraded", "accounts": accounts_ok}
+
+        app = create_app(services, health=health, registry=registry)
+        bound_host, bound_port = sock.getsockname()[:2]
+        print(f"viewer at http://{_url_host(bound_host)}:{bound_port}", flush=True)
+        _LOG.info("viewer listening", extra={"host": bound_host, "port": bound_port})
+        run(app, ServerConfig(host, bound_port, settings.viewer_forwarded_allow_ips), sock)
     finally:
-        client.close()
+        reader.close()
+        undelivered = _close(producer)
+    return undelivered
+
+
+def _close(producer: AuditProducer) -> str | None:
+    """Flush the read events still queued; what was not delivered, if anything."""
+    try:
+        producer.close()
+    except DeliveryError as exc:
+        return f"audit events of reads were not delivered: {exc}"
+    return None
+
+
+def _check_events_table(settings: AuditlogSettings) -> None:
+    """Raises :class:`_Refused` when ClickHouse does not answer or the events table is
+    missing."""
+    try:
+        client = wiring.clickhouse_client(settings)
+        try:
+            # The database name is checked by the settings (an identifier).
+            client.query(f"SELECT 1 FROM {settings.clickhouse_database}.events WHERE 0")  # noqa: S608
+        finally:
+            client.close()
+    except (ClickHouseError, OSError) as exc:
+        hint = (
+            " (run `auditlog migrate`)"
+            if "UNKNOWN_TABLE" in str(exc) or "doesn't exist" in str(exc)
+            else ""
+        )
+        raise _Refused(1, wiring.clickhouse_error(settings, exc) + hint) from None
 
 
 def _cursor_key(settings: AuditlogSettings) -> bytes:
+    """The configured key, or one of this process (warned about once logging is set up)."""
     if settings.viewer_cursor_key is not None:
         return settings.viewer_cursor_key.get_secret_value().encode()
-    logging.getLogger("auditlog.viewer").warning(
-        "AUDITLOG_VIEWER_CURSOR_KEY is not set: cursors are signed with a key of this process "
-        "only; they stop working at a restart and on other replicas"
-    )
     return secrets.token_bytes(32)
 
 
