@@ -61,6 +61,7 @@ def _topics_env(suffix: str) -> dict[str, str]:
         "AUDITLOG_DEAD_LETTER_TOPIC": f"test.secure.{suffix}.dlq",
         "AUDITLOG_DESTINATIONS_TOPIC": f"test.secure.{suffix}.destinations",
         "AUDITLOG_SINK_PROGRESS_TOPIC": f"test.secure.{suffix}.progress",
+        "AUDITLOG_ACCOUNTS_TOPIC": f"test.secure.{suffix}.accounts",
         "AUDITLOG_TOPIC_PARTITIONS": "3",
     }
 
@@ -88,7 +89,7 @@ def test_topics_producer_and_writer_work_through_sasl_ssl_scram(
 
     ensured = _auditlog(env, "topics", "ensure")
     assert ensured.returncode == 0, ensured.stderr
-    assert ensured.stdout.count("created") == 4
+    assert ensured.stdout.count("created") == 5
 
     settings = broker.settings(
         env, clickhouse_url=stack_endpoints.clickhouse_url, clickhouse_database=f"sec_{suffix}"
