@@ -26,28 +26,23 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from accounts.model import AccountFacts
-from accounts.record import AccountRecord, decode_record, parse_table
+from accounts.record import ACCOUNT_RECORDS, AccountRecord, parse_table
 from runtime.backoff import Backoff, UniformSource
 from runtime.compacted_table import CompactedTable, TableError, TableSource
 from runtime.kafka_connection import KafkaConnection
+from runtime.keyed_records import RecordChange
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AccountChange", "AccountDirectory", "DirectoryHealth", "TableError"]
 
 
-@dataclass(frozen=True)
-class AccountChange:
+class AccountChange(RecordChange[AccountRecord]):
     """One account's record before a change and after it (``None``: absent)."""
-
-    before: AccountRecord | None
-    after: AccountRecord | None
 
     @property
     def account_id(self) -> str:
-        present = self.after if self.after is not None else self.before
-        assert present is not None
-        return present.account_id
+        return self.present.account_id
 
 
 @dataclass(frozen=True)
@@ -193,37 +188,13 @@ class AccountDirectory:
         self._last_read = self._clock()
         if not records:
             return []
-        current = dict(self._snapshot.records)
-        invalid = dict(self._invalid)
-        changes: list[AccountChange] = []
-        for key, value in records:
-            name = key.decode(errors="replace")
-            before = current.get(name)
-            if value is None:
-                invalid.pop(name, None)
-                if before is not None:
-                    del current[name]
-                    changes.append(AccountChange(before, None))
-                continue
-            try:
-                after = decode_record(key, value)
-            except ValueError as exc:
-                invalid[name] = str(exc)
-                log.warning(
-                    "account %r in %s skipped (its last good record stays): %s",
-                    name,
-                    self._topic,
-                    exc,
-                )
-                continue
-            invalid.pop(name, None)
-            current[name] = after
-            if after != before:
-                changes.append(AccountChange(before, after))
-        self._invalid = MappingProxyType(invalid)
-        if changes:
-            self._snapshot = _snapshot(current)  # swapped in whole
-        return changes
+        applied = ACCOUNT_RECORDS.apply(
+            self._snapshot.records, self._invalid, records, self._topic, log=log
+        )
+        self._invalid = MappingProxyType(applied.invalid)
+        if applied.changes:
+            self._snapshot = _snapshot(applied.records)  # swapped in whole
+        return [AccountChange(change.before, change.after) for change in applied.changes]
 
     def _follow(self) -> None:
         attempt = 0

@@ -17,15 +17,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from accounts.model import AccountFacts
 from consumers.retention import validate_tenant
+from runtime.keyed_records import RecordKind
 
-__all__ = ["AccountRecord", "check_id", "decode_record", "encode_record", "parse_table"]
+__all__ = [
+    "ACCOUNT_RECORDS",
+    "AccountRecord",
+    "check_id",
+    "decode_record",
+    "encode_record",
+    "parse_table",
+]
 
 log = logging.getLogger("accounts.store")
 
@@ -104,28 +111,26 @@ class AccountRecord(BaseModel):
         )
 
 
+ACCOUNT_RECORDS = RecordKind(
+    model=AccountRecord,
+    id_of=lambda record: record.account_id,
+    revision_of=lambda record: record.revision,
+    noun="account",
+    description="an account record",
+    log=log,
+    value_name="record",
+)
+"""How the accounts topic's values read (see :mod:`runtime.keyed_records`)."""
+
+
 def encode_record(record: AccountRecord) -> bytes:
-    return record.model_dump_json().encode()
+    return ACCOUNT_RECORDS.encode(record)
 
 
 def decode_record(key: bytes, value: bytes) -> AccountRecord:
     """The record stored under ``key``; raises ``ValueError`` (with a message that holds no
     value) when the key is not UTF-8, the value does not parse, or its id is not the key."""
-    try:
-        account_id = key.decode()
-    except UnicodeDecodeError:
-        raise ValueError(f"key {key!r} is not UTF-8") from None
-    try:
-        record = AccountRecord.model_validate_json(value)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)[:3]
-        )
-        raise ValueError(f"not an account record ({problems})") from None
-    if record.account_id != account_id:
-        raise ValueError(f"value is account {record.account_id!r}, not its key")
-    return record
+    return ACCOUNT_RECORDS.decode(key, value)
 
 
 def parse_table(
@@ -133,15 +138,4 @@ def parse_table(
 ) -> tuple[dict[str, AccountRecord], dict[str, str]]:
     """The readable records by account id, and the unreadable keys with the reason (each
     logged as a warning; the reason never holds the value)."""
-    found: dict[str, AccountRecord] = {}
-    invalid: dict[str, str] = {}
-    for key, value in records.items():
-        try:
-            record = decode_record(key, value)
-        except ValueError as exc:
-            name = key.decode(errors="replace")
-            invalid[name] = str(exc)
-            log.warning("account %r in %s skipped: %s", name, topic, exc)
-            continue
-        found[record.account_id] = record
-    return found, invalid
+    return ACCOUNT_RECORDS.decode_table(records, topic)

@@ -4,7 +4,10 @@ One record per destination: key = the destination id (UTF-8), value = the
 :class:`~sinks.destinations.model.Destination` as JSON (``model_dump_json``); removing a
 destination writes a tombstone (no value). :class:`DestinationStore` is the command
 line's side (read the whole table, write one destination); :class:`DestinationCatalog` is
-the sink worker's side (load once, then follow the topic).
+the sink worker's side (load once, then follow the topic). Both are this module's names
+for what :mod:`runtime.keyed_records` (decoding, following changes) and
+:mod:`runtime.keyed_record_store` (the command line's reads and writes) do for any table
+of keyed JSON records; the account facts (:mod:`accounts.store`) are another such table.
 
 Why a compacted topic rather than a ClickHouse table:
 
@@ -39,13 +42,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from pydantic import ValidationError
-
-from runtime.compacted_table import CompactedTable, TableError, TableSource, TableWriter
+from runtime.compacted_table import TableError, TableSource
 from runtime.kafka_connection import KafkaConnection
+from runtime.keyed_record_store import ConcurrentUpdateError, KeyedRecordStore
+from runtime.keyed_records import RecordChange, RecordKind
 from sinks.destinations.model import Destination
 
 log = logging.getLogger(__name__)
@@ -60,56 +62,33 @@ __all__ = [
     "decode_record",
 ]
 
-
-class ConcurrentUpdateError(RuntimeError):
-    """The stored destination changed since it was read (another writer was faster)."""
+_RECORDS = RecordKind(
+    model=Destination,
+    id_of=lambda destination: destination.id,
+    revision_of=lambda destination: destination.revision,
+    noun="destination",
+    description="a destination",
+    log=log,
+)
 
 
 def decode_record(key: bytes, value: bytes) -> Destination:
     """The destination stored under ``key``; raises ``ValueError`` (with a message that
     holds no value) when the key is not UTF-8, the value does not parse, or its id is not
     the key."""
-    try:
-        destination_id = key.decode()
-    except UnicodeDecodeError:
-        raise ValueError(f"key {key!r} is not UTF-8") from None
-    try:
-        destination = Destination.model_validate_json(value)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)[:3]
-        )
-        raise ValueError(f"not a destination ({problems})") from None
-    if destination.id != destination_id:
-        raise ValueError(f"value is destination {destination.id!r}, not its key")
-    return destination
+    return _RECORDS.decode(key, value)
 
 
-def _parse_table(
-    records: Mapping[bytes, bytes], topic: str
-) -> tuple[dict[str, Destination], dict[str, str]]:
-    found: dict[str, Destination] = {}
-    invalid: dict[str, str] = {}
-    for key, value in records.items():
-        try:
-            destination = decode_record(key, value)
-        except ValueError as exc:
-            name = key.decode(errors="replace")
-            invalid[name] = str(exc)
-            log.warning("destination %r in %s skipped: %s", name, topic, exc)
-            continue
-        found[destination.id] = destination
-    return found, invalid
-
-
-class DestinationStore:
+class DestinationStore(KeyedRecordStore[Destination]):
     """The command line's view of the destination topic. Every read loads the whole table
     afresh (it is small), so it sees what was written up to the moment of the read.
 
     Reads raise :class:`~runtime.compacted_table.TableError` when the topic is missing or not read
     within ``timeout_s``; writes block until every in-sync replica acknowledged them and
-    raise :class:`TableError` otherwise. Not thread-safe.
+    raise :class:`TableError` otherwise. ``put(destination, expected_revision=...)``
+    refuses (:class:`ConcurrentUpdateError`, nothing written) unless the stored destination
+    has this revision right before the write; 0 means "must not exist yet". Not
+    thread-safe.
     """
 
     def __init__(
@@ -120,31 +99,7 @@ class DestinationStore:
         client_id: str = "auditlog-destinations",
         timeout_s: float = 30.0,
     ) -> None:
-        self._kafka = kafka
-        self._topic = topic
-        self._client_id = client_id
-        self._timeout_s = timeout_s
-        self._writer: TableWriter | None = None
-        self.invalid: dict[str, str] = {}
-        """Ids whose stored value did not parse at the last read, with the reason."""
-
-    @property
-    def topic(self) -> str:
-        return self._topic
-
-    def load(self) -> dict[str, Destination]:
-        """Every destination, by id, as stored now (unreadable values skipped, see
-        :attr:`invalid`)."""
-        table = CompactedTable(self._kafka, self._topic, client_id=self._client_id)
-        try:
-            records = table.load(self._timeout_s)
-        finally:
-            table.close()
-        found, self.invalid = _parse_table(records, self._topic)
-        return found
-
-    def get(self, destination_id: str) -> Destination | None:
-        return self.load().get(destination_id)
+        super().__init__(kafka, topic, _RECORDS, client_id=client_id, timeout_s=timeout_s)
 
     def list(self, tenant_id: str | None = None) -> list[Destination]:
         """Destinations (of one tenant, if given), by tenant then id."""
@@ -154,67 +109,27 @@ class DestinationStore:
             key=lambda d: (d.tenant_id, d.id),
         )
 
-    def _check_revision(self, destination_id: str, expected_revision: int) -> None:
-        current = self.get(destination_id)
-        stored = 0 if current is None else current.revision
-        if stored != expected_revision:
-            if expected_revision == 0:
-                raise ConcurrentUpdateError(f"destination {destination_id} already exists")
-            if current is None:
-                raise ConcurrentUpdateError(f"destination {destination_id} was removed meanwhile")
-            raise ConcurrentUpdateError(
-                f"destination {destination_id} was changed meanwhile (revision "
-                f"{expected_revision} -> {stored}): read it again and repeat the change"
-            )
-
-    def put(self, destination: Destination, *, expected_revision: int | None = None) -> None:
-        """Write ``destination`` and wait for the acknowledgement.
-
-        ``expected_revision``: refuse (:class:`ConcurrentUpdateError`, nothing written) unless
-        the stored destination has this revision right before the write; 0 means "must not
-        exist yet". Raises :class:`TableError` when the write was not acknowledged."""
-        if expected_revision is not None:
-            self._check_revision(destination.id, expected_revision)
-        self._write(destination.id.encode(), destination.model_dump_json().encode())
-
     def remove(self, destination_id: str, *, expected_revision: int | None = None) -> None:
-        """Write the tombstone of ``destination_id`` and wait for the acknowledgement."""
+        """Write the tombstone of ``destination_id`` and wait for the acknowledgement
+        (``expected_revision`` as for ``put``)."""
         if expected_revision is not None:
             self._check_revision(destination_id, expected_revision)
         self._write(destination_id.encode(), None)
 
-    def _write(self, key: bytes, value: bytes | None) -> None:
-        if self._writer is None:
-            self._writer = TableWriter(self._kafka, self._topic, client_id=self._client_id)
-        self._writer.put(key, value)
-        self._writer.flush(self._timeout_s)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close(self._timeout_s)
-            self._writer = None
+    def _refusal(self, record_id: str, expected_revision: int, current: Destination | None) -> str:
+        if expected_revision == 0:
+            return f"destination {record_id} already exists"
+        if current is None:
+            return f"destination {record_id} was removed meanwhile"
+        return super()._refusal(record_id, expected_revision, current)
 
 
-@dataclass(frozen=True)
-class CatalogChange:
+class CatalogChange(RecordChange[Destination]):
     """One destination as it was before a change and after it (``None``: absent)."""
-
-    before: Destination | None
-    after: Destination | None
 
     @property
     def destination_id(self) -> str:
-        present = self.after if self.after is not None else self.before
-        assert present is not None
-        return present.id
-
-    @property
-    def added(self) -> bool:
-        return self.before is None and self.after is not None
-
-    @property
-    def removed(self) -> bool:
-        return self.before is not None and self.after is None
+        return self.present.id
 
 
 _NO_DESTINATIONS: tuple[Destination, ...] = ()
@@ -239,7 +154,7 @@ class DestinationCatalog:
 
     def load(self, timeout_s: float = 30.0) -> None:
         """Read the whole table (blocks up to ``timeout_s``; raises :class:`TableError`)."""
-        found, invalid = _parse_table(self._table.load(timeout_s), self._topic)
+        found, invalid = _RECORDS.decode_table(self._table.load(timeout_s), self._topic)
         self._invalid = invalid
         self._install(found)
 
@@ -251,37 +166,11 @@ class DestinationCatalog:
         records = self._table.changes(timeout_s)
         if not records:
             return []
-        by_id = dict(self._by_id)
-        invalid = dict(self._invalid)
-        changes: list[CatalogChange] = []
-        for key, value in records:
-            name = key.decode(errors="replace")
-            before = by_id.get(name)
-            if value is None:
-                invalid.pop(name, None)
-                if before is not None:
-                    del by_id[name]
-                    changes.append(CatalogChange(before, None))
-                continue
-            try:
-                after = decode_record(key, value)
-            except ValueError as exc:
-                invalid[name] = str(exc)
-                log.warning(
-                    "destination %r in %s skipped (its last good value stays): %s",
-                    name,
-                    self._topic,
-                    exc,
-                )
-                continue
-            invalid.pop(name, None)
-            by_id[name] = after
-            if after != before:
-                changes.append(CatalogChange(before, after))
-        self._invalid = invalid
-        if changes:
-            self._install(by_id)
-        return changes
+        applied = _RECORDS.apply(self._by_id, self._invalid, records, self._topic)
+        self._invalid = applied.invalid
+        if applied.changes:
+            self._install(applied.records)
+        return [CatalogChange(change.before, change.after) for change in applied.changes]
 
     def _install(self, by_id: dict[str, Destination]) -> None:
         by_tenant: dict[str, list[Destination]] = {}
