@@ -1,13 +1,14 @@
 """A compacted Kafka topic used as a table: the latest value per key.
 
 Shared control-plane machinery: the destination store, the sinks' progress and the account
-facts (:mod:`accounts.store`) are such tables. :class:`CompactedTable`
-assigns itself every partition of its topic (no consumer group: every reader sees every
-key), :meth:`~CompactedTable.load` reads up to the end offsets taken when it starts, and
-:meth:`~CompactedTable.changes` then returns what was written since, so a running worker
-sees a change without a restart. :class:`TableWriter` writes keyed records (``None``: a
-tombstone that deletes the key) and :meth:`~TableWriter.flush` raises unless every write
-was acknowledged by all in-sync replicas.
+facts (:mod:`accounts.store`) are such tables (the destinations and the account facts are
+JSON records keyed by id: :mod:`runtime.keyed_records`, :mod:`runtime.keyed_record_store`).
+:class:`CompactedTable` assigns itself every partition of its topic (no consumer group:
+every reader sees every key), :meth:`~CompactedTable.load` reads up to the end offsets
+taken when it starts, and :meth:`~CompactedTable.changes` then returns what was written
+since, so a running worker sees a change without a restart. :class:`TableWriter` writes
+keyed records (``None``: a tombstone that deletes the key) and :meth:`~TableWriter.flush`
+raises unless every write was acknowledged by all in-sync replicas.
 """
 
 from __future__ import annotations
