@@ -24,3 +24,15 @@ class AccountFacts:
         if self.audit_log_add_on is not None:
             return self.audit_log_add_on
         return self.partner_id is not None
+
+    @property
+    def audit_log_status(self) -> str:
+        """The effective state in words, and why: ``enabled (add-on)``, ``enabled (managed
+        by partner P)``, ``not enabled (add-on disabled)`` or ``not enabled``."""
+        if self.audit_log_add_on is True:
+            return "enabled (add-on)"
+        if self.audit_log_add_on is False:
+            return "not enabled (add-on disabled)"
+        if self.partner_id is not None:
+            return f"enabled (managed by partner {self.partner_id})"
+        return "not enabled"

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from auditlog.commands import (
+    accounts,
     consume,
     demo,
     destinations,
@@ -19,6 +20,7 @@ from auditlog.commands import (
     retention,
     stack,
     topics,
+    viewer,
 )
 from auditlog.commands import sink as sink_command
 from auditlog.settings import AuditlogSettings
@@ -41,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.register(commands)
     retention.register(commands)
     destinations.register(commands)
+    accounts.register(commands)
     sink_command.register(commands)
+    viewer.register(commands)
     return parser
 
 

@@ -7,7 +7,9 @@
 4. query ClickHouse as an analyst would, including the seed's question: who stopped a
    recipe, and when;
 5. stream two tenants' events to their destinations (an S3 bucket, a signed webhook) with
-   a sink worker, and check each holds exactly its tenant's events.
+   a sink worker, and check each holds exactly its tenant's events;
+6. start the viewer and ask it the seed's question as an Admin of one account; the answer
+   must be the SQL's, and the read itself must land in that account's log.
 
 Each step returns what it observed; the flow raises if any step loses or invents an event.
 """
@@ -16,14 +18,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
 from auditlog import wiring
 from auditlog.demo_sinks import DemoStreaming, StreamReport, two_biggest_tenants
+from auditlog.demo_viewer import ViewerReport, ask, demo_viewer
 from auditlog.settings import AuditlogSettings
 from consumers.migrations import apply_pending
 from producers.generator import GeneratorConfig, generate
@@ -49,7 +54,10 @@ class DemoReport:
     writer_batches: int = 0
     clickhouse_rows: int = 0
     recipe_stopped: str = ""
+    # The last recipe stop as the SQL found it: tenant, recipe name, when, by whom.
+    last_stop: tuple[str, str, datetime, str] | None = None
     streaming: StreamReport = field(default_factory=StreamReport)
+    viewer: ViewerReport = field(default_factory=ViewerReport)
 
 
 def ensure(settings: AuditlogSettings, report: DemoReport) -> None:
@@ -149,8 +157,26 @@ def query(settings: AuditlogSettings, ids: set[str], report: DemoReport) -> None
             at, email, kind, name, tenant = stopped[0]
             when = at.isoformat(timespec="milliseconds")
             report.recipe_stopped = f"{name!r} in {tenant} at {when} by {email or kind}"
+            report.last_stop = (str(tenant), str(name or ""), at, str(email or kind))
     finally:
         client.close()
+
+
+def view(
+    settings: AuditlogSettings, report: DemoReport, running: ExitStack, log_file: Path
+) -> None:
+    """Start the viewer (kept running until ``running`` closes) and ask it the seed's
+    question as an Admin of the account whose recipe was stopped last."""
+    if report.last_stop is None:
+        raise RuntimeError("the generated activity stopped no recipe: nothing to ask the viewer")
+    viewer, secret = running.enter_context(demo_viewer(settings, log_file))
+    report.viewer = ask(
+        settings,
+        viewer,
+        secret=secret,
+        last_stop=report.last_stop,
+        store_reads=lambda: write(settings, DemoReport()),
+    )
 
 
 def run(
@@ -160,9 +186,12 @@ def run(
     tenants: int,
     bucket: str,
     s3_environment: Mapping[str, str],
+    running: ExitStack,
+    viewer_log: Path,
 ) -> DemoReport:
     """The whole flow; ``s3_environment`` holds the S3 keys of ``bucket``'s server under
-    the names ``auditlog stack up`` exports (see :class:`DemoStreaming`)."""
+    the names ``auditlog stack up`` exports (see :class:`DemoStreaming`). The viewer it
+    starts runs until ``running`` closes; its logs go to ``viewer_log``."""
     report = DemoReport()
     ensure(settings, report)
     migrate(settings, report)
@@ -174,4 +203,5 @@ def run(
         query(settings, set().union(*ids.values()), report)
         streaming.deliver(ids)
     report.streaming = streaming.report
+    view(settings, report, running, viewer_log)
     return report

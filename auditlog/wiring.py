@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,8 @@ from clickhouse_connect.driver.client import Client as ClickHouseClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from accounts.directory import AccountChange, AccountDirectory
+from accounts.store import AccountStore
 from auditlog.settings import AuditlogSettings
 from consumers.clickhouse_connection import ClickHouseTlsError
 from consumers.clickhouse_connection import connect as connect_clickhouse
@@ -25,13 +27,13 @@ from producers.config import ProducerConfig
 from producers.producer import AuditProducer
 from producers.topics import TopicSpec, control_topic_spec
 from producers.topics import topic_specs as _topic_specs
+from runtime.compacted_table import CompactedTable, TableWriter
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_refusal import RefusalKind
 from runtime.kafka_refusal import check_kafka as check_kafka_connection
 from runtime.redaction import redact_text, redact_url
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
-from sinks.compacted import CompactedTable, TableWriter
 from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.references import ReferencePolicy, parse_names
@@ -46,6 +48,7 @@ from sinks.senders.http import PinnedHttpClient
 from sinks.senders.s3 import make_s3_client
 from sinks.senders.s3_confinement import S3Policy
 from sinks.worker import SinkConfig, SinkWorker
+from viewer.identity import IdentityConfig, IdentityConfigError, TokenVerifier
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -59,6 +62,59 @@ def freeze_startup_heap() -> None:
     after the freeze (``bench.writer_throughput``). Call it once, right before the loop."""
     gc.collect()
     gc.freeze()
+
+
+# IdentityConfig field -> the setting it is read from (its variable names problems).
+_IDENTITY_SETTINGS = {
+    "hs256_secret": "viewer_jwt_secret",
+    "jwks_file": "viewer_jwks_file",
+    "jwks_url": "viewer_jwks_url",
+    "issuer": "viewer_jwt_issuer",
+    "audience": "viewer_jwt_audience",
+    "claim_user_id": "viewer_claim_user_id",
+    "claim_email": "viewer_claim_email",
+    "claim_name": "viewer_claim_name",
+    "claim_account": "viewer_claim_account",
+    "claim_roles": "viewer_claim_roles",
+    "claim_privileges": "viewer_claim_privileges",
+    "claim_partner": "viewer_claim_partner",
+    "leeway_s": "viewer_jwt_leeway_s",
+    "dev_secret": "viewer_dev_secret",
+}
+
+
+def _identity_variable(field_name: str) -> str:
+    return f"AUDITLOG_{_IDENTITY_SETTINGS.get(field_name, field_name).upper()}"
+
+
+def identity_config(settings: AuditlogSettings) -> IdentityConfig:
+    """How the viewer verifies and reads bearer tokens, from the ``viewer_*`` settings.
+    Raises :class:`~viewer.identity.IdentityConfigError` naming the variables when they do
+    not go together (reads no file, fetches nothing)."""
+    values = {
+        field_name: getattr(settings, setting) for field_name, setting in _IDENTITY_SETTINGS.items()
+    }
+    for secret in ("hs256_secret", "dev_secret"):
+        if values[secret] is not None:
+            values[secret] = values[secret].get_secret_value()
+    config = IdentityConfig(**values)
+    problems = config.problems(_identity_variable)
+    if problems:
+        raise IdentityConfigError("\n".join(problems))
+    return config
+
+
+def token_verifier(settings: AuditlogSettings) -> TokenVerifier:
+    """The viewer's token verifier (reads the JWKS file now); raises
+    :class:`~viewer.identity.IdentityConfigError` naming the variables."""
+    config = identity_config(settings)
+    if not config.can_verify:
+        raise IdentityConfigError(
+            "no way to verify viewer tokens: set AUDITLOG_VIEWER_JWKS_URL, "
+            "AUDITLOG_VIEWER_JWKS_FILE or AUDITLOG_VIEWER_JWT_SECRET (or, in development, "
+            "AUDITLOG_VIEWER_DEV_SECRET)"
+        )
+    return TokenVerifier(config)
 
 
 def kafka_connection(settings: AuditlogSettings) -> KafkaConnection:
@@ -153,8 +209,8 @@ def decoder(settings: AuditlogSettings) -> Decoder:
 
 def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
     """The expected topics (events first, then dead letters, then the compacted control
-    topics: destinations and sink progress); ``ValueError`` if the topic settings make no
-    valid topic."""
+    topics: destinations, sink progress and account facts); ``ValueError`` if the topic
+    settings make no valid topic."""
     specs = _topic_specs(
         events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic,
@@ -164,7 +220,11 @@ def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
         events_retention_hours=settings.events_retention_hours,
         dead_letter_retention_hours=settings.dead_letter_retention_hours,
     )
-    for name in (settings.destinations_topic, settings.sink_progress_topic):
+    for name in (
+        settings.destinations_topic,
+        settings.sink_progress_topic,
+        settings.accounts_topic,
+    ):
         if name in {spec.name for spec in specs}:
             raise ValueError(f"topic {name!r} is named twice in the topic settings")
         specs.append(
@@ -191,6 +251,29 @@ def destination_catalog(
             kafka_connection(settings), settings.destinations_topic, client_id=client_id
         ),
         topic=settings.destinations_topic,
+    )
+
+
+def account_store(settings: AuditlogSettings) -> AccountStore:
+    """The account facts as the command line uses them (reads and writes the topic)."""
+    return AccountStore(kafka_connection(settings), settings.accounts_topic)
+
+
+def account_directory(
+    settings: AuditlogSettings,
+    *,
+    client_id: str = "auditlog-account-directory",
+    poll_interval_s: float = 0.5,
+    on_change: Callable[[list[AccountChange]], None] | None = None,
+) -> AccountDirectory:
+    """The account facts as a long-running process follows them (call ``start`` first,
+    ``stop`` at the end)."""
+    return AccountDirectory(
+        kafka_connection(settings),
+        settings.accounts_topic,
+        client_id=client_id,
+        poll_interval_s=poll_interval_s,
+        on_change=on_change,
     )
 
 
@@ -260,13 +343,16 @@ def s3_client(settings: AuditlogSettings, destination: Destination, secrets: Sec
     )
 
 
-def clickhouse_client(settings: AuditlogSettings) -> ClickHouseClient:
+def clickhouse_client(settings: AuditlogSettings, *, session: bool = True) -> ClickHouseClient:
     """A clickhouse-connect client for ``settings.clickhouse_url`` with the ClickHouse TLS
     settings (connects now; raises clickhouse-connect's errors when ClickHouse does not
     answer, and :class:`~consumers.clickhouse_connection.ClickHouseTlsError` naming the
-    settings when its certificate cannot be verified)."""
+    settings when its certificate cannot be verified). ``session=False``: no ClickHouse
+    session, for clients that run queries from several threads."""
     try:
-        return connect_clickhouse(settings.clickhouse_url, settings.clickhouse_tls())
+        return connect_clickhouse(
+            settings.clickhouse_url, settings.clickhouse_tls(), session=session
+        )
     except ClickHouseTlsError as exc:
         raise ClickHouseTlsError(
             f"{exc} (AUDITLOG_CLICKHOUSE_CA_FILE; AUDITLOG_CLICKHOUSE_CERT_FILE and "

@@ -77,8 +77,11 @@ class ClickHouseTlsError(OperationalError):
     """ClickHouse's certificate could not be verified (or it refused ours)."""
 
 
-def connect(url: str, tls: ClickHouseTls | None = None) -> Client:
+def connect(url: str, tls: ClickHouseTls | None = None, *, session: bool = True) -> Client:
     """A clickhouse-connect client for ``url`` (``http[s]://[user:password@]host:port``).
+
+    ``session=False`` makes a client without a ClickHouse session, which can run queries
+    from several threads at once (the viewer's); with one, concurrent queries are refused.
 
     The URL's scheme decides between http and https (clickhouse-connect itself looks only
     at the port: 8443 and 443 mean https, anything else http). Connects now. Raises
@@ -89,6 +92,8 @@ def connect(url: str, tls: ClickHouseTls | None = None) -> Client:
     options = (tls or ClickHouseTls()).client_options()
     if scheme in ("http", "https"):
         options["interface"] = scheme
+    if not session:
+        options["autogenerate_session_id"] = False
     try:
         return clickhouse_connect.get_client(dsn=url, **options)
     except OperationalError as exc:

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime.compacted_table import CompactedTable, TableWriter
 from runtime.kafka_connection import KafkaConnection
 from sinks.batch_shape import BatchShape
-from sinks.compacted import CompactedTable, TableWriter
 
 _LOG = logging.getLogger("auditlog.sink")
 

@@ -4,30 +4,10 @@ resumed, replaying) so they catch up without holding anyone else back."""
 
 from __future__ import annotations
 
-import logging
-
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from runtime.kafka_connection import KafkaConnection
-
-# librdkafka's own log lines go through Python logging (JSON logs), not stderr.
-_CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
-
-
-def standalone_consumer(kafka: KafkaConnection, *, client_id: str, **settings: object) -> Consumer:
-    """A consumer for ``assign`` only: it never joins its group and never commits; reads
-    from the earliest offset unless told where. ``settings`` add librdkafka properties."""
-    return Consumer(
-        {
-            **kafka.properties(),
-            "group.id": f"{client_id}-unused",  # required by the client; never joined
-            "client.id": client_id,
-            "logger": _CLIENT_LOG,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            **settings,
-        }
-    )
+from runtime.standalone_consumer import standalone_consumer
 
 
 class PartitionReader:

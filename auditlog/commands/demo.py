@@ -4,10 +4,12 @@ embedded defaults, print what happened, and stop what it started."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 from typing import Any
 
-from auditlog import demo_flow
+from auditlog import demo_flow, demo_viewer
 from auditlog.commands.stack import layout_from
 from auditlog.settings import AuditlogSettings
 from deploy.stack import local_stack
@@ -30,6 +32,11 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--events", type=int, default=20_000, help="how many events to send")
     parser.add_argument("--tenants", type=int, default=40, help="how many tenants")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the viewer (and the stack) running after the report, until Ctrl-C",
+    )
     parser.set_defaults(run=_demo)
 
 
@@ -65,16 +72,29 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             S3_SECRET_KEY_ENV: endpoints.s3_keys.secret_key,
         }
     try:
-        report = demo_flow.run(
-            settings,
-            events=args.events,
-            tenants=args.tenants,
-            bucket=local_stack.DEFAULT_BUCKET,
-            s3_environment=s3_environment,
-        )
+        with contextlib.ExitStack() as running:
+            report = demo_flow.run(
+                settings,
+                events=args.events,
+                tenants=args.tenants,
+                bucket=local_stack.DEFAULT_BUCKET,
+                s3_environment=s3_environment,
+                running=running,
+                viewer_log=layout.root / "viewer.log",
+            )
+            _print(report)
+            if args.serve:
+                _say("viewer running; Ctrl-C stops it" + (" and the stack" if started_here else ""))
+                with contextlib.suppress(KeyboardInterrupt):
+                    signal.pause()
     finally:
         if started_here:
             _say("stopping the stack this demo started: " + ", ".join(local_stack.down(layout)))
+    _say("demo ok")
+    return 0
+
+
+def _print(report: demo_flow.DemoReport) -> None:
     rate = report.published / report.publish_seconds if report.publish_seconds else 0.0
     _say("topics      " + ", ".join(f"{name} {state}" for name, state in report.topics.items()))
     _say(
@@ -108,5 +128,10 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         f"  {streaming.webhook_tenant}: {streaming.webhook_events} events in "
         f"{streaming.webhook_posts} signed webhook POSTs, every signature verified"
     )
-    _say("demo ok")
-    return 0
+    viewer = report.viewer
+    _say(f"viewer      {viewer.url} (API docs: {viewer.url}/docs), as an Admin of {viewer.account}")
+    _say(f"  GET {demo_viewer.SEED_QUESTION}")
+    _say(f"  -> {viewer.answer} (the same as the SQL; {viewer.stops_in_range} stops in range)")
+    _say(f"  the read itself is in {viewer.account}'s log: {viewer.read_recorded}")
+    _say(f"  development token (1 hour): {viewer.token}")
+    _say(f'  curl -H "Authorization: Bearer $TOKEN" "{viewer.url}/api/activity_logs?page[size]=5"')

@@ -41,12 +41,12 @@ from auditlog.commands.destination_options import (
 )
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError, PublishError
+from runtime.compacted_table import TableError
 from runtime.redaction import redact_text, redact_url
 from schemas.catalog import load_catalog
 from schemas.event import TenantId
 from schemas.validation import InvalidEventError
 from sinks.address_guard import UnsafeDestinationError, vet_url
-from sinks.compacted import TableError
 from sinks.destinations import ownership
 from sinks.destinations.model import Destination, S3Target, secrets_of
 from sinks.destinations.replay import ReplayError, find_replay_offsets, parse_since

@@ -1,5 +1,5 @@
 """``auditlog topics ensure | show``: the events and dead-letter topics, and the compacted
-control topics (the destination store and the sinks' progress).
+control topics (the destination store, the sinks' progress and the account facts).
 
 ``ensure`` creates what is missing and reports, without changing anything, how live topics
 differ from the settings. Exit codes: 0 everything exists and matches (or was just created),
@@ -42,7 +42,7 @@ def register(commands: Any) -> None:
         help="create or check the events, dead-letter and control topics",
         description=(
             "The events topic, the dead-letter topic, and the compacted control topics "
-            "(destinations, sink progress). Live topics are never changed: "
+            "(destinations, sink progress, account facts). Live topics are never changed: "
             "differences from the settings are reported for an operator to act on."
         ),
     )

@@ -169,6 +169,8 @@ ADMINISTERING: list[tuple[float, Handler]] = [
     (0.5, audit.audit_exported),
     (0.3, audit.audit_access_granted),
     (0.15, audit.audit_access_revoked),
+    (0.03, audit.add_on_toggled),
+    (0.02, audit.partner_changed),
     (0.5, audit.managed_added),
     (0.1, audit.managed_removed),
     (1.5, workspace.deployment_progress),

@@ -109,6 +109,8 @@ class Tenant:
     invitations: list[Asset] = field(default_factory=list)
     two_factor_enforced: bool = False
     retention_days: int = 365
+    audit_add_on: bool | None = None  # the audit log add-on: never set, on or off
+    managing_partner: str | None = None  # the embedded partner managing the account
 
     def admins(self) -> list[User]:
         """The members who may do admin activities (never empty: the owner is one)."""

@@ -41,12 +41,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
 
 from pydantic import ValidationError
 
+from runtime.compacted_table import CompactedTable, TableError, TableSource, TableWriter
 from runtime.kafka_connection import KafkaConnection
-from sinks.compacted import Change, CompactedTable, TableError, TableWriter
 from sinks.destinations.model import Destination
 
 log = logging.getLogger(__name__)
@@ -60,16 +59,6 @@ __all__ = [
     "TableSource",
     "decode_record",
 ]
-
-
-class TableSource(Protocol):
-    """What the catalog reads: :class:`~sinks.compacted.CompactedTable` (or a fake)."""
-
-    def load(self, timeout_s: float = ...) -> dict[bytes, bytes]: ...
-
-    def changes(self, timeout_s: float = ...) -> list[Change]: ...
-
-    def close(self) -> None: ...
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -118,7 +107,7 @@ class DestinationStore:
     """The command line's view of the destination topic. Every read loads the whole table
     afresh (it is small), so it sees what was written up to the moment of the read.
 
-    Reads raise :class:`~sinks.compacted.TableError` when the topic is missing or not read
+    Reads raise :class:`~runtime.compacted_table.TableError` when the topic is missing or not read
     within ``timeout_s``; writes block until every in-sync replica acknowledged them and
     raise :class:`TableError` otherwise. Not thread-safe.
     """

@@ -35,6 +35,7 @@ class Topics:
     dead_letters: str
     destinations: str
     progress: str
+    accounts: str
 
     def specs(self, *, replication_factor: int | None = None) -> list[TopicSpec]:
         return topic_specs(
@@ -49,7 +50,13 @@ class Topics:
 
     def existing(self) -> set[str]:
         listed = set(self.admin.list_topics(timeout=TIMEOUT_S).topics)
-        return listed & {self.events, self.dead_letters, self.destinations, self.progress}
+        return listed & {
+            self.events,
+            self.dead_letters,
+            self.destinations,
+            self.progress,
+            self.accounts,
+        }
 
     def configs(self, name: str) -> dict[str, ConfigEntry]:
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
@@ -74,6 +81,7 @@ def topics(stack_endpoints: StackEndpoints) -> Iterator[Topics]:
         dead_letters=f"test.topics.dlq.{suffix}",
         destinations=f"test.topics.destinations.{suffix}",
         progress=f"test.topics.progress.{suffix}",
+        accounts=f"test.topics.accounts.{suffix}",
     )
     yield names
     leftover = sorted(names.existing())
@@ -200,6 +208,7 @@ def _auditlog(topics: Topics, *args: str, **env: str) -> subprocess.CompletedPro
         AUDITLOG_DEAD_LETTER_TOPIC=topics.dead_letters,
         AUDITLOG_DESTINATIONS_TOPIC=topics.destinations,
         AUDITLOG_SINK_PROGRESS_TOPIC=topics.progress,
+        AUDITLOG_ACCOUNTS_TOPIC=topics.accounts,
         AUDITLOG_TOPIC_PARTITIONS=str(PARTITIONS),
         **env,
     )
@@ -217,20 +226,21 @@ def _auditlog(topics: Topics, *args: str, **env: str) -> subprocess.CompletedPro
 def test_command_creates_then_finds_everything_in_order(topics: Topics) -> None:
     first = _auditlog(topics, "ensure")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 4
+    assert first.stdout.count("created") == 5
 
     second = _auditlog(topics, "ensure")
     assert second.returncode == 0, second.stderr
-    assert [line.split()[1] for line in second.stdout.splitlines()] == ["ok"] * 4
+    assert [line.split()[1] for line in second.stdout.splitlines()] == ["ok"] * 5
 
     shown = _auditlog(topics, "show")
     assert shown.returncode == 0, shown.stderr
     assert f"{topics.events}: {PARTITIONS} partitions, replication factor 1" in shown.stdout
     assert f"{topics.dead_letters}: 3 partitions, replication factor 1" in shown.stdout
     assert "retention.ms = 604800000  (topic)" in shown.stdout
-    # The compacted control topics: the destination store and the sinks' progress.
+    # The compacted control topics: the destination store, the sinks' progress, the accounts.
     assert f"{topics.destinations}: 3 partitions, replication factor 1" in shown.stdout
     assert f"{topics.progress}: 3 partitions, replication factor 1" in shown.stdout
+    assert f"{topics.accounts}: 3 partitions, replication factor 1" in shown.stdout
     assert "cleanup.policy = compact  (topic)" in shown.stdout
 
 
@@ -251,5 +261,5 @@ def test_command_check_only_exits_4_on_missing_topics(topics: Topics) -> None:
     checked = _auditlog(topics, "ensure", "--check-only")
 
     assert checked.returncode == 4, checked.stderr
-    assert checked.stdout.count("missing") == 4
+    assert checked.stdout.count("missing") == 5
     assert topics.existing() == set()

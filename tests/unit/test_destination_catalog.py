@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sinks.compacted import Change
+from runtime.compacted_table import Change
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.store import DestinationCatalog, decode_record
 

@@ -16,7 +16,7 @@ from runtime.kafka_connection import KafkaConnection, KafkaSecurity
 from sinks.worker import SinkConfig
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCT = ("auditlog", "producers", "consumers", "sinks")
+PRODUCT = ("auditlog", "producers", "consumers", "sinks", "runtime", "accounts")
 CLIENTS = {"Producer", "Consumer", "AdminClient"}
 # Methods that return a KafkaConnection's properties, or a config's that include them.
 CONNECTION_PROPERTIES = {"properties", "client_properties", "consumer_properties"}

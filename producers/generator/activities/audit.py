@@ -12,6 +12,7 @@ import uuid
 from producers.generator import vocabulary as vocab
 from producers.generator.activities.common import (
     DAY_MS,
+    account_resource,
     audit_log_resource,
     other_member,
 )
@@ -129,13 +130,13 @@ def retention_changed(c: Ctx) -> Event | None:
 
 _FILTERS = (
     "",
-    "action=recipe.stopped",
-    "category=account_security",
-    "action=user.login_failed&outcome=failure",
-    "resource_type=recipe&resource_id={recipe}",
-    "user_id={user}",
-    "category=members_roles",
-    "exclude_action=user.login,user.logout",
+    "include_event_types[]=recipe.stopped",
+    "categories[]=account_security",
+    "include_event_types[]=user.login_failed&outcome=failure",
+    "include_resource_types[]=recipe&resource_ids[]={recipe}",
+    "users_ids[]={user}",
+    "categories[]=members_roles",
+    "exclude_event_types[]=user.login&exclude_event_types[]=user.logout",
 )
 
 
@@ -182,6 +183,47 @@ def audit_access_revoked(c: Ctx) -> Event | None:
         return None
     details = {"member_email": member.email}
     return c.emit("audit_log.access_revoked", audit_log_resource(c.tenant), details=details)
+
+
+def add_on_toggled(c: Ctx) -> Event | None:
+    """The audit log add-on switched on (mostly) or off, as the operator records it."""
+    if c.tenant.partner or not c.is_admin:
+        return None
+    before = c.tenant.audit_add_on
+    enabled = before is not True or c.rng.random() < 0.2
+    if enabled == before:
+        return None
+    c.tenant.audit_add_on = enabled
+    action = "audit_log.add_on_enabled" if enabled else "audit_log.add_on_disabled"
+    details = {
+        "previous_add_on": "unset" if before is None else str(before).lower(),
+        "audit_log_enabled": str(enabled).lower(),
+    }
+    return c.emit(action, audit_log_resource(c.tenant), details=details)
+
+
+def partner_changed(c: Ctx) -> Event | None:
+    """An embedded partner starts or stops managing the account."""
+    if c.tenant.partner or not c.is_admin:
+        return None
+    before = c.tenant.managing_partner
+    if before is not None and c.rng.random() < 0.5:
+        c.tenant.managing_partner = None
+        details = {"partner_account_id": before, "audit_log_enabled": "false"}
+        if c.tenant.audit_add_on:
+            details["audit_log_enabled"] = "true"
+        return c.emit("account.partner_removed", account_resource(c.tenant), details=details)
+    partner = f"partner-{c.rng.randrange(1, 40):03d}"
+    if partner == before:
+        return None
+    c.tenant.managing_partner = partner
+    details = {
+        "partner_account_id": partner,
+        "audit_log_enabled": "false" if c.tenant.audit_add_on is False else "true",
+    }
+    if before is not None:
+        details["previous_partner_account_id"] = before
+    return c.emit("account.partner_assigned", account_resource(c.tenant), details=details)
 
 
 # ---- managed accounts (embedded partners) ----------------------------------------------

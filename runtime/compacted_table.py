@@ -1,6 +1,7 @@
 """A compacted Kafka topic used as a table: the latest value per key.
 
-The destination store and the sinks' progress are such tables. :class:`CompactedTable`
+Shared control-plane machinery: the destination store, the sinks' progress and the account
+facts (:mod:`accounts.store`) are such tables. :class:`CompactedTable`
 assigns itself every partition of its topic (no consumer group: every reader sees every
 key), :meth:`~CompactedTable.load` reads up to the end offsets taken when it starts, and
 :meth:`~CompactedTable.changes` then returns what was written since, so a running worker
@@ -15,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -26,13 +28,24 @@ from confluent_kafka import (
 )
 
 from runtime.kafka_connection import KafkaConnection
-from sinks.reader import standalone_consumer
+from runtime.standalone_consumer import standalone_consumer
 
 Change = tuple[bytes, bytes | None]
 
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
 _CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
+
+
+class TableSource(Protocol):
+    """What a follower of a table reads: :class:`CompactedTable`, or a fake in unit tests.
+    :meth:`load` first (the whole table), then :meth:`changes` (what was written since)."""
+
+    def load(self, timeout_s: float = ...) -> dict[bytes, bytes]: ...
+
+    def changes(self, timeout_s: float = ...) -> list[Change]: ...
+
+    def close(self) -> None: ...
 
 
 class TableError(RuntimeError):

@@ -1,0 +1,147 @@
+"""One account's stored record: its facts plus who changed them, when, and how often.
+
+The record is the JSON value of the account's key in the accounts topic (see
+:mod:`accounts.store`). Account and partner ids follow the tenant id rule
+(:func:`consumers.retention.validate_tenant`): an account is a tenant of the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from accounts.model import AccountFacts
+from consumers.retention import validate_tenant
+
+__all__ = ["AccountRecord", "check_id", "decode_record", "encode_record", "parse_table"]
+
+log = logging.getLogger("accounts.store")
+
+
+def check_id(value: str, what: str = "account") -> str:
+    """``value`` if it is a valid account (or partner) id; raises ``ValueError`` with one
+    line naming ``what`` otherwise."""
+    try:
+        return validate_tenant(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+class AccountRecord(BaseModel):
+    """What the accounts topic holds for one account (immutable; a change is a new record
+    with ``revision + 1``).
+
+    ``audit_log_add_on``: the operator's explicit add-on setting (None: never set).
+    ``partner_id``: the embedded partner that manages the account (None: a direct customer).
+    Unknown fields are refused, so a value written by a newer release is skipped rather
+    than silently rewritten without what this release does not know.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account_id: str
+    audit_log_add_on: bool | None = None
+    partner_id: str | None = None
+    revision: int = Field(ge=1)
+    updated_at: AwareDatetime
+    updated_by: str = Field(min_length=1, max_length=256)
+
+    @field_validator("account_id")
+    @classmethod
+    def _account_id(cls, value: str) -> str:
+        return check_id(value, "account_id")
+
+    @field_validator("partner_id")
+    @classmethod
+    def _partner_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        check_id(value, "partner_id")
+        return value
+
+    @model_validator(mode="after")
+    def _not_its_own_partner(self) -> Self:
+        if self.partner_id == self.account_id:
+            raise ValueError(f"account {self.account_id} cannot be its own partner")
+        return self
+
+    @property
+    def facts(self) -> AccountFacts:
+        return AccountFacts(
+            account_id=self.account_id,
+            audit_log_add_on=self.audit_log_add_on,
+            partner_id=self.partner_id,
+        )
+
+    def changed(
+        self,
+        *,
+        audit_log_add_on: bool | None,
+        partner_id: str | None,
+        updated_at: datetime,
+        updated_by: str,
+    ) -> AccountRecord:
+        """The next revision of this record with these facts."""
+        return AccountRecord(
+            account_id=self.account_id,
+            audit_log_add_on=audit_log_add_on,
+            partner_id=partner_id,
+            revision=self.revision + 1,
+            updated_at=updated_at,
+            updated_by=updated_by,
+        )
+
+
+def encode_record(record: AccountRecord) -> bytes:
+    return record.model_dump_json().encode()
+
+
+def decode_record(key: bytes, value: bytes) -> AccountRecord:
+    """The record stored under ``key``; raises ``ValueError`` (with a message that holds no
+    value) when the key is not UTF-8, the value does not parse, or its id is not the key."""
+    try:
+        account_id = key.decode()
+    except UnicodeDecodeError:
+        raise ValueError(f"key {key!r} is not UTF-8") from None
+    try:
+        record = AccountRecord.model_validate_json(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)[:3]
+        )
+        raise ValueError(f"not an account record ({problems})") from None
+    if record.account_id != account_id:
+        raise ValueError(f"value is account {record.account_id!r}, not its key")
+    return record
+
+
+def parse_table(
+    records: Mapping[bytes, bytes], topic: str
+) -> tuple[dict[str, AccountRecord], dict[str, str]]:
+    """The readable records by account id, and the unreadable keys with the reason (each
+    logged as a warning; the reason never holds the value)."""
+    found: dict[str, AccountRecord] = {}
+    invalid: dict[str, str] = {}
+    for key, value in records.items():
+        try:
+            record = decode_record(key, value)
+        except ValueError as exc:
+            name = key.decode(errors="replace")
+            invalid[name] = str(exc)
+            log.warning("account %r in %s skipped: %s", name, topic, exc)
+            continue
+        found[record.account_id] = record
+    return found, invalid

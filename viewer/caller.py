@@ -1,0 +1,92 @@
+"""Who is calling, checked once per request: bearer token, then the caller's rate.
+
+:func:`authenticate` turns the ``Authorization: Bearer`` header into a
+:class:`~viewer.principal.Principal` (401 otherwise) and spends one request of the user's
+rate (429 when none is left). Which account the principal may read is decided per route,
+once its parameters are known (:func:`grant_for`), because a partner's admin names the
+account in a parameter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from fastapi import Request
+
+from accounts.model import AccountFacts
+from viewer import problems
+from viewer.access import Forbidden, authorize
+from viewer.identity import InvalidToken
+from viewer.principal import Grant, Principal
+from viewer.rate_limit import RateLimiter
+from viewer.viewing_audit import RequestContext
+
+_SCHEME = "bearer"
+_MAX_REQUEST_ID = 128
+
+
+class Verifier(Protocol):
+    def verify(self, token: str) -> Principal: ...
+
+
+FactsOf = Callable[[str], AccountFacts | None]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != _SCHEME or not token:
+        return None
+    return token
+
+
+def authenticate(request: Request, verifier: Verifier, limiter: RateLimiter) -> Principal:
+    """The verified caller; raises :class:`~viewer.problems.ApiProblem` 401 or 429."""
+    token = bearer_token(request)
+    if token is None:
+        raise problems.invalid_token("send it as 'Authorization: Bearer <token>'")
+    try:
+        principal = verifier.verify(token)
+    except InvalidToken as exc:
+        raise problems.invalid_token(str(exc)) from None
+    wait_s = limiter.take(f"{principal.account_id}\x00{principal.user_id}")
+    if wait_s > 0:
+        raise problems.rate_limited(wait_s)
+    return principal
+
+
+def grant_for(principal: Principal, requested_account: str | None, facts_of: FactsOf) -> Grant:
+    """The principal's grant on the account it asks for (its own unless named); raises
+    :class:`~viewer.problems.ApiProblem` 403 with the reason."""
+    try:
+        return authorize(principal, requested_account, facts_of)
+    except Forbidden as exc:
+        raise problems.forbidden(str(exc)) from None
+
+
+def request_context(request: Request) -> RequestContext:
+    """Where the request came from (the client address is the proxy's unless the server
+    trusts its forwarded headers: see ``AUDITLOG_VIEWER_FORWARDED_ALLOW_IPS``)."""
+    return RequestContext(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        request_id=request_id(request),
+    )
+
+
+def request_id(request: Request) -> str:
+    """The request's id: the caller's ``X-Request-ID`` when it is a plain token of at most
+    128 characters, else one made here; kept on the request for the response header."""
+    found = getattr(request.state, "request_id", None)
+    if isinstance(found, str):
+        return found
+    given = request.headers.get("x-request-id", "")
+    if not (0 < len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable()):
+        given = str(uuid.uuid4())
+    request.state.request_id = given
+    return given

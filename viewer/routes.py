@@ -1,0 +1,243 @@
+"""The activity log endpoints: list, one event, export.
+
+Each request goes the same way: the caller is authenticated and rate-limited
+(:mod:`viewer.caller`), its parameters are parsed (400 naming the bad one), it is granted
+an account (403 with the reason), the account's events are read (:mod:`viewer.query`), and
+the read is audited (:mod:`viewer.viewing_audit`) before the answer leaves, or, for an
+export, when its stream ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+from urllib.parse import urlencode
+
+import orjson
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from viewer import caller, problems
+from viewer.api_parameters import ACCOUNT_ID_DESCRIPTION, EXPORT_PARAMETERS, LIST_PARAMETERS
+from viewer.principal import Grant
+from viewer.query.params import (
+    BadParameter,
+    ExportQuery,
+    ListQuery,
+    parse_export_query,
+    parse_list_query,
+)
+from viewer.query.reader import Page
+from viewer.rate_limit import RateLimiter
+from viewer.viewing_audit import (
+    EXPORTED,
+    QUERIED,
+    AuditUnavailableError,
+    ViewingAudit,
+)
+
+log = logging.getLogger("auditlog.viewer")
+
+_CURSOR = "page[after]"
+_READ_FAILED = (ClickHouseError, OSError)
+
+
+class Export(Protocol):
+    """An export's body: :class:`viewer.query.export.ExportStream`."""
+
+    media_type: str
+    count: int  # records sent so far
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class Reader(Protocol):
+    """What the routes read through: :class:`viewer.query.reader.EventReader`."""
+
+    def page(self, account_id: str, query: ListQuery) -> Page: ...
+
+    def event(self, account_id: str, event_id: str) -> dict[str, Any] | None: ...
+
+    def export(self, account_id: str, query: ExportQuery) -> Export: ...
+
+
+@dataclass(frozen=True)
+class ViewerServices:
+    """Everything a request needs, built once at the edge (see ``auditlog serve``)."""
+
+    verifier: caller.Verifier
+    facts_of: caller.FactsOf
+    reader: Reader
+    audit: ViewingAudit
+    limiter: RateLimiter
+
+
+def activity_router(services: ViewerServices) -> APIRouter:
+    routes = _ActivityRoutes(services)
+    router = APIRouter(prefix="/api/activity_logs", tags=["activity logs"])
+    router.add_api_route(
+        "",
+        routes.list_activity,
+        methods=["GET"],
+        summary="List an account's activity, newest first",
+        openapi_extra={"parameters": LIST_PARAMETERS},
+        responses=_ERRORS,
+    )
+    router.add_api_route(
+        "/export",
+        routes.export_activity,
+        methods=["GET"],
+        summary="Export an account's filtered activity as NDJSON or CSV, streamed",
+        openapi_extra={"parameters": EXPORT_PARAMETERS},
+        responses=_ERRORS,
+        response_class=StreamingResponse,
+    )
+    router.add_api_route(
+        "/{event_id}",
+        routes.one_event,
+        methods=["GET"],
+        summary="One event of the account, with its details, changes and request context",
+        responses=_ERRORS,
+    )
+    return router
+
+
+class _ActivityRoutes:
+    def __init__(self, services: ViewerServices) -> None:
+        self._services = services
+
+    def list_activity(self, request: Request) -> Response:
+        grant, query = self._granted(request, parse_list_query)
+        try:
+            page = self._services.reader.page(grant.account_id, query)
+        except BadParameter as exc:  # a cursor that is not this query's
+            raise problems.bad_parameter(exc.parameter, exc.message) from None
+        except _READ_FAILED as exc:
+            raise _store_failed("listing events", grant, exc) from None
+        details = {**_asked(request, query), "event_count": str(len(page.data))}
+        self._audited(grant, QUERIED, request, details)
+        body = {"data": page.data, "total": page.total, "page": {"after": page.next_cursor}}
+        headers = {}
+        if page.next_cursor is not None:
+            headers["Link"] = f'<{_next_url(request, page.next_cursor)}>; rel="next"'
+        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+    def export_activity(self, request: Request) -> StreamingResponse:
+        grant, query = self._granted(request, parse_export_query)
+        context = caller.request_context(request)
+        try:
+            stream = self._services.reader.export(grant.account_id, query)
+        except _READ_FAILED as exc:
+            raise _store_failed("exporting events", grant, exc) from None
+        asked = {**_asked(request, query), "format": query.format}
+        audit = self._services.audit
+
+        def body() -> Iterator[bytes]:
+            complete = False
+            try:
+                yield from stream
+                complete = True
+            finally:
+                stream.close()
+                details = {
+                    **asked,
+                    "event_count": str(stream.count),
+                    "complete": "true" if complete else "false",
+                }
+                try:
+                    audit.record(grant, EXPORTED, context, details)
+                except AuditUnavailableError:
+                    log.error(
+                        "an export of %s by %s ended unaudited",
+                        grant.account_id,
+                        grant.principal.user_id,
+                    )
+
+        extension = "csv" if query.format == "csv" else "ndjson"
+        filename = f"audit-log-{_file_safe(grant.account_id)}.{extension}"
+        return StreamingResponse(
+            body(),
+            media_type=stream.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    def one_event(
+        self,
+        event_id: str,
+        request: Request,
+        account_id: Annotated[str | None, Query(description=ACCOUNT_ID_DESCRIPTION)] = None,
+    ) -> Response:
+        principal = caller.authenticate(request, self._services.verifier, self._services.limiter)
+        unknown = sorted({name for name in request.query_params if name != "account_id"})
+        if unknown:
+            raise problems.bad_parameter(unknown[0], f"unknown parameter {unknown[0]!r}")
+        grant = caller.grant_for(principal, account_id, self._services.facts_of)
+        try:
+            found = self._services.reader.event(grant.account_id, event_id)
+        except _READ_FAILED as exc:
+            raise _store_failed("reading an event", grant, exc) from None
+        details = {"event_id": event_id[:64], "event_count": "1" if found is not None else "0"}
+        self._audited(grant, QUERIED, request, details)
+        if found is None:
+            raise problems.not_found()
+        return Response(orjson.dumps({"data": found}), media_type="application/json")
+
+    def _granted(
+        self, request: Request, parse: Callable[[Sequence[tuple[str, str]]], Any]
+    ) -> tuple[Grant, Any]:
+        """Authenticate, parse the query (400 naming a bad parameter), grant the account."""
+        principal = caller.authenticate(request, self._services.verifier, self._services.limiter)
+        try:
+            query = parse(request.query_params.multi_items())
+        except BadParameter as exc:
+            raise problems.bad_parameter(exc.parameter, exc.message) from None
+        return caller.grant_for(principal, query.account_id, self._services.facts_of), query
+
+    def _audited(
+        self, grant: Grant, action: Any, request: Request, details: dict[str, str]
+    ) -> None:
+        try:
+            self._services.audit.record(grant, action, caller.request_context(request), details)
+        except AuditUnavailableError:
+            raise problems.unavailable("the read could not be recorded in the audit log") from None
+
+
+def _store_failed(what: str, grant: Grant, error: Exception) -> problems.ApiProblem:
+    log.error("%s of %s failed: %s", what, grant.account_id, error)
+    return problems.unavailable("the audit log store did not answer")
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "A parameter is unknown or invalid; `error.parameter` names it."},
+    401: {"description": "No valid bearer token."},
+    403: {"description": "The caller may not read this account's log; `error.message` says why."},
+    404: {"description": "No such event in this account."},
+    429: {"description": "Too many requests; see `Retry-After`."},
+    503: {"description": "The store did not answer, or the read could not be audited."},
+}
+
+
+def _asked(request: Request, query: ListQuery | ExportQuery) -> dict[str, str]:
+    """What the caller asked for, for the audit event: the range and the filters (the query
+    string without the cursor)."""
+    filters = [(k, v) for k, v in request.query_params.multi_items() if k != _CURSOR]
+    asked = {"filters": urlencode(filters)}
+    if query.since is not None:
+        asked["from"] = query.since.isoformat()
+    if query.until is not None:
+        asked["to"] = query.until.isoformat()
+    return asked
+
+
+def _next_url(request: Request, cursor: str) -> str:
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != _CURSOR]
+    return f"{request.url.path}?{urlencode([*kept, (_CURSOR, cursor)])}"
+
+
+def _file_safe(account_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in account_id)
