@@ -1,5 +1,7 @@
 """What the viewer's query choices cost and buy, measured on the loaded table.
 
+- The skip indexes the migrations create (:data:`MIGRATED`), each measured with and
+  without (the query setting ``ignore_data_skipping_indices``), same run, same data.
 - Query forms, same data: deduplication (``LIMIT 1 BY`` / ``FINAL`` / none) on the first
   page, counting (``LIMIT 1 BY`` / ``uniqExact`` / ``FINAL``), keyset cursors (tuple /
   expanded), text search (``positionCaseInsensitive`` / ``lower(x) LIKE``).
@@ -45,21 +47,17 @@ class Candidate:
     why: str
 
 
+MIGRATED: dict[str, tuple[str, ...]] = {
+    "idx_event_id": ("by_id",),
+    "idx_ingested_at": ("poll",),
+    "idx_actor_email": ("by_actor_email",),
+    "idx_actor_id": ("by_actor",),
+    "idx_action": ("by_action",),
+}
+"""Skip indexes the migrations create (0002, 0004), and the kinds they are for: measured
+with the index and with it ignored (``ignore_data_skipping_indices``), same run."""
+
 CANDIDATES = (
-    Candidate(
-        "ingested_at_minmax",
-        ("ADD INDEX bench_ingested_minmax ingested_at TYPE minmax GRANULARITY 1",),
-        ("DROP INDEX IF EXISTS bench_ingested_minmax",),
-        ("poll",),
-        "pollers filter on ingested_at, which is not in the key",
-    ),
-    Candidate(
-        "event_id_bloom",
-        ("ADD INDEX bench_event_id_bloom event_id TYPE bloom_filter(0.001) GRANULARITY 1",),
-        ("DROP INDEX IF EXISTS bench_event_id_bloom",),
-        ("by_id",),
-        "an event by id has no time bound: without it the account's whole year is read",
-    ),
     Candidate(
         "text_ngrambf",
         (
@@ -87,6 +85,7 @@ CANDIDATES = (
         "a second copy of the table ordered for pollers",
     ),
 )
+"""Choices the migrations do not make: added for the measurement, then dropped."""
 
 
 def drop_leftovers(client: Client, database: str) -> None:
@@ -107,14 +106,16 @@ def drop_leftovers(client: Client, database: str) -> None:
         client.command(f"ALTER TABLE {database}.events DROP PROJECTION {name}")
 
 
-def _timed(client: Client, queries: Sequence[Query]) -> dict[str, Any]:
+def _timed(
+    client: Client, queries: Sequence[Query], settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """p50/p95/p99 of ``queries`` (after three untimed), the engine's own p50 (the
     gateway's ``elapsed_ns``), and what the engine plans to read for the first query
     (the largest account's, as the probes are ordered)."""
     inside_ms: list[float] = []
 
     def run(query: Query) -> None:
-        result = client.query(query[0], parameters=query[1])
+        result = client.query(query[0], parameters=query[1], settings=settings)
         inside_ms.append(int(result.summary.get("elapsed_ns", 0)) / 1e6)
 
     for query in queries[:3]:
@@ -127,7 +128,7 @@ def _timed(client: Client, queries: Sequence[Query]) -> dict[str, Any]:
         "p95_ms": found["p95_ms"],
         "p99_ms": found["p99_ms"],
         "in_engine_p50_ms": summary(inside_ms)["p50_ms"],
-        "largest_plan": viewer_sql.estimate(client, queries[0]),
+        "largest_plan": viewer_sql.estimate(client, queries[0], settings),
     }
 
 
@@ -172,6 +173,11 @@ def _queries(
             db, p, since=quarter, until=anchor, filter_="text_like"
         ),
         "by_id": lambda p: viewer_sql.by_id(db, p),
+        "by_actor": lambda p: viewer_sql.page(db, p, since=week, until=anchor, filter_="actor"),
+        "by_actor_email": lambda p: viewer_sql.page(
+            db, p, since=week, until=anchor, filter_="actor_email"
+        ),
+        "by_action": lambda p: viewer_sql.page(db, p, since=week, until=anchor, filter_="action"),
         "poll": lambda p: viewer_sql.poll(db, p, ingested_after=hour_ago, max_age=MAX_EVENT_AGE),
     }
     return {name: [build(p) for p in cycle] for name, build in forms.items()}
@@ -205,7 +211,17 @@ def experiments(
     """Query forms side by side, then each candidate before/after and at insert."""
     queries = _queries(database, anchor, probes, runs)
     forms = {name: _timed(client, batch) for name, batch in queries.items()}
-    found: dict[str, Any] = {"query_forms": forms, "candidates": {}}
+    found: dict[str, Any] = {"query_forms": forms, "migrated_indexes": {}, "candidates": {}}
+    present = _index_sizes(client, database)
+    for index, kinds in MIGRATED.items():
+        if index not in present:
+            continue
+        ignored = {"ignore_data_skipping_indices": index}
+        found["migrated_indexes"][index] = {
+            "size": present[index],
+            "without": {kind: _timed(client, queries[kind], ignored) for kind in kinds},
+            "with": {kind: _timed(client, queries[kind]) for kind in kinds},
+        }
     for candidate in CANDIDATES:
         before = {kind: _timed(client, queries[kind]) for kind in candidate.kinds}
         began = time.perf_counter()
@@ -233,6 +249,16 @@ def experiments(
     return found
 
 
+def _index_sizes(client: Client, database: str) -> dict[str, str]:
+    """Every skip index of ``<database>.events`` and its compressed size."""
+    rows = client.query(
+        "SELECT name, formatReadableSize(data_compressed_bytes)"
+        " FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'events'",
+        parameters={"db": database},
+    ).result_rows
+    return {str(name): str(size) for name, size in rows}
+
+
 def _size(client: Client, database: str, candidate: Candidate) -> str:
     """The on-disk size of the candidate's indexes or projection parts."""
     if any(clause.startswith("ADD PROJECTION") for clause in candidate.add):
@@ -251,7 +277,8 @@ def _size(client: Client, database: str, candidate: Candidate) -> str:
 
 def insert_cost(client: Client, database: str, loaded: Loaded) -> dict[str, Any]:
     """Rows/s of ``INSERT ... SELECT`` of the same sample into a copy of the events
-    table: as migrated, without its skip indexes, and with each candidate."""
+    table: as migrated, without 0004's indexes, without any skip index, and with each
+    candidate added."""
     sample = f"{database}.bench_insert_sample"
     client.command(f"DROP TABLE IF EXISTS {sample}")
     client.command(
@@ -268,8 +295,10 @@ def insert_cost(client: Client, database: str, loaded: Loaded) -> dict[str, Any]
             parameters={"db": database},
         ).result_rows
     ]
+    in_0004 = ("idx_event_id", "idx_ingested_at", "idx_actor_email")
     variants: dict[str, tuple[str, ...]] = {
         "migrated": (),
+        "without_0004": tuple(f"DROP INDEX {name}" for name in in_0004 if name in existing),
         "no_skip_indexes": tuple(f"DROP INDEX {name}" for name in existing),
     } | {c.name: c.add for c in CANDIDATES}
     found: dict[str, Any] = {"rows": rows}

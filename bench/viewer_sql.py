@@ -37,7 +37,7 @@ from uuid import UUID
 from clickhouse_connect.driver.client import Client
 
 Dedupe = Literal["limit_by", "final", "none", "none_lazy", "keys"]
-Filter = Literal["none", "actor", "action", "text", "text_like"]
+Filter = Literal["none", "actor", "actor_email", "action", "text", "text_like"]
 
 COLUMNS = (
     "toString(event_id), toUnixTimestamp64Milli(occurred_at), action, category, actor.type,"
@@ -57,12 +57,13 @@ Query = tuple[str, dict[str, Any]]
 @dataclass(frozen=True)
 class Probe:
     """One account and the values its filtered queries use, sampled from its own data:
-    an actor, an action and a text term of a recent event, a cursor about 60 days back,
+    a user (id and email), an action and a text term of a recent event, a cursor about 60 days back,
     and an event id from the whole year."""
 
     tenant_id: str
     events: int
     actor_id: str
+    actor_email: str
     action: str
     term: str
     cursor_at: datetime
@@ -72,8 +73,9 @@ class Probe:
 
 _FILTERS: dict[Filter, str] = {
     "none": "",
-    "actor": " AND actor.id = {actor:String}",
-    "action": " AND action = {action:String}",
+    "actor": " AND actor.id IN {actors:Array(String)}",
+    "actor_email": " AND lower(ifNull(actor.email, '')) IN {emails:Array(String)}",
+    "action": " AND action IN {actions:Array(String)}",
     "text": (
         " AND (positionCaseInsensitiveUTF8(ifNull(resource.name, ''), {term:String}) > 0"
         " OR positionCaseInsensitiveUTF8(ifNull(actor.email, ''), {term:String}) > 0)"
@@ -87,9 +89,11 @@ _FILTERS: dict[Filter, str] = {
 
 def _filter_params(probe: Probe, filter_: Filter) -> dict[str, Any]:
     if filter_ == "actor":
-        return {"actor": probe.actor_id}
+        return {"actors": [probe.actor_id]}
+    if filter_ == "actor_email":
+        return {"emails": [probe.actor_email.lower()]}
     if filter_ == "action":
-        return {"action": probe.action}
+        return {"actions": [probe.action]}
     if filter_ == "text":
         return {"term": probe.term}
     if filter_ == "text_like":
@@ -238,19 +242,19 @@ def sample_probe(
     """The probe of ``tenant``: values from its own events, chosen by hash (``salt``
     varies them between probes of one account)."""
     recent = client.query(
-        f"SELECT actor.id, action, resource.name FROM {database}.events"
+        f"SELECT actor.id, actor.email, action, resource.name FROM {database}.events"
         " WHERE tenant_id = {tenant:String} AND occurred_at >= {since:DateTime64(3)}"
-        " ORDER BY sipHash64(event_id, {salt:UInt32}) LIMIT 1",
+        " AND actor.type = 'user' ORDER BY sipHash64(event_id, {salt:UInt32}) LIMIT 1",
         parameters={"tenant": tenant, "since": anchor - timedelta(days=7), "salt": salt},
     ).result_rows
     if not recent:  # a small account may have nothing in a week: take any of its events
         recent = client.query(
-            f"SELECT actor.id, action, resource.name FROM {database}.events"
-            " WHERE tenant_id = {tenant:String} ORDER BY sipHash64(event_id, {salt:UInt32})"
-            " LIMIT 1",
+            f"SELECT actor.id, actor.email, action, resource.name FROM {database}.events"
+            " WHERE tenant_id = {tenant:String} AND actor.type = 'user'"
+            " ORDER BY sipHash64(event_id, {salt:UInt32}) LIMIT 1",
             parameters={"tenant": tenant, "salt": salt},
         ).result_rows
-    actor_id, action, name = recent[0]
+    actor_id, actor_email, action, name = recent[0]
     cursor = client.query(
         f"SELECT occurred_at, event_id FROM {database}.events"
         " WHERE tenant_id = {tenant:String} AND occurred_at < {at:DateTime64(3)}"
@@ -271,6 +275,7 @@ def sample_probe(
         tenant_id=tenant,
         events=events,
         actor_id=str(actor_id),
+        actor_email=str(actor_email or ""),
         action=str(action),
         term=term,
         cursor_at=cursor_at,
@@ -279,11 +284,15 @@ def sample_probe(
     )
 
 
-def estimate(client: Client, query: Query) -> dict[str, int]:
+def estimate(
+    client: Client, query: Query, settings: dict[str, Any] | None = None
+) -> dict[str, int]:
     """What the engine plans to read for ``query`` after the primary key and skip
     indexes (``EXPLAIN ESTIMATE``): parts, rows (whole granules) and marks; zeros when
     it reads nothing. The gateway's summary counts result rows, not rows read."""
-    rows = client.query("EXPLAIN ESTIMATE " + query[0], parameters=query[1]).named_results()
+    rows = client.query(
+        "EXPLAIN ESTIMATE " + query[0], parameters=query[1], settings=settings
+    ).named_results()
     found = {"parts": 0, "rows": 0, "marks": 0}
     for row in rows:
         for key in found:
