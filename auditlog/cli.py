@@ -18,6 +18,7 @@ from auditlog.commands import (
     migrate,
     produce,
     retention,
+    serve,
     stack,
     topics,
     viewer,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     destinations.register(commands)
     accounts.register(commands)
     sink_command.register(commands)
+    serve.register(commands)
     viewer.register(commands)
     return parser
 

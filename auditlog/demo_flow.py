@@ -157,7 +157,8 @@ def query(settings: AuditlogSettings, ids: set[str], report: DemoReport) -> None
             at, email, kind, name, tenant = stopped[0]
             when = at.isoformat(timespec="milliseconds")
             report.recipe_stopped = f"{name!r} in {tenant} at {when} by {email or kind}"
-            report.last_stop = (str(tenant), str(name or ""), at, str(email or kind))
+            at_utc = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            report.last_stop = (str(tenant), str(name or ""), at_utc, str(email or kind))
     finally:
         client.close()
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+
+from pydantic import SecretStr
 
 from auditlog import wiring
 from auditlog.commands.accounts import change_account
@@ -77,7 +78,9 @@ def ask(
         raise RuntimeError(
             f"enabling the audit log of {account} failed ({code}): {said.getvalue()}"
         )
-    config = wiring.identity_config(settings.model_copy(update={"viewer_dev_secret": secret}))
+    config = wiring.identity_config(
+        settings.model_copy(update={"viewer_dev_secret": SecretStr(secret)})
+    )
     token = mint_development_token(
         config,
         account_id=account,
@@ -105,6 +108,6 @@ def ask(
     read = reads["data"][0]
     report.read_recorded = (
         f"audit_log.queried by {read['user'].get('email')} at {read['timestamp']} "
-        f"({quote(read['details'].get('filters', ''), safe='=&[]._')})"
+        f"(filters {read['details'].get('filters', '')})"
     )
     return report

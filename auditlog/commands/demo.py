@@ -82,7 +82,7 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
                 running=running,
                 viewer_log=layout.root / "viewer.log",
             )
-            _print(report)
+            _print(report, serving=args.serve)
             if args.serve:
                 _say("viewer running; Ctrl-C stops it" + (" and the stack" if started_here else ""))
                 with contextlib.suppress(KeyboardInterrupt):
@@ -94,7 +94,7 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     return 0
 
 
-def _print(report: demo_flow.DemoReport) -> None:
+def _print(report: demo_flow.DemoReport, *, serving: bool) -> None:
     rate = report.published / report.publish_seconds if report.publish_seconds else 0.0
     _say("topics      " + ", ".join(f"{name} {state}" for name, state in report.topics.items()))
     _say(
@@ -134,4 +134,6 @@ def _print(report: demo_flow.DemoReport) -> None:
     _say(f"  -> {viewer.answer} (the same as the SQL; {viewer.stops_in_range} stops in range)")
     _say(f"  the read itself is in {viewer.account}'s log: {viewer.read_recorded}")
     _say(f"  development token (1 hour): {viewer.token}")
+    if not serving:
+        _say("  (the viewer stops with the demo; `auditlog demo --serve` keeps it running)")
     _say(f'  curl -H "Authorization: Bearer $TOKEN" "{viewer.url}/api/activity_logs?page[size]=5"')

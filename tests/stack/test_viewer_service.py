@@ -1,0 +1,293 @@
+"""``auditlog serve`` end to end: events published through the SDK, stored by the writer,
+read through the HTTP API as an account's Admin would; every read lands in the account's
+own log; paging a range returns each event once while events keep arriving.
+
+One viewer process, one writer thread and topics and a database of this module's own.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import SecretStr
+
+from auditlog import wiring
+from auditlog.commands.accounts import change_account
+from auditlog.settings import AuditlogSettings
+from auditlog.viewer_process import ViewerProcess, running_viewer
+from consumers.migrations import apply_pending
+from deploy.stack.endpoints import StackEndpoints
+from producers.generator import GeneratorConfig, generate
+from tests.events import valid_event
+from tests.waiting import wait_until
+from viewer.dev_tokens import mint_development_token
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+DEV_SECRET = "dev-secret-of-this-test-module-0123456789"
+ACCOUNT = "acme-viewer"
+OTHER = "globex-viewer"
+STOPPED_BY = {"type": "user", "id": "u-known", "name": "Kim Known", "email": "kim@acme.test"}
+RECIPE = {"type": "recipe", "id": "r-onboarding", "name": "Onboard new employees"}
+
+
+@dataclass
+class Service:
+    settings: AuditlogSettings
+    viewer: ViewerProcess
+    stopped_at: datetime
+
+    def token(self, account: str = ACCOUNT, user: str = "u-admin", **kw: Any) -> str:
+        config = wiring.identity_config(self.settings)
+        roles = kw.pop("roles", ["admin"])
+        return mint_development_token(
+            config, account_id=account, user_id=user, roles=roles, email=f"{user}@test", **kw
+        )
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        return self.viewer.get(path, token or self.token())
+
+    def stored(self, sql: str, **params: Any) -> Any:
+        client = wiring.clickhouse_client(self.settings)
+        try:
+            return client.query(sql, parameters=params).result_rows
+        finally:
+            client.close()
+
+
+def _settings(stack: StackEndpoints) -> AuditlogSettings:
+    suffix = uuid.uuid4().hex[:10]
+    settings = AuditlogSettings(
+        kafka_bootstrap=stack.kafka_bootstrap,
+        clickhouse_url=stack.clickhouse_url,
+        clickhouse_database=f"viewer_{suffix}",
+        events_topic=f"test.viewer.{suffix}",
+        dead_letter_topic=f"test.viewer.{suffix}.dlq",
+        accounts_topic=f"test.viewer.{suffix}.accounts",
+        writer_group_id=f"viewer-writer-{suffix}",
+        writer_flush_interval_s=0.2,
+        viewer_dev_secret=SecretStr(DEV_SECRET),
+        viewer_cursor_key=SecretStr("c" * 40),
+        viewer_rate_limit_burst=10_000,
+        viewer_ingest_lag_s=0.5,
+        metrics_port=0,
+    )
+    admin = AdminClient(wiring.kafka_connection(settings).properties())
+    topics = [
+        NewTopic(settings.events_topic, 4),
+        NewTopic(settings.dead_letter_topic, 1),
+        NewTopic(settings.accounts_topic, 1, config={"cleanup.policy": "compact"}),
+    ]
+    for future in admin.create_topics(topics).values():
+        future.result(timeout=30)
+    client = wiring.clickhouse_client(settings)
+    try:
+        apply_pending(client, database=settings.clickhouse_database)
+    finally:
+        client.close()
+    return settings
+
+
+def _drop(settings: AuditlogSettings) -> None:
+    admin = AdminClient(wiring.kafka_connection(settings).properties())
+    names = [settings.events_topic, settings.dead_letter_topic, settings.accounts_topic]
+    for future in admin.delete_topics(names).values():
+        future.result(timeout=30)
+    client = wiring.clickhouse_client(settings)
+    try:
+        client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    finally:
+        client.close()
+
+
+def _publish(settings: AuditlogSettings, events: list[dict[str, Any]]) -> list[str]:
+    with wiring.audit_producer(settings, client_id="test-viewer") as producer:
+        return [producer.publish(event) for event in events]
+
+
+def _activity(tenants: list[str], events: int, seed: int) -> list[dict[str, Any]]:
+    """Generated activity of the last hours, re-keyed onto ``tenants``."""
+    start = datetime.now(UTC) - timedelta(hours=3)
+    generated = generate(
+        GeneratorConfig(
+            events=events, tenants=len(tenants), seed=seed, start=start, mean_gap_ms=500
+        )
+    )
+    names: dict[str, str] = {}
+    out = []
+    for event in generated:
+        tenant = names.setdefault(str(event["tenant_id"]), tenants[len(names) % len(tenants)])
+        out.append({**event, "tenant_id": tenant})
+    return out
+
+
+@pytest.fixture(scope="module")
+def service(
+    stack_endpoints: StackEndpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    settings = _settings(stack_endpoints)
+    writer, dead_letters = wiring.writer(settings, exit_when_idle_s=None)
+    thread = threading.Thread(target=writer.run, name="test-viewer-writer", daemon=True)
+    thread.start()
+    try:
+        assert change_account(settings, ACCOUNT, actor="system:test", audit_log_add_on=True) == 0
+        assert change_account(settings, OTHER, actor="system:test", audit_log_add_on=True) == 0
+        stopped_at = (datetime.now(UTC) - timedelta(minutes=50)).replace(microsecond=123000)
+        known_stop = valid_event(
+            tenant_id=ACCOUNT,
+            occurred_at=stopped_at.isoformat(),
+            action="recipe.stopped",
+            actor=STOPPED_BY,
+            resource=RECIPE,
+        )
+        ids = _publish(settings, [*_activity([ACCOUNT, OTHER], 1500, seed=11), known_stop])
+        service = Service(settings, None, stopped_at)  # type: ignore[arg-type]
+        wait_until(
+            lambda: (
+                service.stored(
+                    f"SELECT uniqExact(event_id) FROM {settings.clickhouse_database}.events "
+                    "WHERE event_id IN {ids:Array(UUID)}",
+                    ids=ids,
+                )[0][0]
+                == len(ids)
+            ),
+            120,
+            "the writer stored the published events",
+        )
+        log = tmp_path_factory.mktemp("viewer") / "viewer.log"
+        with running_viewer(settings.environment(), log_file=log) as viewer:
+            service.viewer = viewer
+            yield service
+    finally:
+        writer.stop()
+        thread.join(60)
+        dead_letters.close()
+        _drop(settings)
+
+
+def test_the_seeds_question_is_one_filtered_request(service: Service) -> None:
+    status, answer = service.get(
+        "/api/activity_logs?include_event_types[]=recipe.stopped"
+        f"&resource_ids[]={RECIPE['id']}&page[size]=1"
+    )
+    assert status == 200, answer
+    (found,) = answer["data"]
+    assert found["event_type"] == "recipe.stopped"
+    assert found["resource"]["name"] == RECIPE["name"]
+    assert found["user"]["email"] == STOPPED_BY["email"]
+    assert found["user"]["id"] == STOPPED_BY["id"]
+    assert found["timestamp"] == service.stopped_at.isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+    status, one = service.get(f"/api/activity_logs/{found['id']}")
+    assert status == 200
+    assert one["data"]["details"]["request"]["ip"] == "203.0.113.7"
+
+
+def test_who_may_read_and_what_others_see(service: Service) -> None:
+    status, answer = service.get("/api/activity_logs?page[size]=1", service.token(roles=["member"]))
+    assert status == 403
+    assert "Admin role or the activity audit privilege" in answer["error"]["message"]
+    _, mine = service.get("/api/activity_logs?page[size]=1")
+    event_id = mine["data"][0]["id"]
+    status, answer = service.get(f"/api/activity_logs/{event_id}", service.token(OTHER))
+    assert status == 404
+    status, _ = service.get("/api/activity_logs", "not-a-token")
+    assert status == 401
+    status, answer = service.get(f"/api/activity_logs?account_id={ACCOUNT}", service.token(OTHER))
+    assert status == 403
+
+
+def test_every_read_is_in_the_accounts_own_log_once(service: Service) -> None:
+    reader = f"u-reader-{uuid.uuid4().hex[:6]}"
+    token = service.token(user=reader)
+    paths = [
+        "/api/activity_logs?page[size]=3",
+        "/api/activity_logs?include_event_types[]=recipe.stopped",
+        "/api/activity_logs/00000000-0000-4000-8000-000000000000",
+    ]
+    for path in paths:
+        status, _ = service.get(path, token)
+        assert status in (200, 404)
+    marker = "/api/activity_logs?q=marker"
+    assert service.get(marker, token)[0] == 200
+    database = service.settings.clickhouse_database
+
+    def reads() -> list[tuple[Any, ...]]:
+        return [
+            tuple(row)
+            for row in service.stored(
+                f"SELECT details['filters'], details['event_count'] FROM {database}.events "
+                "WHERE tenant_id = {t:String} AND action = 'audit_log.queried' "
+                "AND actor.id = {u:String} ORDER BY occurred_at",
+                t=ACCOUNT,
+                u=reader,
+            )
+        ]
+
+    # The marker is the last read: once its event is stored, every earlier one is (one
+    # account's events share a partition, which the writer stores in order).
+    wait_until(lambda: any(f == "q=marker" for f, _ in reads()), 60, "the reads' events")
+    recorded = reads()
+    assert len(recorded) == len(paths) + 1
+    assert recorded[0] == ("page%5Bsize%5D=3", "3")
+    assert recorded[-1] == ("q=marker", "0")
+    # ... and the API shows them to the account's Admins.
+    status, answer = service.get(
+        f"/api/activity_logs?include_event_types[]=audit_log.queried&users_ids[]={quote(reader)}"
+    )
+    assert status == 200
+    assert answer["total"] == len(paths) + 1
+
+
+def test_paging_a_range_returns_each_event_once_while_events_arrive(service: Service) -> None:
+    """The range ends before any read of this module (whose audit events land in this
+    account's log at any time); events keep arriving during the paging, after the range."""
+    settings = service.settings
+    until = service.stopped_at + timedelta(minutes=1)
+    before = {
+        str(row[0])
+        for row in service.stored(
+            f"SELECT event_id FROM {settings.clickhouse_database}.events "
+            "WHERE tenant_id = {t:String} AND occurred_at < {until:DateTime64(3)}",
+            t=ACCOUNT,
+            until=until,
+        )
+    }
+    keep_publishing = threading.Event()
+    keep_publishing.set()
+    published: list[str] = []
+
+    def publisher() -> None:
+        while keep_publishing.is_set():
+            now = datetime.now(UTC).isoformat()
+            published.extend(_publish(settings, [valid_event(tenant_id=ACCOUNT, occurred_at=now)]))
+
+    thread = threading.Thread(target=publisher, daemon=True)
+    thread.start()
+    seen: list[str] = []
+    query = f"/api/activity_logs?page[size]=97&to={quote(until.isoformat())}"
+    try:
+        path = query
+        while True:
+            status, answer = service.get(path)
+            assert status == 200, answer
+            seen.extend(record["id"] for record in answer["data"])
+            if answer["page"]["after"] is None:
+                break
+            path = f"{query}&page[after]={quote(answer['page']['after'])}"
+    finally:
+        keep_publishing.clear()
+        thread.join(30)
+    assert len(seen) == len(set(seen))
+    assert set(seen) == before
+    assert len(before) > 97 * 3  # several pages
+    assert published  # events did arrive while paging
