@@ -15,6 +15,7 @@ after paging back about 60 days.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -131,6 +132,9 @@ def reader_kinds(
         for p in cycle
     ]
     found["by_id"] = _with_largest(run_serial(by_id), cycle, largest)
+    first = next(p for p in probes if p.tenant_id == largest)
+    page = reader.page(largest, parse_list_query(list_items("first_page", first, window, key)))
+    found["largest_first_page"] = {"records": len(page.data), "total": page.total}
     return found
 
 
@@ -237,6 +241,11 @@ def http_kinds(
         for p in cycle
     ]
     found["by_id"] = _with_largest(run_serial(by_id), cycle, largest)
+    first = next(p for p in probes if p.tenant_id == largest)
+    answer = json.loads(
+        viewer.get(largest, "/api/activity_logs", list_items("first_page", first, window, key))
+    )
+    found["largest_first_page"] = {"records": len(answer["data"]), "total": answer["total"]}
     return found
 
 
@@ -251,8 +260,6 @@ def http_concurrent(
 ) -> dict[str, Any]:
     """``first_page`` over HTTP from ``clients`` threads at once, each its connection."""
     workers = list(range(clients))
-    for _ in workers:  # nothing to warm per worker: connections open on first use
-        pass
 
     def call(p: Probe) -> Callable[[int], object]:
         items = list_items("first_page", p, window, key)
