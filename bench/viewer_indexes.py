@@ -155,6 +155,9 @@ def _queries(
         "first_page_keys_only": lambda p: viewer_sql.page(
             db, p, since=week, until=anchor, dedupe="keys"
         ),
+        "first_page_bounded": lambda p: viewer_sql.page(
+            db, p, since=week, until=anchor, dedupe="bounded"
+        ),
         "count_limit_by": lambda p: viewer_sql.count(
             db, p, since=week, until=anchor, how="limit_by"
         ),

@@ -14,7 +14,10 @@ choice, so that the choices can be measured side by side:
   are read for the page's rows only. A caller could dedupe such pages itself by asking
   for a few rows more than it shows;
 - ``keys``: ``limit_by`` selecting only ``(occurred_at, event_id)`` (the first half of a
-  two-query page: keys, then their rows).
+  two-query page: keys, then their rows);
+- ``bounded``: ``limit_by`` with ``occurred_at >= (the oldest key of the page)``, that key
+  found by a scalar subquery over the keys alone: the wide columns are then read only
+  from the granules that can hold the page.
 
 Text search is a case-insensitive substring of the resource name or the actor email,
 written as ``positionCaseInsensitiveUTF8`` (``text``, the viewer's form) or as
@@ -36,7 +39,7 @@ from uuid import UUID
 
 from clickhouse_connect.driver.client import Client
 
-Dedupe = Literal["limit_by", "final", "none", "none_lazy", "keys"]
+Dedupe = Literal["limit_by", "final", "none", "none_lazy", "keys", "bounded"]
 Filter = Literal["none", "actor", "actor_email", "action", "text", "text_like"]
 
 COLUMNS = (
@@ -108,7 +111,8 @@ def _source(database: str, dedupe: Dedupe) -> str:
 def _tail(dedupe: Dedupe, *, descending: bool = True, limit: int | None = PAGE_ROWS) -> str:
     way = "DESC" if descending else "ASC"
     order = f" ORDER BY occurred_at {way}, event_id {way}"
-    dedupe_sql = " LIMIT 1 BY occurred_at, event_id" if dedupe in ("limit_by", "keys") else ""
+    limit_by = dedupe in ("limit_by", "keys", "bounded")
+    dedupe_sql = " LIMIT 1 BY occurred_at, event_id" if limit_by else ""
     lazy = (
         f" SETTINGS query_plan_max_limit_for_lazy_materialization = {limit}"
         if dedupe == "none_lazy" and limit is not None
@@ -128,13 +132,15 @@ def page(
 ) -> Query:
     """The first page of ``probe``'s account in ``[since, until)``, filtered."""
     columns = "occurred_at, event_id" if dedupe == "keys" else COLUMNS
-    sql = (
-        f"SELECT {columns} FROM {_source(database, dedupe)}"
+    where = (
         " WHERE tenant_id = {tenant:String}"
         " AND occurred_at >= {since:DateTime64(3)} AND occurred_at < {until:DateTime64(3)}"
         + _FILTERS[filter_]
-        + _tail(dedupe)
     )
+    if dedupe == "bounded":
+        keys = f"SELECT occurred_at, event_id FROM {database}.events{where}{_tail('keys')}"
+        where += f" AND occurred_at >= (SELECT min(occurred_at) FROM ({keys}))"
+    sql = f"SELECT {columns} FROM {_source(database, dedupe)}{where}{_tail(dedupe)}"
     params = {"tenant": probe.tenant_id, "since": since, "until": until}
     return sql, params | _filter_params(probe, filter_)
 
