@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from viewer.query.export import ExportStream, csv_cell
+from viewer.query.export import ExportStream, csv_cell, csv_lines_chunk, encoded_rows
 from viewer.query.records import CSV_HEADER, flat, iso_ms, record
 
 
@@ -92,7 +92,7 @@ def test_csv_cell_neutralises_formulas() -> None:
 
 def _export(fmt: str, rows: list[tuple[Any, ...]]) -> tuple[bytes, ExportStream]:
     closed: list[bool] = []
-    stream = ExportStream(iter([rows[:1], rows[1:]]), fmt, lambda: closed.append(True))
+    stream = ExportStream(encoded_rows([rows[:1], rows[1:]], fmt), fmt, lambda: closed.append(True))
     body = b"".join(stream)
     assert closed == [True]
     assert stream.count == len(rows)
@@ -130,9 +130,26 @@ def test_ndjson_export() -> None:
 
 def test_closing_early_closes_once() -> None:
     closed: list[bool] = []
-    stream = ExportStream(iter([[_row()], [_row()]]), "ndjson", lambda: closed.append(True))
+    chunks = encoded_rows([[_row()], [_row()]], "ndjson")
+    stream = ExportStream(chunks, "ndjson", lambda: closed.append(True))
     first = next(iter(stream))
     assert first
     stream.close()
     stream.close()
     assert closed == [True]
+
+
+def test_csv_lines_are_counted_as_records_not_line_ends() -> None:
+    lines = [b'a,"two\r\nlines, ""quoted""",\r\n', b'b,"\n\n",\r\n', b"c,,\r\n"]
+    closed: list[bool] = []
+    stream = ExportStream(
+        iter([csv_lines_chunk(lines[:2]), csv_lines_chunk([]), csv_lines_chunk(lines[2:])]),
+        "csv",
+        lambda: closed.append(True),
+    )
+    body = b"".join(stream)
+    assert stream.count == 3
+    assert closed == [True]
+    parsed = list(csv.reader(io.StringIO(body.decode(), newline="")))
+    assert parsed[0] == list(CSV_HEADER)
+    assert parsed[1:] == [["a", 'two\r\nlines, "quoted"', ""], ["b", "\n\n", ""], ["c", "", ""]]

@@ -10,13 +10,42 @@ retention dictionary is loaded from, so a change counts at once, not after the
 dictionary's 30-60 s reload) and reads only ``occurred_at >= now - retention`` (and
 ``>= from``). The TTL drops whole months late; this bound does not wait for it.
 
-**Newest order** (default): ``ORDER BY occurred_at DESC, event_id DESC`` with ``LIMIT 1
-BY occurred_at, event_id`` (copies share the sorting key, so duplicates not yet merged
-are dropped as read). The first page pins ``to`` (the request's, or now) into the
-cursor, later pages read strictly below the last (occurred_at, event_id) served: every
-event of the range present when paging started comes exactly once, an event arriving in
-the part not yet read comes once, one arriving above the cursor or after ``to`` never.
-``total`` counts distinct events of the (pinned) range with the filters.
+**Newest order** (default): ``FROM events FINAL ... ORDER BY occurred_at DESC, event_id
+DESC LIMIT n`` (copies share the sorting key; FINAL serves the newest copy of an event
+not yet merged, see :mod:`viewer.query.sql`). The first page pins ``to`` (the request's,
+or now) into the cursor, later pages read strictly below the last (occurred_at,
+event_id) served: every event of the range present when paging started comes exactly
+once, an event arriving in the part not yet read comes once, one arriving above the
+cursor or after ``to`` never.
+``total`` is the number of distinct events of the (pinned) range with the filters when
+paging began: the first page counts them and its cursor carries the count, which every
+later page of that range answers again without counting. (A count reads the whole range:
+``deep_pages_90d_big`` of ``bench/viewer_query.py``, 1000-row pages of a 500k-event
+account, went from p50 241-264 / p95 297-361 ms to 80-160 / 110-233 ms (back-to-back
+runs of each version, 2 busy cores) when later pages stopped counting, and to 34-40 /
+37-43 ms with FINAL below.) So on later pages ``total`` is the count when paging began:
+events arriving in the range since are still served (in the part not yet read) but not
+counted, and events that left the retention window since are still counted. A client
+wanting a fresh count starts again from the first page.
+
+**FINAL against LIMIT 1 BY** (the dedupe pages used before), measured 2026-12-01: the
+query of ``sql.newest_page`` and the same with ``LIMIT 1 BY`` instead of FINAL, on the
+data ``bench/viewer_query.py`` loads (1M events, its big account 500k over 90 days,
+OPTIMIZE FINAL; then 40k of the account's events stored again, not merged), through the
+local gateway (chdb 26.9) on 2 busy cores, 101 rows a page, 20 runs each, p50 / p95 ms::
+
+                            merged                         unmerged copies
+                            LIMIT 1 BY      FINAL          LIMIT 1 BY      FINAL
+    first page, no from     103.7 / 136.6   16.0 / 17.9    205.3 / 235.4   27.4 / 36.1
+    first page, 7 days       14.1 /  23.3   13.8 / 27.2     72.4 /  82.0   18.8 / 24.0
+    users_ids[], 7 days      24.8 / 103.4   20.2 / 21.1     37.8 /  42.4   25.2 / 28.7
+    q, no from              155.5 / 166.9   30.1 / 40.4    181.1 / 205.7   47.5 / 50.9
+    page 2500 (cursor)       97.3 / 112.2   21.7 / 27.0     97.9 / 109.2   21.2 / 25.6
+
+Same events on every page both ways. FINAL wins because ``ORDER BY key LIMIT n`` lets
+the engine read the key columns in order and the other columns of the n rows served
+only (lazy materialisation: ``EXPLAIN PIPELINE`` shows ``LazyMaterializingTransform``);
+with ``LIMIT 1 BY`` in between it reads every column of the granules it passes.
 
 **Ingest order** (``order=ingested``, for pollers, as Okta's System Log polls on
 persistence time): ``ORDER BY ingested_at, event_id`` over rows ingested at least
@@ -27,6 +56,9 @@ served when it arrives. The scan is bounded below by ``occurred_at >= cursor's
 ingested_at - max_event_age_s`` (the producer refuses older events: 30 days, plus its 5
 minutes of future skew), on top of the retention floor. A page always has a
 ``next_cursor`` (poll it again later); it may hold fewer than ``page_size`` events.
+``total`` is counted again on every poll (the events of the range now): a poller's
+cursor lives for as long as it polls, so a count carried from its first page would
+never move.
 An event stored twice is served at the position of its newest copy only (the copy a
 merge keeps: ``ReplacingMergeTree(ingested_at)``), so the answer does not depend on the
 merge state. A copy stored after a poller passed the first one (a replay hours later)
@@ -45,7 +77,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,7 +87,7 @@ from clickhouse_connect.driver.client import Client
 from consumers.retention import DEFAULT_RETENTION_DAYS
 from schemas.validation import ValidationPolicy
 from viewer.query import cursor, sql
-from viewer.query.export import ExportStream
+from viewer.query.export import Chunk, ExportStream, csv_lines_chunk, raw_ndjson_chunk
 from viewer.query.params import BadParameter, ExportQuery, ListQuery
 from viewer.query.records import record
 
@@ -93,7 +125,8 @@ class _Read:
 @dataclass(frozen=True)
 class Page:
     """One page: records in the order asked, the events the query matches in all
-    (distinct), and the cursor of the next page (None: this was the last, newest order)."""
+    (distinct; in newest order as counted when paging began, see the module doc), and the
+    cursor of the next page (None: this was the last, newest order)."""
 
     data: list[dict[str, Any]]
     total: int
@@ -168,28 +201,7 @@ class EventReader:
         where = sql.conditions(account_id, floor_ms, ceil_ms, query.filters)
         if query.format == "ndjson":
             return self._raw_ndjson(client, where)
-        try:
-            context = client.query_row_block_stream(
-                sql.export(self._database, where), parameters=where.params
-            )
-        except BaseException:
-            client.close()
-            raise
-
-        def read() -> Generator[Sequence[Sequence[Any]]]:
-            with context as stream:
-                yield from stream
-
-        blocks = read()
-
-        def close() -> None:
-            try:
-                blocks.close()  # leaves the context if iteration had started
-                context.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # closes the response otherwise
-            finally:
-                client.close()
-
-        return ExportStream(blocks, query.format, close)
+        return self._csv_lines(client, where)
 
     def _raw_ndjson(self, client: Client, where: sql.Where) -> ExportStream:
         """NDJSON made by ClickHouse, streamed as it comes (64 KiB reads)."""
@@ -201,9 +213,9 @@ class EventReader:
             client.close()
             raise
 
-        def read() -> Generator[bytes]:
-            while chunk := source.read(_EXPORT_READ_BYTES):
-                yield chunk
+        def read() -> Generator[Chunk]:
+            while data := source.read(_EXPORT_READ_BYTES):
+                yield raw_ndjson_chunk(data)
 
         def close() -> None:
             try:
@@ -211,7 +223,37 @@ class EventReader:
             finally:
                 client.close()
 
-        return ExportStream(read(), "ndjson", close, raw=True)
+        return ExportStream(read(), "ndjson", close)
+
+    def _csv_lines(self, client: Client, where: sql.Where) -> ExportStream:
+        """CSV lines made by ClickHouse, a block at a time (a column of bytes per block:
+        one value per record, whatever line breaks its cells hold)."""
+        try:
+            context = client.query_column_block_stream(
+                sql.export_csv(self._database, where),
+                parameters=where.params,
+                settings=sql.CSV_SETTINGS,
+                query_formats={"String": "bytes"},
+            )
+        except BaseException:
+            client.close()
+            raise
+
+        def read() -> Generator[Chunk]:
+            with context as stream:
+                for block in stream:
+                    yield csv_lines_chunk(block[0])
+
+        blocks = read()
+
+        def close() -> None:
+            try:
+                blocks.close()  # leaves the context if iteration had started
+                context.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # closes the response otherwise
+            finally:
+                client.close()
+
+        return ExportStream(blocks, "csv", close)
 
     def close(self) -> None:
         """Closes the clients made so far (for shutdown)."""
@@ -257,8 +299,10 @@ class EventReader:
         bound_to, position, now_ms, floor_ms = r.bound_to, r.position, r.now_ms, r.floor_ms
         pinned = position.pinned_ms if position else self._pinned_ms(query.until, now_ms)
         where = sql.conditions(account_id, floor_ms, pinned, query.filters)
-        total = self._total(client, where)
-        if position is not None:
+        if position is None:
+            total = self._total(client, where)
+        else:
+            total = position.total  # counted once, at the first page (see module doc)
             sql.after_newest(where, position.key_ms, str(position.event_id))
         rows = client.query(
             sql.newest_page(self._database, where, query.page_size + 1), parameters=where.params
@@ -271,7 +315,11 @@ class EventReader:
                 self._key,
                 bound_to,
                 cursor.Position(
-                    "newest", pinned, int(last[sql.OCCURRED_MS]), uuid.UUID(last[sql.EVENT_ID])
+                    "newest",
+                    pinned,
+                    total,
+                    int(last[sql.OCCURRED_MS]),
+                    uuid.UUID(last[sql.EVENT_ID]),
                 ),
             )
         return Page([record(r) for r in served], total, next_cursor)
@@ -299,6 +347,6 @@ class EventReader:
         if rows:
             key_ms, key_id = int(rows[-1][sql.INGESTED_MS]), uuid.UUID(rows[-1][sql.EVENT_ID])
         next_cursor = cursor.encode(
-            self._key, bound_to, cursor.Position("ingested", 0, key_ms, key_id)
+            self._key, bound_to, cursor.Position("ingested", 0, 0, key_ms, key_id)
         )
         return Page(data, total, next_cursor)

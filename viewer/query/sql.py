@@ -8,9 +8,15 @@ returned, whether or not the month-granular TTL has dropped its part yet), ``occ
 < {ceil}`` (``to``, or the ``to`` a cursor pinned), then the filters.
 
 Deduplication (ReplacingMergeTree keeps copies of a row until a merge): duplicates share
-the whole sorting key (tenant_id, occurred_at, event_id), so ``LIMIT 1 BY occurred_at,
-event_id`` after the ``ORDER BY`` of the sorting key drops them in the reading order
-without FINAL's merge-on-read; counts use ``uniqExact(occurred_at, event_id)``.
+the whole sorting key (tenant_id, occurred_at, event_id). Pages read ``FINAL`` (the newest
+copy, by ``ingested_at``, as a merge would keep; copies in different partitions, e.g.
+stored before and after a retention change, are merged too: the partition key is not in
+the sorting key) with ``ORDER BY`` the sorting key and ``LIMIT``: the engine then reads in
+order only the key columns, and the other columns of the rows served alone (lazy
+materialisation), which ``LIMIT 1 BY`` prevents (measured in :mod:`viewer.query.reader`).
+Exports read whole ranges and keep ``LIMIT 1 BY occurred_at, event_id`` after the
+``ORDER BY`` of the sorting key (drops copies in the reading order); counts use
+``uniqExact(occurred_at, event_id)``.
 
 Text search ``q``: ``positionCaseInsensitiveUTF8(haystack, {q}) > 0`` over the resource
 name and the actor e-mail: a plain substring search, so there are no LIKE wildcards
@@ -131,11 +137,11 @@ def conditions(account_id: str, floor_ms: int, ceil_ms: int | None, filters: Eve
 
 
 def newest_page(database: str, where: Where, limit: int) -> str:
-    """Newest first on the sorting key, one row per (occurred_at, event_id)."""
+    """Newest first on the sorting key, one row per (occurred_at, event_id): FINAL (see
+    the module doc)."""
     return (
-        f"SELECT {SELECT_LIST} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608 - checked name, bound parameters
-        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id "
-        f"LIMIT {int(limit)}"
+        f"SELECT {SELECT_LIST} FROM {table(database)} FINAL WHERE {where.sql()} "  # noqa: S608 - checked name, bound parameters
+        f"ORDER BY occurred_at DESC, event_id DESC LIMIT {int(limit)}"
     )
 
 
@@ -207,6 +213,8 @@ def one_event(database: str) -> str:
 
 
 def export(database: str, where: Where) -> str:
+    """The export's rows as :func:`viewer.query.records.record` reads them, in its order:
+    what the reference encoders take (the tests compare the lines ClickHouse builds)."""
     return (
         f"SELECT {SELECT_LIST} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608 - checked name, bound parameters
         "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
@@ -219,6 +227,8 @@ def _json_tuple(fields: str, type_: str) -> str:
 
 # The NDJSON line of a row, built by ClickHouse: the same record as records.record()
 # (its test compares them), so an export neither decodes rows nor encodes JSON in Python.
+# toJSONString of a NULL is NULL, and concat with a NULL is NULL: a top-level Nullable
+# (source) needs its ifNull, or the whole line of an event without one is \\N.
 NDJSON_LINE = (
     "concat('{\"id\":', toJSONString(toString(event_id)), "
     "',\"timestamp\":', toJSONString(concat(substring(formatDateTime(occurred_at, "
@@ -253,10 +263,83 @@ NDJSON_LINE = (
     + ", if(empty(details), '', concat(',', substring(toJSONString(mapApply((k, v) -> "
     "(if(k = 'request', '_request', k), v), details)) AS d, 2, length(d) - 2))), "
     "'},\"changes\":', toJSONString(changes), "
-    "',\"source\":', toJSONString(source), "
+    "',\"source\":', ifNull(toJSONString(source), 'null'), "
     "',\"ingested_at\":', toJSONString(concat(substring(formatDateTime(ingested_at, "
     "'%Y-%m-%dT%H:%i:%S.%f', 'UTC'), 1, 23), 'Z')), '}')"
 )
+
+
+def _csv_text(expr: str) -> str:
+    """A text cell of tenant input as :mod:`viewer.query.export` writes it: NULL -> empty,
+    a leading ``= + - @`` tab or CR neutralised with ``'``, then quoted as Python's
+    ``csv.writer`` (QUOTE_MINIMAL) quotes: only a cell holding ``,`` ``"`` CR or LF, its
+    quotes doubled. (The repeated subexpressions are computed once by the engine.)"""
+    text = f"ifNull({expr}, '')"
+    safe = (
+        f"if(substring({text}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r'), "
+        f"concat('\\'', {text}), {text})"
+    )
+    return (
+        f"if(multiSearchAny({safe}, [',', '\"', '\\r', '\\n']), "
+        f"concat('\"', replaceAll({safe}, '\"', '\"\"'), '\"'), {safe})"
+    )
+
+
+_ISO_MS = "concat(substring(formatDateTime({}, '%Y-%m-%dT%H:%i:%S.%f', 'UTC'), 1, 23), 'Z')"
+
+# The activity fields as records.flat() writes them: "request" moved to "_request" at the
+# end (records.activity_details), as a JSON object; empty when there are none.
+_CSV_DETAILS = (
+    "if(empty(details), '', if(mapContains(details, 'request'), toJSONString(mapFromArrays("
+    "arrayConcat(arrayFilter(k -> k != 'request', mapKeys(details)), ['_request']), "
+    "arrayConcat(arrayFilter((v, k) -> k != 'request', mapValues(details), mapKeys(details)), "
+    "[details['request']]))), toJSONString(details)))"
+)
+
+# The CSV cells of a row, in records.CSV_HEADER order. id and the two instants are made
+# here (a UUID, ISO 8601 digits): they never need neutralising or quoting.
+_CSV_CELLS = (
+    "toString(event_id)",
+    _ISO_MS.format("occurred_at"),
+    _csv_text("toString(action)"),
+    _csv_text("toString(category)"),
+    _csv_text("actor.id"),
+    _csv_text("toString(actor.type)"),
+    _csv_text("actor.name"),
+    _csv_text("actor.email"),
+    _csv_text("resource.id"),
+    _csv_text("toString(resource.type)"),
+    _csv_text("resource.name"),
+    _csv_text("workspace.id"),
+    _csv_text("workspace.name"),
+    _csv_text("workspace.environment"),
+    _csv_text("toString(outcome.status)"),
+    _csv_text("outcome.reason"),
+    _csv_text("request.ip"),
+    _csv_text("request.user_agent"),
+    _csv_text("request.request_id"),
+    _csv_text("request.session_id"),
+    _csv_text(_CSV_DETAILS),
+    _csv_text("if(empty(changes), '', toJSONString(changes))"),
+    _csv_text("source"),
+    _ISO_MS.format("ingested_at"),
+)
+
+# The CSV line of a row (RFC 4180, CRLF), built by ClickHouse: the same cells as
+# export.CsvEncoder writes for records.flat(records.record(row)) (a test compares them).
+CSV_LINE = "concat(" + ", ',', ".join(_CSV_CELLS) + ", '\\r\\n')"
+
+# toJSONString as orjson writes (no "\/"): the JSON cells then equal the reference's bytes.
+CSV_SETTINGS = {"output_format_json_escape_forward_slashes": 0}
+
+
+def export_csv(database: str, where: Where) -> str:
+    """One String column per row, the row's CSV line (CRLF included); read as a column
+    of bytes, so that a cell holding a line break does not change the count of rows."""
+    return (
+        f"SELECT {CSV_LINE} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608
+        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
+    )
 
 
 def export_ndjson(database: str, where: Where) -> str:

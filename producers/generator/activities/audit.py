@@ -163,8 +163,10 @@ def audit_exported(c: Ctx) -> Event | None:
     details = {
         "from": c.iso(-days * DAY_MS),
         "to": c.iso(),
-        "format": c.rng.choice(("csv", "json")),
+        "filters": audit_filters(c),
+        "format": c.rng.choice(("csv", "ndjson")),
         "event_count": str(int(c.rng.paretovariate(0.9) * 40 * days)),
+        "complete": "true",
     }
     return c.emit("audit_log.exported", audit_log_resource(c.tenant), details=details)
 
