@@ -2,9 +2,10 @@
 
 - The skip indexes the migrations create (:data:`MIGRATED`), each measured with and
   without (the query setting ``ignore_data_skipping_indices``), same run, same data.
-- Query forms, same data: deduplication (``LIMIT 1 BY`` / ``FINAL`` / none) on the first
-  page, counting (``LIMIT 1 BY`` / ``uniqExact`` / ``FINAL``), keyset cursors (tuple /
-  expanded), text search (``positionCaseInsensitive`` / ``lower(x) LIKE``).
+- Query forms, same data: deduplication (``FINAL``, the default / ``LIMIT 1 BY`` / none /
+  none with lazy materialisation / keys only / bounded) on the first page, counting
+  (``LIMIT 1 BY`` / ``uniqExact`` / ``FINAL``), keyset cursors (tuple / expanded; FINAL /
+  LIMIT 1 BY), text search (``positionCaseInsensitiveUTF8`` / ``lower(x) LIKE``).
 - :data:`CANDIDATES`: skip indexes and projections, each added to the loaded table with
   ``ALTER TABLE ... ADD`` and ``MATERIALIZE`` (timed, mutations waited for), the query
   kinds it is for measured before and after in the same run, then dropped again. Their
@@ -143,8 +144,8 @@ def _queries(
     db = database
     forms: dict[str, Callable[[Probe], Query]] = {
         "first_page": lambda p: viewer_sql.page(db, p, since=week, until=anchor),
-        "first_page_final": lambda p: viewer_sql.page(
-            db, p, since=week, until=anchor, dedupe="final"
+        "first_page_limit_by": lambda p: viewer_sql.page(
+            db, p, since=week, until=anchor, dedupe="limit_by"
         ),
         "first_page_no_dedupe": lambda p: viewer_sql.page(
             db, p, since=week, until=anchor, dedupe="none"
@@ -165,6 +166,9 @@ def _queries(
         "count_final": lambda p: viewer_sql.count(db, p, since=week, until=anchor, how="final"),
         "deep_page_expanded": lambda p: viewer_sql.keyset_page(db, p, since=quarter),
         "deep_page_tuple": lambda p: viewer_sql.keyset_page(db, p, since=quarter, form="tuple"),
+        "deep_page_limit_by": lambda p: viewer_sql.keyset_page(
+            db, p, since=quarter, dedupe="limit_by"
+        ),
         "by_text": lambda p: viewer_sql.page(db, p, since=week, until=anchor, filter_="text"),
         "by_text_like": lambda p: viewer_sql.page(
             db, p, since=week, until=anchor, filter_="text_like"

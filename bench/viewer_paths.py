@@ -76,8 +76,11 @@ def list_items(kind: str, probe: Probe, window: Window, key: bytes) -> list[tupl
             probe.tenant_id, "newest", query.since, query.until, query.filters
         )
         at = probe.cursor_at.replace(tzinfo=UTC)
-        # The first page pinned its `to` (before now) as the range's end: pinned_ms.
-        position = cursor.Position("newest", epoch_ms(window.now), epoch_ms(at), probe.cursor_id)
+        # The first page pinned its `to` (before now) as the range's end, and counted the
+        # range (the total is carried, not counted again: its value does not matter here).
+        position = cursor.Position(
+            "newest", epoch_ms(window.now), probe.events, epoch_ms(at), probe.cursor_id
+        )
         items.append(("page[after]", cursor.encode(key, bound_to, position)))
     return items
 

@@ -3,7 +3,8 @@
 Every page is the viewer's shape: one account (``tenant_id``), a time range,
 ``ORDER BY occurred_at DESC, event_id DESC``, rows stored twice (a redelivery not yet
 merged away) shown once, 100 rows. How duplicates are dropped is a :data:`Dedupe`
-choice, so that the choices can be measured side by side:
+choice, so that the choices can be measured side by side; pages default to ``final``,
+as the viewer's reader reads them (viewer/query/sql.py since b4e6044):
 
 - ``limit_by``: ``LIMIT 1 BY occurred_at, event_id`` after the ORDER BY (reads in key
   order and stops early);
@@ -128,7 +129,7 @@ def page(
     since: datetime,
     until: datetime,
     filter_: Filter = "none",
-    dedupe: Dedupe = "limit_by",
+    dedupe: Dedupe = "final",
 ) -> Query:
     """The first page of ``probe``'s account in ``[since, until)``, filtered."""
     columns = "occurred_at, event_id" if dedupe == "keys" else COLUMNS
@@ -177,7 +178,7 @@ def keyset_page(
     *,
     since: datetime,
     form: Literal["tuple", "expanded"] = "expanded",
-    dedupe: Dedupe = "limit_by",
+    dedupe: Dedupe = "final",
 ) -> Query:
     """The page after ``probe``'s cursor, going back in time, not before ``since``."""
     if form == "tuple":
