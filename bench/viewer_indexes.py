@@ -327,3 +327,70 @@ def insert_cost(client: Client, database: str, loaded: Loaded) -> dict[str, Any]
         found[name]["vs_migrated"] = round(found[name]["rows_per_s"] / base, 3)
     client.command(f"DROP TABLE {sample}")
     return found
+
+
+LAYOUT_FORMS = (
+    "first_page",
+    "first_page_limit_by",
+    "count_uniq",
+    "deep_page_expanded",
+    "by_text_90d",
+)
+LAYOUT_GRANULARITIES = (8192, 2048, 1024)
+
+
+def layouts(
+    client: Client,
+    database: str,
+    probes: Sequence[Probe],
+    *,
+    anchor: datetime,
+    runs: int,
+) -> dict[str, Any]:
+    """The same rows in other layouts: copies of ``<database>.events`` (its DDL, with
+    ``index_granularity`` of :data:`LAYOUT_GRANULARITIES`) filled by ``INSERT ... SELECT``
+    and merged to one part per partition (``OPTIMIZE ... FINAL``, which also drops the
+    duplicates), each timed; then :data:`LAYOUT_FORMS` on the table as loaded and on each
+    copy, same run. Each copy lives in a database of its own (``<database>_g<N>``, dropped
+    at the end) so the query builders apply unchanged."""
+    ddl = str(client.command(f"SHOW CREATE TABLE {database}.events"))
+    ddl = ddl.replace("\\n", "\n").replace("\\'", "'")
+    found: dict[str, Any] = {
+        "as_loaded": {
+            name: _timed(client, batch)
+            for name, batch in _queries(database, anchor, probes, runs).items()
+            if name in LAYOUT_FORMS
+        }
+    }
+    for granularity in LAYOUT_GRANULARITIES:
+        copy = f"{database}_g{granularity}"
+        client.command(f"DROP DATABASE IF EXISTS {copy}")
+        client.command(f"CREATE DATABASE {copy}")
+        table = ddl.replace(f"{database}.events", f"{copy}.events").replace(
+            "index_granularity = 8192", f"index_granularity = {granularity}"
+        )
+        if "index_granularity" not in table:
+            table = table.replace("SETTINGS ", f"SETTINGS index_granularity = {granularity}, ", 1)
+        client.command(table)
+        began = time.perf_counter()
+        client.command(f"INSERT INTO {copy}.events SELECT * FROM {database}.events")
+        insert_s = time.perf_counter() - began
+        began = time.perf_counter()
+        client.command(f"OPTIMIZE TABLE {copy}.events FINAL")
+        optimize_s = time.perf_counter() - began
+        parts = client.command(
+            "SELECT count() FROM system.parts WHERE database = {db:String}"
+            " AND table = 'events' AND active",
+            parameters={"db": copy},
+        )
+        found[f"merged_g{granularity}"] = {
+            "insert_s": round(insert_s, 1),
+            "optimize_s": round(optimize_s, 1),
+            "parts": parts,
+        } | {
+            name: _timed(client, batch)
+            for name, batch in _queries(copy, anchor, probes, runs).items()
+            if name in LAYOUT_FORMS
+        }
+        client.command(f"DROP DATABASE {copy}")
+    return found

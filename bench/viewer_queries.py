@@ -29,7 +29,8 @@ gives the largest account's p95 apart. Then (unless ``--no-experiments``) the ch
 deduplication (``LIMIT 1 BY`` / ``FINAL`` / none) and counting, keyset forms, and each
 candidate skip index or projection added to the loaded table (and removed after), with
 the kinds it is for measured before and after, and its cost at insert (see
-:mod:`bench.viewer_indexes`).
+:mod:`bench.viewer_indexes`); with ``--layouts``, the same rows merged to one part per
+partition at three index granularities.
 
 Prints one JSON object.
 
@@ -324,6 +325,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["experiments"] = viewer_indexes.experiments(
                 client, DATABASE, loaded, found, anchor=_anchor(loaded), runs=args.runs
             )
+        if args.layouts:
+            result["layouts"] = viewer_indexes.layouts(
+                client, DATABASE, found, anchor=_anchor(loaded), runs=args.runs
+            )
     finally:
         stop_clickhouse(data_dir)
     result["loadavg_1m_after"] = _loadavg()
@@ -465,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent-runs", type=int, default=20, help="queries per client")
     parser.add_argument("--export-runs", type=int, default=3)
     parser.add_argument("--no-experiments", action="store_true")
+    parser.add_argument(
+        "--layouts",
+        action="store_true",
+        help="also the table merged to one part per partition at granularities 8192/2048/1024 "
+        "(copies: about 3 minutes and twice the disk for 10M events)",
+    )
     parser.add_argument("--no-viewer", action="store_true", help="the engine only")
     parser.add_argument("--no-http", action="store_true", help="no auditlog serve (nor Kafka)")
     args = parser.parse_args(argv)
