@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python -m bench.writer_throughput
 	$(BIN)/python -m bench.sink_throughput
 	$(BIN)/python -m bench.tenant_check
+	$(BIN)/python -m bench.viewer_queries
 
 stack-up: venv
 	$(BIN)/auditlog stack up

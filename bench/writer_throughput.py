@@ -26,6 +26,8 @@ Prints one JSON object.
     python -m bench.writer_throughput [--events 1000000] [--live-rate 20000]
     python -m bench.writer_throughput --bootstrap HOST:PORT --clickhouse-url URL
     python -m bench.writer_throughput --profile-writer writer.prof   # cProfile the writer
+    python -m bench.writer_throughput --without-migration 0004 --no-per-record \\
+        --live-seconds 0    # what 0004's skip indexes cost the writer, same run
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from consumers.health import HealthState
 from consumers.inserter import Inserted
 from consumers.metrics import writer_metrics
 from consumers.migrations import apply_pending
+from consumers.migrations.runner import load_migrations
 from consumers.telemetry import Telemetry
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
@@ -467,6 +470,66 @@ def _wait(
         time.sleep(0.2)
 
 
+def _compare_migrations(
+    bootstrap: str,
+    url: str,
+    args: argparse.Namespace,
+    *,
+    topic: str,
+    dead_letter_topic: str,
+) -> dict[str, Any]:
+    """The writer on the same backlog into a database with every migration and into one
+    without ``args.without_migration`` (e.g. 0004, the viewer's skip indexes),
+    ``args.rounds`` rounds in ABBA order, each run into a fresh database (the writer's
+    dedup tokens would skip a second insert of the same batches) and a consumer group of
+    its own."""
+    skipped = {int(version) for version in args.without_migration}
+    reduced = [m for m in load_migrations() if m.version not in skipped]
+    client = clickhouse_connect.get_client(dsn=url)
+    runs: dict[str, list[dict[str, Any]]] = {"all": [], "without": []}
+    for round_ in range(args.rounds):
+        order = ("all", "without") if round_ % 2 == 0 else ("without", "all")
+        for which in order:
+            database = f"bench_writer_{uuid.uuid4().hex[:8]}"
+            apply_pending(client, database=database, migrations=None if which == "all" else reduced)
+            runs[which].append(
+                _measure_writer(
+                    bootstrap,
+                    url,
+                    topic=topic,
+                    dead_letter_topic=dead_letter_topic,
+                    database=database,
+                    events=args.events,
+                    idle_s=args.idle_s,
+                    profile_path=None,
+                )
+            )
+            client.command(f"DROP DATABASE IF EXISTS {database}")
+
+    def median(which: str, key: str) -> float:
+        values = sorted(run[key] for run in runs[which])
+        return float(values[len(values) // 2])
+
+    return {
+        "without_migrations": sorted(skipped),
+        "rounds": args.rounds,
+        "all_migrations": {
+            "events_per_s": [run["events_per_s"] for run in runs["all"]],
+            "insert_s": [run["insert_s"] for run in runs["all"]],
+        },
+        "without": {
+            "events_per_s": [run["events_per_s"] for run in runs["without"]],
+            "insert_s": [run["insert_s"] for run in runs["without"]],
+        },
+        "events_per_s_all_over_without": round(
+            median("all", "events_per_s") / median("without", "events_per_s"), 3
+        ),
+        "insert_s_all_over_without": round(
+            median("all", "insert_s") / median("without", "insert_s"), 3
+        ),
+    }
+
+
 # -- the run -----------------------------------------------------------------------------
 
 
@@ -524,26 +587,34 @@ def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
         idle_s=args.idle_s,
         profile_path=args.profile_writer,
     )
-    result["per_record_writer"] = _measure_per_record(
-        bootstrap,
-        url,
-        topic=topic,
-        table=per_record_table,
-        events=args.events,
-        batch_rows=args.batch_rows,
-        flush_interval_s=defaults.flush_interval_s,
-    )
+    if args.no_per_record:
+        result["per_record_writer"] = {"events_per_s": None, "skipped": True}
+    else:
+        result["per_record_writer"] = _measure_per_record(
+            bootstrap,
+            url,
+            topic=topic,
+            table=per_record_table,
+            events=args.events,
+            batch_rows=args.batch_rows,
+            flush_interval_s=defaults.flush_interval_s,
+        )
+    if args.without_migration:
+        result["migrations_compared"] = _compare_migrations(
+            bootstrap, url, args, topic=topic, dead_letter_topic=dead_letter_topic
+        )
     writer_rate = result["writer"]["events_per_s"]
+    per_record_rate = result["per_record_writer"]["events_per_s"]
     result["ratios"] = {
-        "writer_over_per_record": round(
-            writer_rate / result["per_record_writer"]["events_per_s"], 2
-        ),
+        "writer_over_per_record": round(writer_rate / per_record_rate, 2)
+        if per_record_rate
+        else None,
         "writer_over_read_discard": round(writer_rate / result["read_discard"]["events_per_s"], 2),
     }
     result["target"] = {
         "events_per_s": 200_000,
         "over_per_record": 4.0,
-        "met": writer_rate >= 200_000 and result["ratios"]["writer_over_per_record"] >= 4.0,
+        "met": writer_rate >= 200_000 and (result["ratios"]["writer_over_per_record"] or 0) >= 4.0,
     }
     if args.live_seconds > 0:
         result["freshness"] = _measure_freshness(
@@ -568,6 +639,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
     parser.add_argument("--clickhouse-url", help="an existing gateway (default: start one)")
     parser.add_argument("--profile-writer", metavar="FILE", help="cProfile the writer run")
+    parser.add_argument(
+        "--without-migration",
+        action="append",
+        default=[],
+        metavar="NNNN",
+        help="also run the writer into databases with all migrations and without this one "
+        "(repeatable), --rounds times each, and report the ratio",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --without-migration")
+    parser.add_argument("--no-per-record", action="store_true", help="skip the per-record writer")
     args = parser.parse_args(argv)
     with (
         private_kafka(args.bootstrap) as bootstrap,
