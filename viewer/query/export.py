@@ -5,7 +5,7 @@ Memory stays flat whatever the range: ClickHouse builds each record's line (NDJS
 reader hands on one read (NDJSON, 64 KiB) or one block of lines (CSV) at a time, and
 nothing keeps a reference to what was already sent (a CSV block is about 3 MB of lines;
 peak RSS of a fresh process +25 MB exporting 50k events, +33 MB for 250k and for 500k).
-No row is decoded and no record encoded in Python on the way: ``bench/viewer_query.py``
+No row is decoded and no record encoded in Python on the way: ``bench/viewer_export.py``
 (500k events) measured CSV at 36-48k events/s when Python wrote it, 280-410k since
 (NDJSON 110-390k in the same runs: the machine is shared and noisy).
 

@@ -20,7 +20,7 @@ cursor or after ``to`` never.
 ``total`` is the number of distinct events of the (pinned) range with the filters when
 paging began: the first page counts them and its cursor carries the count, which every
 later page of that range answers again without counting. (A count reads the whole range:
-``deep_pages_90d_big`` of ``bench/viewer_query.py``, 1000-row pages of a 500k-event
+``deep_pages_90d_big`` of ``bench/viewer_export.py``, 1000-row pages of a 500k-event
 account, went from p50 241-264 / p95 297-361 ms to 80-160 / 110-233 ms (back-to-back
 runs of each version, 2 busy cores) when later pages stopped counting, and to 34-40 /
 37-43 ms with FINAL below.) So on later pages ``total`` is the count when paging began:
@@ -30,7 +30,7 @@ wanting a fresh count starts again from the first page.
 
 **FINAL against LIMIT 1 BY** (the dedupe pages used before), measured 2026-12-01: the
 query of ``sql.newest_page`` and the same with ``LIMIT 1 BY`` instead of FINAL, on the
-data ``bench/viewer_query.py`` loads (1M events, its big account 500k over 90 days,
+data ``bench/viewer_export.py`` loads (1M events, its big account 500k over 90 days,
 OPTIMIZE FINAL; then 40k of the account's events stored again, not merged), through the
 local gateway (chdb 26.9) on 2 busy cores, 101 rows a page, 20 runs each, p50 / p95 ms::
 

@@ -1,4 +1,4 @@
-"""Viewer query layer: export throughput and page latencies on the real engine.
+"""Viewer exports: NDJSON and CSV events/s and memory, with page latencies, on the engine.
 
 Run against a running gateway or server (``--url``); creates a database of its own, fills
 it with ``--rows`` events (one big account holding ``--export-share`` of them, the rest
@@ -6,7 +6,7 @@ spread over ``--accounts``), then prints one JSON object: export events/s (NDJSO
 with the process's peak RSS before and after, and p50/p95 of first page, filtered
 pages, a deep page and event-by-id. Not a test: numbers depend on the machine.
 
-    python -m bench.viewer_query --url http://127.0.0.1:8123 --rows 1000000
+    python -m bench.viewer_export --url http://127.0.0.1:8123 --rows 1000000
 """
 
 from __future__ import annotations
