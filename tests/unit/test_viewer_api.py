@@ -10,13 +10,13 @@ runs against the real engine in tests/stack/test_viewer_query.py.
 from __future__ import annotations
 
 import pytest
-from viewer.query.params import BadParameter
 
 from accounts.model import AccountFacts
 from tests.unit import viewer_fakes as fakes
 from tests.unit.viewer_fakes import RECORD, Viewer
 from viewer.identity import InvalidToken
 from viewer.principal import AUDIT_PRIVILEGE, Principal
+from viewer.query.params import BadParameter
 
 ADMIN = Principal("u-admin", "acme", email="ada@acme.test", roles=frozenset({"admin"}))
 MEMBER = Principal("u-member", "acme", roles=frozenset({"member"}))

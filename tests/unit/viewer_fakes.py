@@ -9,12 +9,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
-from viewer.query.params import ExportQuery, ListQuery
-from viewer.query.reader import Page
 
 from producers.delivery import DeliveryResult
 from viewer.app import create_app
 from viewer.caller import FactsOf, Verifier
+from viewer.query.params import ExportQuery, ListQuery
+from viewer.query.reader import Page
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
 from viewer.viewing_audit import ViewingAudit
