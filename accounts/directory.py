@@ -10,9 +10,10 @@ the whole table, then a daemon thread follows
 I/O: each refresh builds new lookup tables and swaps them in whole, so a reader on any
 thread sees the directory before or after a change, never half of it.
 
-Unreadable values are skipped with a warning (listed in ``invalid``): at start the account
-is left out (no facts: the audit log reads as not enabled); while running, the account
-keeps the last good record the directory saw.
+Unreadable values are skipped with a warning (listed in ``invalid``) and the account is
+left out, at start and while running alike (no facts: the audit log reads as not enabled).
+A record grants access, and the unreadable value may be a revocation: failing closed keeps
+every replica, restarted or not, from serving a grant that was taken back.
 """
 
 from __future__ import annotations

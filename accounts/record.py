@@ -119,6 +119,10 @@ ACCOUNT_RECORDS = RecordKind(
     description="an account record",
     log=log,
     value_name="record",
+    # A record grants access (the add-on, the managing partner): an unreadable new value
+    # may be a revocation, so a running directory forgets the account (no facts: not
+    # enabled) rather than keep serving the old grant; a restarted one reads it the same.
+    keep_last_good=False,
 )
 """How the accounts topic's values read (see :mod:`runtime.keyed_records`)."""
 

@@ -343,6 +343,14 @@ class AuditlogSettings(BaseSettings):
     viewer_rate_limit_burst: int = Field(
         default=40, ge=1, description="Requests a user may make at once before the rate applies."
     )
+    viewer_exports_per_user: int = Field(
+        default=2, ge=1, description="Exports one user may run at once in a viewer process."
+    )
+    viewer_exports_total: int = Field(
+        default=8,
+        ge=1,
+        description="Exports a viewer process runs at once (each holds a ClickHouse query).",
+    )
     viewer_forwarded_allow_ips: str = Field(
         default="127.0.0.1",
         description=(

@@ -80,6 +80,10 @@ class RecordKind(Generic[R]):
     """Where skipped values are reported (as warnings)."""
     value_name: str = "value"
     """What a running follower keeps of a skipped key: ``its last good {value_name} stays``."""
+    keep_last_good: bool = True
+    """Whether a follower keeps a key's last good record when a new value does not parse
+    (a destination keeps delivering), or forgets the key (fails closed: the account facts,
+    where a record grants access and an unreadable revocation must not leave the grant)."""
 
     def encode(self, record: R) -> bytes:
         return record.model_dump_json().encode()
@@ -132,8 +136,9 @@ class RecordKind(Generic[R]):
         log: logging.Logger | None = None,
     ) -> AppliedChanges[R]:
         """``records`` and ``invalid`` (left as they are) after ``changes``, in order. An
-        unreadable value keeps the last good record of its key and is logged as a warning
-        naming ``topic`` to ``log`` (default: :attr:`log`)."""
+        unreadable value keeps the last good record of its key (or removes it, when the
+        kind does not :attr:`keep_last_good`) and is logged as a warning naming ``topic``
+        to ``log`` (default: :attr:`log`)."""
         after_all = dict(records)
         unreadable = dict(invalid)
         changed: list[RecordChange[R]] = []
@@ -150,13 +155,14 @@ class RecordKind(Generic[R]):
                 after = self.decode(key, value)
             except ValueError as exc:
                 unreadable[name] = str(exc)
+                kept = f"its last good {self.value_name} stays"
+                if not self.keep_last_good:
+                    kept = f"its last good {self.value_name} is dropped"
+                    if before is not None:
+                        del after_all[name]
+                        changed.append(RecordChange(before, None))
                 (log or self.log).warning(
-                    "%s %r in %s skipped (its last good %s stays): %s",
-                    self.noun,
-                    name,
-                    topic,
-                    self.value_name,
-                    exc,
+                    "%s %r in %s skipped (%s): %s", self.noun, name, topic, kept, exc
                 )
                 continue
             unreadable.pop(name, None)

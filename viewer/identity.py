@@ -49,6 +49,7 @@ MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key of at least 256 bits
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_LEEWAY_S = 300.0
 _MAX_TEXT_CHARS = 320
+MAX_USER_ID_CHARS = 256  # the audit event's actor id: a longer one could not record a read
 _MAX_NAMES = 100
 _NAME = re.compile(r"[a-z0-9][a-z0-9._:-]{0,127}")
 
@@ -208,7 +209,10 @@ class TokenVerifier:
         else:
             raise InvalidToken("algorithm not accepted")
         claims = self._decode(token, key, alg, issuer)
-        if issuer != DEV_ISSUER and claims.get("iss") == DEV_ISSUER:
+        stated = claims.get("iss")
+        if stated is not None and not isinstance(stated, str):
+            raise InvalidToken("wrong issuer")
+        if issuer != DEV_ISSUER and stated == DEV_ISSUER:
             raise InvalidToken("wrong issuer")
         return self._principal(claims)
 
@@ -255,12 +259,13 @@ class TokenVerifier:
     def _principal(self, claims: Mapping[str, Any]) -> Principal:
         config = self._config
         return Principal(
-            user_id=_text(claims, config.claim_user_id, required=True) or "",
+            user_id=_text(claims, config.claim_user_id, required=True, max_chars=MAX_USER_ID_CHARS)
+            or "",
             account_id=_account(claims, config.claim_account, required=True) or "",
             email=_text(claims, config.claim_email),
             name=_text(claims, config.claim_name),
-            roles=_names(claims, config.claim_roles),
-            privileges=_names(claims, config.claim_privileges),
+            roles=_names(claims, config.claim_roles, split=False),
+            privileges=_names(claims, config.claim_privileges, split=True),
             partner_id=_account(claims, config.claim_partner),
         )
 
@@ -302,7 +307,13 @@ def _reason(exc: PyJWTError) -> str:
     return "invalid token"
 
 
-def _text(claims: Mapping[str, Any], claim: str, *, required: bool = False) -> str | None:
+def _text(
+    claims: Mapping[str, Any],
+    claim: str,
+    *,
+    required: bool = False,
+    max_chars: int = _MAX_TEXT_CHARS,
+) -> str | None:
     value = claims.get(claim)
     if value is None or value == "":
         if required:
@@ -310,7 +321,7 @@ def _text(claims: Mapping[str, Any], claim: str, *, required: bool = False) -> s
         return None
     if not isinstance(value, str):
         raise InvalidToken(f"claim {claim} is not a string")
-    if len(value) > _MAX_TEXT_CHARS:
+    if len(value) > max_chars:
         raise InvalidToken(f"claim {claim} is too long")
     return value
 
@@ -325,14 +336,16 @@ def _account(claims: Mapping[str, Any], claim: str, *, required: bool = False) -
         raise InvalidToken(f"claim {claim} is not an account id") from None
 
 
-def _names(claims: Mapping[str, Any], claim: str) -> frozenset[str]:
-    """Roles or privileges: a JSON list of strings or one space-separated string, compared
-    lower-case; absent means none. Entries that are not plain names are left out."""
+def _names(claims: Mapping[str, Any], claim: str, *, split: bool) -> frozenset[str]:
+    """Roles or privileges: a JSON list of strings, or one string, compared lower-case;
+    absent means none. Entries that are not plain names are left out. A string is one
+    role (``split=False``: a custom role named "Read-only admin" must not grant Admin), or
+    space-separated privileges (``split=True``, as OAuth's ``scope`` claim)."""
     value = claims.get(claim)
     if value is None:
         return frozenset()
     if isinstance(value, str):
-        items: list[Any] = value.split()
+        items: list[Any] = value.split() if split else [value]
     elif isinstance(value, list):
         items = value
     else:

@@ -20,7 +20,12 @@ def document() -> dict[str, Any]:
     """The document the app serves at ``/openapi.json`` (no service is called to make it)."""
     unused = cast(Any, None)
     services = ViewerServices(
-        verifier=unused, facts_of=unused, reader=unused, audit=unused, limiter=unused
+        verifier=unused,
+        facts_of=unused,
+        reader=unused,
+        audit=unused,
+        limiter=unused,
+        exports=unused,
     )
     app = create_app(services, health=dict, registry=CollectorRegistry())
     return app.openapi()

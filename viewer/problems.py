@@ -68,12 +68,12 @@ def not_found() -> ApiProblem:
     return ApiProblem(404, "not_found", "no such event in this account's audit log")
 
 
-def rate_limited(wait_s: float) -> ApiProblem:
+def rate_limited(wait_s: float, why: str = "too many requests") -> ApiProblem:
     seconds = max(1, math.ceil(wait_s))
     return ApiProblem(
         429,
         "rate_limited",
-        f"too many requests: try again in {seconds} s",
+        f"{why}: try again in {seconds} s",
         headers={"Retry-After": str(seconds)},
     )
 

@@ -19,9 +19,11 @@ import orjson
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from viewer import caller, problems
 from viewer.api_parameters import ACCOUNT_ID_DESCRIPTION, EXPORT_PARAMETERS, LIST_PARAMETERS
+from viewer.export_slots import ExportSlots
 from viewer.principal import Grant
 from viewer.query.params import (
     BadParameter,
@@ -42,6 +44,7 @@ from viewer.viewing_audit import (
 log = logging.getLogger("auditlog.viewer")
 
 _CURSOR = "page[after]"
+MAX_RECORDED_FILTERS_CHARS = 2048  # the event schema's limit on one details value
 _READ_FAILED = (ClickHouseError, OSError)
 
 
@@ -75,6 +78,7 @@ class ViewerServices:
     reader: Reader
     audit: ViewingAudit
     limiter: RateLimiter
+    exports: ExportSlots
 
 
 def activity_router(services: ViewerServices) -> APIRouter:
@@ -113,13 +117,14 @@ class _ActivityRoutes:
 
     def list_activity(self, request: Request) -> Response:
         grant, query = self._granted(request, parse_list_query)
+        asked = _asked(query)
         try:
             page = self._services.reader.page(grant.account_id, query)
         except BadParameter as exc:  # a cursor that is not this query's
             raise problems.bad_parameter(exc.parameter, exc.message) from None
         except _READ_FAILED as exc:
             raise _store_failed("listing events", grant, exc) from None
-        details = {**_asked(request, query), "event_count": str(len(page.data))}
+        details = {**asked, "event_count": str(len(page.data))}
         self._audited(grant, QUERIED, request, details)
         body = {"data": page.data, "total": page.total, "page": {"after": page.next_cursor}}
         headers = {}
@@ -130,12 +135,25 @@ class _ActivityRoutes:
     def export_activity(self, request: Request) -> StreamingResponse:
         grant, query = self._granted(request, parse_export_query)
         context = caller.request_context(request)
+        asked = {**_asked(query), "format": query.format}
+        slot = self._services.exports.take(grant.principal)
+        if slot is None:
+            raise problems.rate_limited(
+                self._services.exports.retry_after_s,
+                "too many exports running: wait for one to end",
+            )
         try:
             stream = self._services.reader.export(grant.account_id, query)
         except _READ_FAILED as exc:
+            slot.release()
             raise _store_failed("exporting events", grant, exc) from None
-        asked = {**_asked(request, query), "format": query.format}
         audit = self._services.audit
+
+        def finish() -> None:
+            """Close the query and free the slot: when the body ends, and also when the
+            client left before the body was ever read (idempotent)."""
+            stream.close()
+            slot.release()
 
         def body() -> Iterator[bytes]:
             complete = False
@@ -143,7 +161,7 @@ class _ActivityRoutes:
                 yield from stream
                 complete = True
             finally:
-                stream.close()
+                finish()
                 details = {
                     **asked,
                     "event_count": str(stream.count),
@@ -164,6 +182,7 @@ class _ActivityRoutes:
             body(),
             media_type=stream.media_type,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            background=BackgroundTask(finish),
         )
 
     def one_event(
@@ -176,6 +195,8 @@ class _ActivityRoutes:
         unknown = sorted({name for name in request.query_params if name != "account_id"})
         if unknown:
             raise problems.bad_parameter(unknown[0], f"unknown parameter {unknown[0]!r}")
+        if len(request.query_params.getlist("account_id")) > 1:
+            raise problems.bad_parameter("account_id", "given more than once")
         grant = caller.grant_for(principal, account_id, self._services.facts_of)
         try:
             found = self._services.reader.event(grant.account_id, event_id)
@@ -222,11 +243,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _asked(request: Request, query: ListQuery | ExportQuery) -> dict[str, str]:
-    """What the caller asked for, for the audit event: the range and the filters (the query
-    string without the cursor)."""
-    filters = [(k, v) for k, v in request.query_params.multi_items() if k != _CURSOR]
-    asked = {"filters": urlencode(filters)}
+def _asked(query: ListQuery | ExportQuery) -> dict[str, str]:
+    """What the caller asked for, for the audit event: the range and the filters applied
+    (parsed, in a fixed order; never the cursor). Filters too long to be recorded whole in
+    one details value are refused (400): no read is recorded cut short."""
+    items = query.filters.query_items()
+    filters = urlencode(items)
+    if len(filters) > MAX_RECORDED_FILTERS_CHARS:
+        longest = max(items, key=lambda item: len(item[0]) + len(item[1]))[0]
+        raise problems.bad_parameter(
+            longest,
+            f"the filters make {len(filters)} characters once encoded, more than the "
+            f"{MAX_RECORDED_FILTERS_CHARS} a read's audit event records: narrow them",
+        )
+    asked = {"filters": filters}
     if query.since is not None:
         asked["from"] = query.since.isoformat()
     if query.until is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ QUERIED: ReadAction = "audit_log.queried"
 EXPORTED: ReadAction = "audit_log.exported"
 SOURCE = "auditlog-viewer"
 _MAX_DETAIL_CHARS = 2048  # the event schema's limit on one details value
+_MAX_NAME_CHARS = 256  # and on the actor's name
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # the shape the schema accepts (at most 320)
 
 
 class Publisher(Protocol):
@@ -95,9 +98,11 @@ class ViewingAudit:
         :class:`AuditUnavailableError` when it cannot be queued."""
         principal = grant.principal
         actor: dict[str, Any] = {"type": "user", "id": principal.user_id}
+        # What the token says of the user beyond its id is kept only as far as the event
+        # schema takes it, so that an odd name or e-mail never makes every read fail.
         if principal.name:
-            actor["name"] = principal.name
-        if principal.email:
+            actor["name"] = principal.name[:_MAX_NAME_CHARS]
+        if principal.email and _EMAIL.fullmatch(principal.email):
             actor["email"] = principal.email
         shown = {key: _clip(value) for key, value in details.items()}
         if grant.partner_id is not None:

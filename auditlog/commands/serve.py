@@ -26,6 +26,7 @@ from producers.delivery import DeliveryError
 from producers.producer import AuditProducer
 from runtime.compacted_table import TableError
 from viewer.app import create_app
+from viewer.export_slots import ExportSlots
 from viewer.identity import IdentityConfigError, TokenVerifier
 from viewer.query.reader import EventReader
 from viewer.rate_limit import RateLimiter
@@ -153,6 +154,10 @@ def _run(
             audit=ViewingAudit(producer, registry=registry),
             limiter=RateLimiter(
                 per_s=settings.viewer_rate_limit_per_s, burst=settings.viewer_rate_limit_burst
+            ),
+            exports=ExportSlots(
+                per_user=settings.viewer_exports_per_user,
+                total=max(settings.viewer_exports_total, settings.viewer_exports_per_user),
             ),
         )
 

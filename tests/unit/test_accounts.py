@@ -287,15 +287,20 @@ def test_a_tombstone_removes_the_account(table: FakeTable, directory: AccountDir
     assert directory.accounts_managed_by("p1") == frozenset({"c2"})
 
 
-def test_a_damaged_value_keeps_the_last_good_record(
+def test_a_damaged_value_drops_the_account_until_a_readable_one_comes(
     table: FakeTable, directory: AccountDirectory
 ) -> None:
+    """Fail closed: the unreadable value may be a revocation of the grant acme had."""
     directory.load()
+    assert directory.get("acme") == AccountFacts("acme", True, None)
     table.write("acme", b'{"account_id": "acme", "revision": "garbage"')
     table.put(_record("c1", 2, partner_id="p2"))  # a later, readable change
     changes = directory.refresh()
-    assert [change.account_id for change in changes] == ["c1"]
-    assert directory.get("acme") == AccountFacts("acme", True, None)
+    assert [(change.account_id, change.removed) for change in changes] == [
+        ("acme", True),
+        ("c1", False),
+    ]
+    assert directory.get("acme") is None  # no facts: the audit log is not enabled
     assert "acme" in directory.invalid
     assert directory.accounts_managed_by("p2") == frozenset({"c1"})
     table.put(_record("acme", 2, audit_log_add_on=False))

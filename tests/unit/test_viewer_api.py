@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.model import AccountFacts
+from schemas.validation import EventValidator
 from tests.unit import viewer_fakes as fakes
 from tests.unit.viewer_fakes import RECORD, Viewer
 from viewer.identity import InvalidToken
@@ -22,7 +23,14 @@ ADMIN = Principal("u-admin", "acme", email="ada@acme.test", roles=frozenset({"ad
 MEMBER = Principal("u-member", "acme", roles=frozenset({"member"}))
 AUDITOR = Principal("u-aud", "acme", privileges=frozenset({AUDIT_PRIVILEGE}))
 PARTNER_ADMIN = Principal("u-p", "partnerco", roles=frozenset({"admin"}), partner_id="partnerco")
-TOKENS = {"admin": ADMIN, "member": MEMBER, "auditor": AUDITOR, "partner": PARTNER_ADMIN}
+ODD = Principal("u-odd", "acme", email="Ada Lovelace", name="N" * 300, roles=frozenset({"admin"}))
+TOKENS = {
+    "admin": ADMIN,
+    "member": MEMBER,
+    "auditor": AUDITOR,
+    "partner": PARTNER_ADMIN,
+    "odd": ODD,
+}
 FACTS = {
     "acme": AccountFacts("acme", audit_log_add_on=True),
     "managed": AccountFacts("managed", partner_id="partnerco"),
@@ -37,8 +45,10 @@ class FakeVerifier:
         return TOKENS[token]
 
 
-def make_viewer(*, burst: int = 100) -> Viewer:
-    return fakes.make_viewer(FakeVerifier(), FACTS.get, burst=burst)
+def make_viewer(*, burst: int = 100, exports_per_user: int = 2) -> Viewer:
+    return fakes.make_viewer(
+        FakeVerifier(), FACTS.get, burst=burst, exports_per_user=exports_per_user
+    )
 
 
 @pytest.fixture
@@ -139,10 +149,18 @@ def test_an_event_of_the_account_is_served_and_any_other_id_is_a_plain_404(
     assert [e["details"]["event_count"] for e in viewer.publisher.events] == ["1", "0"]
 
 
-def test_an_event_request_with_an_unknown_parameter_is_a_400(viewer: Viewer) -> None:
+def test_an_event_request_with_an_unknown_or_repeated_parameter_is_a_400(
+    viewer: Viewer,
+) -> None:
     answer = viewer.get(f"/api/activity_logs/{RECORD['id']}?debug=1")
     assert answer.status_code == 400
     assert answer.json()["error"]["parameter"] == "debug"
+    twice = viewer.get(
+        f"/api/activity_logs/{RECORD['id']}?account_id=managed&account_id=acme", token="partner"
+    )
+    assert twice.status_code == 400
+    assert twice.json()["error"]["parameter"] == "account_id"
+    assert viewer.reader.calls == []
 
 
 def test_a_read_that_cannot_be_audited_is_not_served(viewer: Viewer) -> None:
@@ -196,3 +214,57 @@ def test_unknown_paths_answer_in_the_error_shape(viewer: Viewer) -> None:
     answer = viewer.client.get("/api/nothing")
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_the_audit_event_records_the_filters_applied_not_the_request_text(
+    viewer: Viewer,
+) -> None:
+    viewer.get(
+        "/api/activity_logs?q=salary&users_ids[]=ceo-42&users_ids[]=ceo-42"
+        "&include_event_types[]=recipe.stopped&page[size]=5"
+    )
+    (event,) = viewer.publisher.events
+    assert event["details"]["filters"] == (
+        "users_ids%5B%5D=ceo-42&include_event_types%5B%5D=recipe.stopped&q=salary"
+    )
+
+
+def test_filters_too_long_to_be_recorded_whole_are_refused_before_any_read(
+    viewer: Viewer,
+) -> None:
+    """Padding must not push what was asked out of the read's audit event."""
+    padding = "&".join(f"exclude_event_types[]=zz.{'a' * 60}{n:02d}" for n in range(40))
+    answer = viewer.get(f"/api/activity_logs?{padding}&users_ids[]=ceo-42&q=salary")
+    assert answer.status_code == 400
+    assert answer.json()["error"]["parameter"] == "exclude_event_types[]"
+    assert viewer.reader.calls == []
+    assert viewer.publisher.events == []
+
+
+def test_exports_beyond_the_users_slots_get_429_and_a_finished_export_frees_its_slot() -> None:
+    viewer = make_viewer(exports_per_user=1)
+    assert viewer.get("/api/activity_logs/export").status_code == 200
+    assert viewer.get("/api/activity_logs/export").status_code == 200  # the first ended
+    held = viewer.services.exports.take(fakes_principal())
+    assert held is not None
+    refused = viewer.get("/api/activity_logs/export")
+    assert refused.status_code == 429
+    assert "exports" in refused.json()["error"]["message"]
+    assert refused.headers["Retry-After"]
+    assert viewer.get("/api/activity_logs/export", token="auditor").status_code == 200
+    held.release()
+    assert viewer.get("/api/activity_logs/export").status_code == 200
+
+
+def fakes_principal() -> Principal:
+    return ADMIN
+
+
+def test_an_odd_name_or_email_in_the_token_still_makes_a_valid_audit_event(
+    viewer: Viewer,
+) -> None:
+    assert viewer.get("/api/activity_logs", token="odd").status_code == 200
+    (event,) = viewer.publisher.events
+    assert "email" not in event["actor"]
+    assert len(event["actor"]["name"]) == 256
+    EventValidator().validate(event)  # what the real producer does before Kafka

@@ -92,17 +92,31 @@ def test_rs256_and_es256_with_keys_of_the_jwks_file(verifier: TokenVerifier, key
     assert verifier.verify(es).user_id == "u-2"
 
 
-def test_roles_as_a_space_separated_string_are_compared_lower_case(
+def test_a_roles_string_is_one_role_and_a_privileges_string_is_split_lower_case(
     verifier: TokenVerifier,
 ) -> None:
     token = sign(
-        claims(iss=ISSUER, roles="Owner  ADMIN", privileges="Activity_Audit other"),
+        claims(iss=ISSUER, roles="ADMIN", privileges="Activity_Audit other"),
         HS_SECRET,
         "HS256",
     )
     principal = verifier.verify(token)
-    assert principal.roles == {"owner", "admin"}
+    assert principal.roles == {"admin"}
     assert principal.privileges == {"activity_audit", "other"}
+
+
+@pytest.mark.parametrize("roles", ["Read-only admin", "member admin", ["Read-only admin"]])
+def test_a_role_name_holding_admin_as_a_word_grants_nothing(
+    verifier: TokenVerifier, roles: Any
+) -> None:
+    principal = verifier.verify(sign(claims(iss=ISSUER, roles=roles), HS_SECRET, "HS256"))
+    assert principal.roles == frozenset()
+
+
+def test_a_user_id_too_long_for_the_audit_event_is_refused(verifier: TokenVerifier) -> None:
+    assert verifier.verify(sign(claims(iss=ISSUER, sub="u" * 256), HS_SECRET, "HS256"))
+    with pytest.raises(InvalidToken, match="claim sub is too long"):
+        verifier.verify(sign(claims(iss=ISSUER, sub="u" * 257), HS_SECRET, "HS256"))
 
 
 def test_absent_roles_privileges_email_and_partner_are_empty(verifier: TokenVerifier) -> None:

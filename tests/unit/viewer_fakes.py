@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from producers.delivery import DeliveryResult
 from viewer.app import create_app
 from viewer.caller import FactsOf, Verifier
+from viewer.export_slots import ExportSlots
 from viewer.query.params import ExportQuery, ListQuery
 from viewer.query.reader import Page
 from viewer.rate_limit import RateLimiter
@@ -80,13 +81,16 @@ class Viewer:
     reader: FakeReader
     publisher: FakePublisher
     registry: CollectorRegistry
+    services: ViewerServices
 
     def get(self, path: str, token: str | None = "admin", **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return self.client.get(path, headers=headers, **kwargs)
 
 
-def make_viewer(verifier: Verifier, facts_of: FactsOf, *, burst: int = 100) -> Viewer:
+def make_viewer(
+    verifier: Verifier, facts_of: FactsOf, *, burst: int = 100, exports_per_user: int = 2
+) -> Viewer:
     reader, publisher, registry = FakeReader(), FakePublisher(), CollectorRegistry()
     services = ViewerServices(
         verifier=verifier,
@@ -94,6 +98,7 @@ def make_viewer(verifier: Verifier, facts_of: FactsOf, *, burst: int = 100) -> V
         reader=reader,
         audit=ViewingAudit(publisher, registry=registry),
         limiter=RateLimiter(per_s=0.001, burst=burst),
+        exports=ExportSlots(per_user=exports_per_user, total=exports_per_user * 2),
     )
     app = create_app(services, health=lambda: {"status": "ok"}, registry=registry)
-    return Viewer(TestClient(app), reader, publisher, registry)
+    return Viewer(TestClient(app), reader, publisher, registry, services)

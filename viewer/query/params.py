@@ -98,6 +98,18 @@ class EventFilters:
     ip: str | None = None
     q: str | None = None
 
+    def query_items(self) -> list[tuple[str, str]]:
+        """These filters as query parameters, in a fixed order (what the audit event of a
+        read records: the filters applied, not the request's text)."""
+        items: list[tuple[str, str]] = []
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                items.extend((f"{name}[]", item) for item in value)
+            elif value is not None:
+                items.append((name, value))
+        return items
+
     def canonical(self) -> str:
         """A stable text of these filters (what a cursor binds)."""
         parts = []

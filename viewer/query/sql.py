@@ -212,12 +212,19 @@ def one_event(database: str) -> str:
     )
 
 
+# Newest first, one row per event: the newest stored copy (the one FINAL serves pages),
+# since copies of an event differ only in ``ingested_at`` and what is computed from it.
+_EXPORT_ORDER = (
+    "ORDER BY occurred_at DESC, event_id DESC, ingested_at DESC LIMIT 1 BY occurred_at, event_id"
+)
+
+
 def export(database: str, where: Where) -> str:
     """The export's rows as :func:`viewer.query.records.record` reads them, in its order:
     what the reference encoders take (the tests compare the lines ClickHouse builds)."""
     return (
         f"SELECT {SELECT_LIST} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608 - checked name, bound parameters
-        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
+        + _EXPORT_ORDER
     )
 
 
@@ -338,7 +345,7 @@ def export_csv(database: str, where: Where) -> str:
     of bytes, so that a cell holding a line break does not change the count of rows."""
     return (
         f"SELECT {CSV_LINE} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608
-        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
+        + _EXPORT_ORDER
     )
 
 
@@ -346,7 +353,7 @@ def export_ndjson(database: str, where: Where) -> str:
     """One String column per row, the record's JSON (read as TSVRaw: one line each)."""
     return (
         f"SELECT {NDJSON_LINE} FROM {table(database)} WHERE {where.sql()} "  # noqa: S608
-        "ORDER BY occurred_at DESC, event_id DESC LIMIT 1 BY occurred_at, event_id"
+        + _EXPORT_ORDER
     )
 
 
