@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from auditlog.settings import AuditlogSettings
 from deploy.stack import local_stack, minio_binary
@@ -21,6 +22,12 @@ from deploy.stack.containers import docker_available, docker_stack
 from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3Keys, StackEndpoints
 from deploy.stack.errors import StackError
 from deploy.stack.layout import PreferredPorts, StackLayout
+
+# On CI (CI set, as CI services and .ci/run do) property tests draw the same examples every
+# run, so a failure there is reproducible; locally they keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -28,7 +28,7 @@ from runtime.compacted_table import TableError
 from viewer.app import create_app
 from viewer.export_slots import ExportSlots
 from viewer.identity import IdentityConfigError, TokenVerifier
-from viewer.query.reader import EventReader
+from viewer.query.reader import DEFAULT_MAX_EVENT_AGE_S, EventReader
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
 from viewer.server import BindError, ServerConfig, bind, run
@@ -144,6 +144,9 @@ def _run(
         database=settings.clickhouse_database,
         cursor_key=cursor_key,
         ingest_lag_s=settings.viewer_ingest_lag_s,
+        # An event may reach the store as late as the producer's age limit plus the time
+        # it can wait in the topic: polls must look that far back behind their cursor.
+        max_event_age_s=DEFAULT_MAX_EVENT_AGE_S + settings.events_retention_hours * 3600,
     )
     producer = wiring.audit_producer(settings, client_id="auditlog-viewer")
     try:

@@ -209,7 +209,16 @@ def test_an_event_stored_twice_is_shown_and_counted_once(
         assert r["ingested_at"] == newest_copy[r["id"]][:23] + "Z"
     assert reader.event("dup", str(events[1].event_id))["id"] == str(events[1].event_id)  # type: ignore[index]
     body = _export(reader, "dup", []).decode().splitlines()
-    assert sorted(json.loads(line)["id"] for line in body) == sorted(_ids(records))
+    exported = [json.loads(line) for line in body]
+    assert sorted(e["id"] for e in exported) == sorted(_ids(records))
+    for e in exported:  # the export serves the same (newest) copy as the pages
+        assert e["ingested_at"] == newest_copy[e["id"]][:23] + "Z"
+    csv_rows = list(
+        csv.DictReader(io.StringIO(_export(reader, "dup", [("format", "csv")]).decode()))
+    )
+    assert {row["id"]: row["ingested_at"] for row in csv_rows} == {
+        e["id"]: e["ingested_at"] for e in exported
+    }
     polled, _ = _poll_all(reader, "dup")
     assert sorted(_ids(polled)) == sorted(_ids(records))
 
@@ -655,3 +664,16 @@ def test_csv_json_cells_with_control_characters_are_the_same_json(
                 assert json.loads(a) == json.loads(b), name
             else:
                 assert a == b, name
+
+
+def test_actor_emails_match_whatever_the_letter_case_beyond_ascii(
+    client: Client, url: str, database: str
+) -> None:
+    """ClickHouse's lower() is ASCII-only: ÉLODIE@ must still match élodie@."""
+    elodie = Ev("intl", NOW - timedelta(hours=1), actor_email="ÉLODIE@Exemple.FR")
+    other = Ev("intl", NOW - timedelta(hours=2), actor_email="elodie@exemple.fr")
+    _insert(client, database, [elodie, other])
+    reader = _reader(url, database)
+    for asked in ("élodie@exemple.fr", "ÉLODIE@EXEMPLE.FR", "Élodie@exemple.fr"):
+        page = reader.page("intl", parse_list_query([("actor_emails[]", asked)]))
+        assert _ids(page.data) == [str(elodie.event_id)], asked

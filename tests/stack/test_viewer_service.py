@@ -238,7 +238,8 @@ def test_every_read_is_in_the_accounts_own_log_once(service: Service) -> None:
     wait_until(lambda: any(f == "q=marker" for f, _ in reads()), 60, "the reads' events")
     recorded = reads()
     assert len(recorded) == len(paths) + 1
-    assert recorded[0] == ("page%5Bsize%5D=3", "3")
+    assert recorded[0] == ("", "3")  # no filter; paging is not a filter
+    assert recorded[1][0] == "include_event_types%5B%5D=recipe.stopped"
     assert recorded[-1] == ("q=marker", "0")
     # ... and the API shows them to the account's Admins.
     status, answer = service.get(
@@ -249,33 +250,45 @@ def test_every_read_is_in_the_accounts_own_log_once(service: Service) -> None:
 
 
 def test_paging_a_range_returns_each_event_once_while_events_arrive(service: Service) -> None:
-    """The range ends before any read of this module (whose audit events land in this
-    account's log at any time); events keep arriving during the paging, after the range."""
+    """While the range is paged, events keep arriving inside it (a producer publishing
+    events of the range's past, the writer storing them): every event stored before paging
+    began comes exactly once, a new one at most once, and nothing else. The range ends
+    before any read of this module (whose audit events land in this account at any time)."""
     settings = service.settings
+    database = settings.clickhouse_database
     until = service.stopped_at + timedelta(minutes=1)
-    before = {
-        str(row[0])
-        for row in service.stored(
-            f"SELECT event_id FROM {settings.clickhouse_database}.events "
-            "WHERE tenant_id = {t:String} AND occurred_at < {until:DateTime64(3)}",
-            t=ACCOUNT,
-            until=until,
-        )
-    }
+    inside = service.stopped_at - timedelta(hours=2)  # amid the generated activity
+
+    def stored_in_range() -> set[str]:
+        return {
+            str(row[0])
+            for row in service.stored(
+                f"SELECT event_id FROM {database}.events "
+                "WHERE tenant_id = {t:String} AND occurred_at < {until:DateTime64(3)}",
+                t=ACCOUNT,
+                until=until,
+            )
+        }
+
+    before = stored_in_range()
     keep_publishing = threading.Event()
     keep_publishing.set()
     published: list[str] = []
 
     def publisher() -> None:
+        step = 0
         while keep_publishing.is_set():
-            now = datetime.now(UTC).isoformat()
-            published.extend(_publish(settings, [valid_event(tenant_id=ACCOUNT, occurred_at=now)]))
+            step += 1
+            at = (inside + timedelta(seconds=step)).isoformat()
+            published.extend(_publish(settings, [valid_event(tenant_id=ACCOUNT, occurred_at=at)]))
 
     thread = threading.Thread(target=publisher, daemon=True)
     thread.start()
     seen: list[str] = []
-    query = f"/api/activity_logs?page[size]=97&to={quote(until.isoformat())}"
+    query = f"/api/activity_logs?page[size]=53&to={quote(until.isoformat())}"
     try:
+        # Paging starts once new events are being stored in the range.
+        wait_until(lambda: len(stored_in_range() - before) >= 3, 60, "events arriving")
         path = query
         while True:
             status, answer = service.get(path)
@@ -287,7 +300,7 @@ def test_paging_a_range_returns_each_event_once_while_events_arrive(service: Ser
     finally:
         keep_publishing.clear()
         thread.join(30)
-    assert len(seen) == len(set(seen))
-    assert set(seen) == before
-    assert len(before) > 97 * 3  # several pages
-    assert published  # events did arrive while paging
+    assert len(seen) == len(set(seen)), "an event came twice"
+    assert before <= set(seen), "an event stored before paging began was missed"
+    assert set(seen) - before <= set(published), "an event outside the range came"
+    assert len(before) > 53 * 3  # several pages

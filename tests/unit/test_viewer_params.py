@@ -85,7 +85,10 @@ def test_every_parameter() -> None:
     [
         ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
         ("2026-11-01T10:00:00", datetime(2026, 11, 1, 10, tzinfo=UTC)),
-        ("2026-11-01T10:00:00.123456Z", datetime(2026, 11, 1, 10, 0, 0, 123000, tzinfo=UTC)),
+        # Rounded up to the millisecond: "from" .123456 excludes an event at .123.
+        ("2026-11-01T10:00:00.123456Z", datetime(2026, 11, 1, 10, 0, 0, 124000, tzinfo=UTC)),
+        ("2026-11-01T10:00:00.999001Z", datetime(2026, 11, 1, 10, 0, 1, tzinfo=UTC)),
+        ("2026-11-01T10:00:00.123000Z", datetime(2026, 11, 1, 10, 0, 0, 123000, tzinfo=UTC)),
         ("2026-11-01T12:00:00+02:00", datetime(2026, 11, 1, 10, tzinfo=UTC)),
     ],
 )

@@ -48,7 +48,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from schemas.catalog.model import ACTION_PATTERN, ID_PATTERN
@@ -250,7 +250,8 @@ def _int_in(name: str, value: str, low: int, high: int) -> int:
 
 
 def parse_instant(name: str, value: str) -> datetime:
-    """An ISO 8601 instant in UTC, truncated to milliseconds (the table's precision)."""
+    """An ISO 8601 instant in UTC, rounded up to the millisecond (the table's precision):
+    ``from`` .0009 then excludes an event at .000 (before it), ``to`` .0009 includes it."""
     text = value.strip()
     if _DATE_ONLY.fullmatch(text):
         text += "T00:00:00"
@@ -267,7 +268,8 @@ def parse_instant(name: str, value: str) -> datetime:
     parsed = parsed.astimezone(UTC)
     if not datetime(1970, 1, 1, tzinfo=UTC) <= parsed < datetime(2200, 1, 1, tzinfo=UTC):
         raise BadParameter(name, "is outside 1970..2200")
-    return parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000)
+    below = parsed.microsecond % 1000
+    return parsed + timedelta(microseconds=1000 - below) if below else parsed
 
 
 def _range(scalars: dict[str, str]) -> tuple[datetime | None, datetime | None]:

@@ -305,7 +305,9 @@ class EventReader:
             total = position.total  # counted once, at the first page (see module doc)
             sql.after_newest(where, position.key_ms, str(position.event_id))
         rows = client.query(
-            sql.newest_page(self._database, where, query.page_size + 1), parameters=where.params
+            sql.newest_page(self._database, where, query.page_size + 1),
+            parameters=where.params,
+            settings=sql.PAGE_SETTINGS,
         ).result_rows
         served = rows[: query.page_size]
         next_cursor = None
@@ -334,7 +336,9 @@ class EventReader:
         where = sql.conditions(account_id, scan_floor, ceil_ms, query.filters)
         sql.after_ingested(where, key_ms, str(key_id), now_ms - self._lag_ms, self._lag_ms)
         rows = client.query(
-            sql.ingested_page(self._database, where, query.page_size), parameters=where.params
+            sql.ingested_page(self._database, where, query.page_size),
+            parameters=where.params,
+            settings=sql.POLL_SETTINGS,
         ).result_rows
         data: list[dict[str, Any]] = []
         previous: tuple[int, str] | None = None

@@ -112,7 +112,13 @@ def conditions(account_id: str, floor_ms: int, ceil_ms: int | None, filters: Eve
         ("action IN {in_etypes:Array(String)}", "in_etypes", f.include_event_types),
         ("action NOT IN {ex_etypes:Array(String)}", "ex_etypes", f.exclude_event_types),
         ("category IN {categories:Array(String)}", "categories", f.categories),
-        ("lower(ifNull(actor.email, '')) IN {emails:Array(String)}", "emails", f.actor_emails),
+        # lowerUTF8 on both sides (lower() is ASCII only): ÉLODIE@ matches élodie@.
+        (
+            "lowerUTF8(ifNull(actor.email, '')) "
+            "IN arrayMap(x -> lowerUTF8(x), {emails:Array(String)})",
+            "emails",
+            f.actor_emails,
+        ),
         ("resource.id IN {resource_ids:Array(String)}", "resource_ids", f.resource_ids),
     )
     for clause, name, values in lists:
@@ -134,6 +140,14 @@ def conditions(account_id: str, floor_ms: int, ceil_ms: int | None, filters: Eve
             q=f.q,
         )
     return where
+
+
+# FINAL must collapse the copies of an event across partitions (a retention change puts a
+# later copy in another retention class): pinned, whatever the server's profile says.
+PAGE_SETTINGS = {"do_not_merge_across_partitions_select_final": 0}
+# The poll's subqueries read the same table: on a cluster (a Distributed table sharded by
+# tenant) each shard answers for its own rows, which ClickHouse refuses by default.
+POLL_SETTINGS = {"distributed_product_mode": "local"}
 
 
 def newest_page(database: str, where: Where, limit: int) -> str:
