@@ -134,6 +134,6 @@ def _print(report: demo_flow.DemoReport, *, serving: bool) -> None:
     _say(f"  -> {viewer.answer} (the same as the SQL; {viewer.stops_in_range} stops in range)")
     _say(f"  the read itself is in {viewer.account}'s log: {viewer.read_recorded}")
     _say(f"  development token (1 hour): {viewer.token}")
+    _say(f'  curl -H "Authorization: Bearer $TOKEN" "{viewer.url}/api/activity_logs?page[size]=5"')
     if not serving:
         _say("  (the viewer stops with the demo; `auditlog demo --serve` keeps it running)")
-    _say(f'  curl -H "Authorization: Bearer $TOKEN" "{viewer.url}/api/activity_logs?page[size]=5"')
