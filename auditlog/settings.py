@@ -12,8 +12,9 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from auditlog.viewer_settings import ViewerSettings
 from consumers.clickhouse_connection import ClickHouseTls
 from runtime.kafka_connection import KafkaSecurity, SaslMechanism, SecurityProtocol
 from sinks.destinations.references import DEFAULT_PREFIX, check_names, check_prefix, parse_names
@@ -21,7 +22,7 @@ from sinks.destinations.references import DEFAULT_PREFIX, check_names, check_pre
 StackBackend = Literal["auto", "local", "docker", "external"]
 
 
-class AuditlogSettings(BaseSettings):
+class AuditlogSettings(ViewerSettings):
     """Every setting of the product; one environment variable each (``AUDITLOG_<NAME>``)."""
 
     model_config = SettingsConfigDict(env_prefix="AUDITLOG_", extra="ignore", frozen=True)
@@ -321,109 +322,6 @@ class AuditlogSettings(BaseSettings):
             "(testcontainers), 'external' (the endpoints above), or 'auto' (docker when a "
             "Docker engine answers, local otherwise)."
         ),
-    )
-
-    # -- the viewer service (auditlog serve) --
-    viewer_host: str = Field(
-        default="127.0.0.1", description="Address the viewer listens on (0.0.0.0 in containers)."
-    )
-    viewer_port: int = Field(
-        default=8080, ge=0, le=65535, description="Port of the viewer (0: any free port)."
-    )
-    viewer_cursor_key: SecretStr | None = Field(
-        default=None,
-        description=(
-            "Key that signs the viewer's page cursors; the same on every replica (unset: a "
-            "key of the process, so cursors stop working at a restart)."
-        ),
-    )
-    viewer_rate_limit_per_s: float = Field(
-        default=10.0, gt=0, description="Requests a second each user may make to the viewer."
-    )
-    viewer_rate_limit_burst: int = Field(
-        default=40, ge=1, description="Requests a user may make at once before the rate applies."
-    )
-    viewer_exports_per_user: int = Field(
-        default=2, ge=1, description="Exports one user may run at once in a viewer process."
-    )
-    viewer_exports_total: int = Field(
-        default=8,
-        ge=1,
-        description="Exports a viewer process runs at once (each holds a ClickHouse query).",
-    )
-    viewer_forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
-        description=(
-            "Proxies whose X-Forwarded-For the viewer trusts for the client's address, comma "
-            "separated ('*': any)."
-        ),
-    )
-    viewer_ingest_lag_s: float = Field(
-        default=5.0,
-        gt=0,
-        description=(
-            "Ingest-order pages (order=ingested) stop this far behind now, so an insert "
-            "still in flight is not skipped."
-        ),
-    )
-
-    # -- The viewer's identity: how bearer tokens are verified and read
-    #    (viewer.identity.IdentityConfig, built by wiring.identity_config) --
-    viewer_jwt_secret: SecretStr | None = Field(
-        default=None,
-        description="HS256 shared secret of the identity provider (at least 32 bytes); "
-        "unset: HS256 tokens are refused (development tokens aside).",
-    )
-    viewer_jwks_file: Path | None = Field(
-        default=None,
-        description="JWKS file of the identity provider's RS256/ES256 public keys (read "
-        "again when it changes).",
-    )
-    viewer_jwks_url: str | None = Field(
-        default=None,
-        description="JWKS URL of the identity provider's RS256/ES256 public keys (https; "
-        "http only to a loopback host); instead of the file.",
-    )
-    viewer_jwt_issuer: str | None = Field(
-        default=None,
-        description="The issuer (iss) tokens must carry; unset: not checked.",
-    )
-    viewer_jwt_audience: str = Field(
-        default="auditlog-viewer", description="The audience (aud) tokens must name."
-    )
-    viewer_claim_user_id: str = Field(default="sub", description="Token claim holding the user id.")
-    viewer_claim_email: str = Field(
-        default="email", description="Token claim holding the user's email address."
-    )
-    viewer_claim_name: str = Field(
-        default="name", description="Token claim holding the user's display name."
-    )
-    viewer_claim_account: str = Field(
-        default="account_id",
-        description="Token claim holding the account (tenant) the token was issued for.",
-    )
-    viewer_claim_roles: str = Field(
-        default="roles",
-        description="Token claim holding the roles (a list or a space-separated string).",
-    )
-    viewer_claim_privileges: str = Field(
-        default="privileges",
-        description="Token claim holding the privileges (a list or a space-separated string).",
-    )
-    viewer_claim_partner: str = Field(
-        default="partner_id",
-        description="Token claim holding the embedded partner a staff member works for.",
-    )
-    viewer_jwt_leeway_s: float = Field(
-        default=30,
-        ge=0,
-        le=300,
-        description="Clock skew tolerated on exp, nbf and iat, in seconds.",
-    )
-    viewer_dev_secret: SecretStr | None = Field(
-        default=None,
-        description="Development only: HS256 secret (at least 32 bytes) of tokens minted by "
-        "`auditlog viewer token` (issuer auditlog-dev), accepted while it is set.",
     )
 
     @classmethod

@@ -48,7 +48,7 @@ from sinks.senders.http import PinnedHttpClient
 from sinks.senders.s3 import make_s3_client
 from sinks.senders.s3_confinement import S3Policy
 from sinks.worker import SinkConfig, SinkWorker
-from viewer.identity import IdentityConfig, IdentityConfigError, TokenVerifier
+from viewer.identity import IdentityConfig, TokenVerifier
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,57 +64,15 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-# IdentityConfig field -> the setting it is read from (its variable names problems).
-_IDENTITY_SETTINGS = {
-    "hs256_secret": "viewer_jwt_secret",
-    "jwks_file": "viewer_jwks_file",
-    "jwks_url": "viewer_jwks_url",
-    "issuer": "viewer_jwt_issuer",
-    "audience": "viewer_jwt_audience",
-    "claim_user_id": "viewer_claim_user_id",
-    "claim_email": "viewer_claim_email",
-    "claim_name": "viewer_claim_name",
-    "claim_account": "viewer_claim_account",
-    "claim_roles": "viewer_claim_roles",
-    "claim_privileges": "viewer_claim_privileges",
-    "claim_partner": "viewer_claim_partner",
-    "leeway_s": "viewer_jwt_leeway_s",
-    "dev_secret": "viewer_dev_secret",
-}
-
-
-def _identity_variable(field_name: str) -> str:
-    return f"AUDITLOG_{_IDENTITY_SETTINGS.get(field_name, field_name).upper()}"
-
-
 def identity_config(settings: AuditlogSettings) -> IdentityConfig:
-    """How the viewer verifies and reads bearer tokens, from the ``viewer_*`` settings.
-    Raises :class:`~viewer.identity.IdentityConfigError` naming the variables when they do
-    not go together (reads no file, fetches nothing)."""
-    values = {
-        field_name: getattr(settings, setting) for field_name, setting in _IDENTITY_SETTINGS.items()
-    }
-    for secret in ("hs256_secret", "dev_secret"):
-        if values[secret] is not None:
-            values[secret] = values[secret].get_secret_value()
-    config = IdentityConfig(**values)
-    problems = config.problems(_identity_variable)
-    if problems:
-        raise IdentityConfigError("\n".join(problems))
-    return config
+    """See :meth:`~auditlog.viewer_settings.ViewerSettings.identity_config`."""
+    return settings.identity_config()
 
 
 def token_verifier(settings: AuditlogSettings) -> TokenVerifier:
     """The viewer's token verifier (reads the JWKS file now); raises
     :class:`~viewer.identity.IdentityConfigError` naming the variables."""
-    config = identity_config(settings)
-    if not config.can_verify:
-        raise IdentityConfigError(
-            "no way to verify viewer tokens: set AUDITLOG_VIEWER_JWKS_URL, "
-            "AUDITLOG_VIEWER_JWKS_FILE or AUDITLOG_VIEWER_JWT_SECRET (or, in development, "
-            "AUDITLOG_VIEWER_DEV_SECRET)"
-        )
-    return TokenVerifier(config)
+    return TokenVerifier(settings.identity_config(require_keys=True))
 
 
 def kafka_connection(settings: AuditlogSettings) -> KafkaConnection:
