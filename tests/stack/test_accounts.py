@@ -8,14 +8,12 @@ changes are read back from a fresh events topic.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from accounts.model import AccountFacts
@@ -26,7 +24,7 @@ from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
 from producers.topics import ensure_topics
 from runtime.compacted_table import TableError, TableWriter
-from schemas.wire import Decoder
+from tests.stack.topic_reads import tenant_events, wait_for_leaders
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -55,48 +53,10 @@ class Cli:
     def events(self, tenant: str, count: int) -> list[dict[str, Any]]:
         """The audit events of ``tenant`` in the events topic, in order (waits for
         ``count`` of them; returns what it found by then)."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"test-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-            }
+        settings = self.settings
+        return tenant_events(
+            settings.kafka_bootstrap, settings.events_topic, PARTITIONS, tenant, count, WAIT_S
         )
-        topic = self.settings.events_topic
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        found: list[tuple[int, dict[str, Any]]] = []
-        deadline = time.monotonic() + WAIT_S
-        try:
-            while len(found) < count and time.monotonic() < deadline:
-                for message in consumer.consume(100, timeout=0.5):
-                    assert message.error() is None
-                    if message.key() != tenant.encode():
-                        continue
-                    value = message.value()
-                    assert isinstance(value, bytes)
-                    found.append((message.offset() or 0, Decoder().decode(value)))
-        finally:
-            consumer.close()
-        return [event for _, event in sorted(found, key=lambda item: item[0])]
-
-
-def _wait_for_leaders(bootstrap: str, partitions: dict[str, int]) -> None:
-    """Until every partition of fresh topics answers (a leader is elected just after)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-unused"})
-    deadline = time.monotonic() + WAIT_S
-    try:
-        for topic, count in partitions.items():
-            for partition in range(count):
-                while True:
-                    try:
-                        consumer.get_watermark_offsets(TopicPartition(topic, partition), 5)
-                        break
-                    except KafkaException:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
-    finally:
-        consumer.close()
 
 
 @pytest.fixture
@@ -123,7 +83,9 @@ def cli(
     specs = wiring.topic_specs(settings)
     assert settings.accounts_topic in {spec.name for spec in specs}
     ensure_topics(admin, specs, create=True, timeout_s=30)
-    _wait_for_leaders(settings.kafka_bootstrap, {spec.name: spec.partitions for spec in specs})
+    wait_for_leaders(
+        settings.kafka_bootstrap, {spec.name: spec.partitions for spec in specs}, WAIT_S
+    )
     yield Cli(settings, capsys)
     for future in admin.delete_topics([spec.name for spec in specs]).values():
         future.result(timeout=30)

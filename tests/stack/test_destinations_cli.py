@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from auditlog import wiring
@@ -31,11 +31,11 @@ from deploy.stack.endpoints import S3Keys, StackEndpoints
 from deploy.stack.local_stack import DEFAULT_BUCKET
 from producers.topics import ensure_topics
 from runtime.compacted_table import CompactedTable
-from schemas.wire import Decoder
 from sinks.destinations.model import Destination
 from sinks.destinations.secrets import generate_key
 from sinks.destinations.store import CatalogChange, DestinationCatalog
 from sinks.signing import verify
+from tests.stack.topic_reads import tenant_events, wait_for_leaders
 from tests.unit.http_receiver import Receiver, Reply
 
 pytestmark = pytest.mark.stack
@@ -93,26 +93,9 @@ def _topics(stack_endpoints: StackEndpoints) -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     specs = wiring.topic_specs(settings)
     ensure_topics(admin, specs, create=True, timeout_s=30)
-    _wait_for_leaders(settings.kafka_bootstrap, {spec.name: spec.partitions for spec in specs})
-
-
-def _wait_for_leaders(bootstrap: str, partitions: dict[str, int]) -> None:
-    """Until every partition of fresh topics answers (a leader is elected just after)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-unused"})
-    deadline = time.monotonic() + WAIT_S
-    try:
-        for topic, count in partitions.items():
-            for partition in range(count):
-                while True:
-                    try:
-                        consumer.get_watermark_offsets(TopicPartition(topic, partition), 5)
-                        break
-                    except KafkaException:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
-    finally:
-        consumer.close()
+    wait_for_leaders(
+        settings.kafka_bootstrap, {spec.name: spec.partitions for spec in specs}, WAIT_S
+    )
 
 
 @pytest.fixture
@@ -175,28 +158,7 @@ def _next_change(
 
 def _events(settings: AuditlogSettings, tenant: str, count: int) -> list[dict[str, Any]]:
     """The audit events of ``tenant`` in the events topic (waits for ``count`` of them)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(EVENTS_TOPIC, p, 0) for p in range(PARTITIONS)])
-    found: list[tuple[int, dict[str, Any]]] = []
-    deadline = time.monotonic() + WAIT_S
-    try:
-        while len(found) < count and time.monotonic() < deadline:
-            for message in consumer.consume(100, timeout=0.5):
-                assert message.error() is None
-                if message.key() != tenant.encode():
-                    continue
-                value = message.value()
-                assert isinstance(value, bytes)
-                found.append((message.offset() or 0, Decoder().decode(value)))
-    finally:
-        consumer.close()
-    return [event for _, event in sorted(found, key=lambda item: item[0])]
+    return tenant_events(settings.kafka_bootstrap, EVENTS_TOPIC, PARTITIONS, tenant, count, WAIT_S)
 
 
 def _check_events(events: list[dict[str, Any]], tenant: str, destination_id: str) -> None:
