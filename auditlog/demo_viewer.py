@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import SecretStr
 
@@ -37,6 +38,8 @@ class ViewerReport:
     url: str = ""
     account: str = ""
     token: str = ""
+    sign_in_link: str = ""
+    another_link: str = ""  # the command that makes another sign-in link
     answer: str = ""
     stops_in_range: int = 0
     read_recorded: str = ""
@@ -81,15 +84,32 @@ def ask(
     config = wiring.identity_config(
         settings.model_copy(update={"viewer_dev_secret": SecretStr(secret)})
     )
-    token = mint_development_token(
+    admin = {
+        "account_id": account,
+        "user_id": DEMO_ADMIN,
+        "roles": ["admin"],
+        "email": "admin@demo.example",
+        "name": "Demo Admin",
+    }
+    token = mint_development_token(config, **admin)  # type: ignore[arg-type]
+    sign_in = mint_development_token(
         config,
-        account_id=account,
-        user_id=DEMO_ADMIN,
-        roles=["admin"],
-        email="admin@demo.example",
-        name="Demo Admin",
+        **admin,  # type: ignore[arg-type]
+        ttl_s=settings.viewer_sign_in_max_ttl_s,
     )
-    report = ViewerReport(url=viewer.url, account=account, token=token)
+    report = ViewerReport(
+        url=viewer.url,
+        account=account,
+        token=token,
+        sign_in_link=f"{viewer.url}/sign-in?{urlencode({'token': sign_in})}",
+        another_link=(
+            f"AUDITLOG_VIEWER_DEV_SECRET={secret} auditlog viewer token --account {account} "
+            f"--user {DEMO_ADMIN} --role admin --sign-in {viewer.url}"
+        ),
+    )
+    page_status = viewer.status("/")
+    if page_status != 200:
+        raise RuntimeError(f"the viewer page answered {page_status}")
     status, answer = viewer.get(SEED_QUESTION, token)
     if status != 200 or not answer["data"]:
         raise RuntimeError(f"the viewer answered {status}: {answer}")

@@ -43,6 +43,15 @@ class ViewerProcess:
             with exc:
                 return exc.code, json.loads(exc.read() or b"null")
 
+    def status(self, path: str) -> int:
+        """The status of ``GET url + path``, without credentials."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=30.0) as answer:  # noqa: S310
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return int(exc.code)
+
 
 @contextlib.contextmanager
 def running_viewer(

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from viewer.identity import IdentityConfig, IdentityConfigError
+from viewer.security_headers import NO_FRAMING, frame_ancestors_problem
 
 # IdentityConfig field -> the setting it is read from (its variable names problems).
 _IDENTITY_SETTINGS = {
@@ -83,6 +84,60 @@ class ViewerSettings(BaseSettings):
             "still in flight is not skipped."
         ),
     )
+
+    # -- the viewer page: its sessions and who may frame it --
+    viewer_session_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key (at least 32 bytes) that signs the page's session cookies; the same on every "
+            "replica (unset: derived from AUDITLOG_VIEWER_CURSOR_KEY)."
+        ),
+    )
+    viewer_session_ttl_s: int = Field(
+        default=3600,
+        ge=60,
+        le=12 * 3600,
+        description="How long a page session lasts after signing in (not renewed).",
+    )
+    viewer_sign_in_max_ttl_s: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description=(
+            "The longest a sign-in token handed to the page may still be valid: a link "
+            "that signs in must be short-lived."
+        ),
+    )
+    viewer_cookie_secure: bool | None = Field(
+        default=None,
+        description=(
+            "Mark the session cookie Secure (unset: when the request came over HTTPS, as seen "
+            "through trusted proxies)."
+        ),
+    )
+    viewer_frame_ancestors: str = Field(
+        default=NO_FRAMING,
+        description=(
+            "Who may show the page in a frame: 'none', or 'self' and https:// origins "
+            "separated by spaces; set, the session cookie becomes SameSite=None; Secure; "
+            "Partitioned."
+        ),
+    )
+
+    @field_validator("viewer_frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, value: str) -> str:
+        problem = frame_ancestors_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
+
+    @field_validator("viewer_session_key")
+    @classmethod
+    def _session_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes: make one with `openssl rand -hex 32`")
+        return value
 
     # -- The viewer's identity: how bearer tokens are verified and read
     #    (viewer.identity.IdentityConfig, built by identity_config below) --

@@ -1,10 +1,11 @@
-"""The viewer's ASGI application: the activity log API, ``/health``, ``/metrics``, and its
-OpenAPI document (``/openapi.json``; a copy is checked in as ``docs/viewer-openapi.json``).
+"""The viewer's ASGI application: the activity log API, the page (:mod:`viewer.page`),
+``/health``, ``/metrics``, and the API's OpenAPI document (``/openapi.json``; a copy is
+checked in as ``docs/viewer-openapi.json``; no Swagger UI, which would load from a CDN).
 
 :func:`create_app` only assembles: the services come in built (``auditlog serve`` builds
 them from the settings; tests pass fakes). Every answer carries ``X-Request-ID``, ``Cache-
-Control: no-store`` (audit data is never cached by browsers or proxies) and ``X-Content-
-Type-Options: nosniff``.
+Control: no-store`` (audit data is never cached by browsers or proxies; the page's own
+files are revalidated) and the headers of :mod:`viewer.security_headers`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from viewer import caller
+from viewer.page import PageServices, mount_page
 from viewer.problems import ApiProblem
 from viewer.routes import ViewerServices, activity_router
+from viewer.security_headers import NO_FRAMING, security_headers
 
 Health = Callable[[], dict[str, Any]]
 
@@ -42,15 +45,26 @@ Authenticate with the platform's bearer token (`Authorization: Bearer <JWT>`).
 """
 
 
-def create_app(services: ViewerServices, *, health: Health, registry: CollectorRegistry) -> FastAPI:
+def create_app(
+    services: ViewerServices,
+    *,
+    health: Health,
+    registry: CollectorRegistry,
+    page: PageServices | None = None,
+    frame_ancestors: str = NO_FRAMING,
+) -> FastAPI:
+    """The app; with ``page`` it serves the viewer page and accepts its session cookie
+    (``services.sessions`` must then be ``page.sessions``)."""
     app = FastAPI(
         title="Activity audit log",
         version="1",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.include_router(activity_router(services))
+    if page is not None:
+        mount_page(app, services, page)
     requests = Counter(
         "auditlog_viewer_requests",
         "Requests answered, by route and status.",
@@ -97,8 +111,16 @@ def create_app(services: ViewerServices, *, health: Health, registry: CollectorR
         requests.labels(name, str(response.status_code)).inc()
         latency.labels(name).observe(time.perf_counter() - started)
         response.headers["X-Request-ID"] = request_id
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        own_file = request.url.path.startswith("/static/")
+        response.headers.setdefault("Cache-Control", "no-cache" if own_file else "no-store")
+        is_page = response.headers.get("content-type", "").startswith("text/html")
+        response.headers.update(
+            security_headers(
+                frame_ancestors=frame_ancestors,
+                page=is_page,
+                https=request.url.scheme == "https",
+            )
+        )
         return response
 
     @app.get("/health", include_in_schema=False)

@@ -161,6 +161,16 @@ class IdentityConfig:
         return found
 
 
+@dataclass(frozen=True)
+class SignInToken:
+    """A verified sign-in token: who it names, its id (``jti``) and when it expires (epoch
+    seconds)."""
+
+    principal: Principal
+    token_id: str
+    expires_at: float
+
+
 class TokenVerifier:
     """Verifies bearer tokens against one :class:`IdentityConfig`.
 
@@ -188,6 +198,21 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """The principal ``token`` names; raises :class:`InvalidToken` with a safe reason."""
+        return self._principal(self._verified_claims(token))
+
+    def verify_sign_in(self, token: str) -> SignInToken:
+        """A token handed to the page to sign in with: verified as :meth:`verify` does, and
+        it must carry a ``jti`` (so it can be used once) and an ``exp``."""
+        claims = self._verified_claims(token)
+        token_id = claims.get("jti")
+        if not isinstance(token_id, str) or not 0 < len(token_id) <= _MAX_TEXT_CHARS:
+            raise InvalidToken("a sign-in token needs a jti claim, so it can be used only once")
+        expires = claims.get("exp")
+        if not isinstance(expires, int | float):
+            raise InvalidToken("malformed token")
+        return SignInToken(self._principal(claims), token_id, float(expires))
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
         if not token:
             raise InvalidToken("missing token")
         if len(token) > MAX_TOKEN_CHARS:
@@ -214,7 +239,7 @@ class TokenVerifier:
             raise InvalidToken("wrong issuer")
         if issuer != DEV_ISSUER and stated == DEV_ISSUER:
             raise InvalidToken("wrong issuer")
-        return self._principal(claims)
+        return claims
 
     def _hmac_key(self, token: str) -> tuple[str, str | None]:
         """The secret and the issuer an HS256 token must be verified with: development

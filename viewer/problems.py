@@ -6,7 +6,10 @@ Every error is ``{"error": {"status": N, "code": "...", "message": "...", "param
   is not this query's; ``parameter`` names it as the client sent it.
 - 401 ``invalid_token``: no bearer token, or one that is expired, forged, or for another
   audience (with ``WWW-Authenticate: Bearer error="invalid_token"``, RFC 6750).
+- 401 ``no_session``: (the page) no session cookie, or one that has ended.
 - 403 ``forbidden``: a valid user who may not read this account's log, with the reason.
+- 403 ``csrf_failed``: (the page) a request made with the session cookie but without the
+  session's CSRF token.
 - 404 ``not_found``: no such event in this account (the same answer whether the id exists
   in another account or nowhere).
 - 429 ``rate_limited``: with ``Retry-After`` in whole seconds.
@@ -57,6 +60,22 @@ def invalid_token(reason: str) -> ApiProblem:
         "invalid_token",
         f"a valid bearer token is required: {reason}",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def no_session(reason: str) -> ApiProblem:
+    return ApiProblem(
+        401,
+        "no_session",
+        f"{reason}: open the activity audit log from the platform again to sign in",
+    )
+
+
+def csrf_failed() -> ApiProblem:
+    return ApiProblem(
+        403,
+        "csrf_failed",
+        "the request lacks this session's CSRF token (header X-CSRF-Token): reload the page",
     )
 
 

@@ -13,18 +13,19 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from viewer import caller, problems
 from viewer.api_parameters import ACCOUNT_ID_DESCRIPTION, EXPORT_PARAMETERS, LIST_PARAMETERS
 from viewer.export_slots import ExportSlots
-from viewer.principal import Grant
+from viewer.principal import Grant, Principal
 from viewer.query.params import (
     BadParameter,
     ExportQuery,
@@ -34,6 +35,7 @@ from viewer.query.params import (
 )
 from viewer.query.reader import Page
 from viewer.rate_limit import RateLimiter
+from viewer.session import CSRF_FIELD, SessionCodec
 from viewer.viewing_audit import (
     EXPORTED,
     QUERIED,
@@ -44,6 +46,7 @@ from viewer.viewing_audit import (
 log = logging.getLogger("auditlog.viewer")
 
 _CURSOR = "page[after]"
+MAX_FORM_BYTES = 256 * 1024
 MAX_RECORDED_FILTERS_CHARS = 2048  # the event schema's limit on one details value
 _READ_FAILED = (ClickHouseError, OSError)
 
@@ -79,6 +82,7 @@ class ViewerServices:
     audit: ViewingAudit
     limiter: RateLimiter
     exports: ExportSlots
+    sessions: SessionCodec | None = None  # the page's sessions (None: bearer tokens only)
 
 
 def activity_router(services: ViewerServices) -> APIRouter:
@@ -102,6 +106,32 @@ def activity_router(services: ViewerServices) -> APIRouter:
         response_class=StreamingResponse,
     )
     router.add_api_route(
+        "/export",
+        routes.export_form,
+        methods=["POST"],
+        summary="The same export, asked by a form (the page's download)",
+        description=(
+            "The export's parameters as `application/x-www-form-urlencoded` fields, plus "
+            f"`{CSRF_FIELD}` when the request is authenticated by the page's session cookie."
+        ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+                    }
+                },
+            }
+        },
+        responses={
+            **_ERRORS,
+            413: {"description": "The form is too large."},
+            415: {"description": "The body is not a URL-encoded form."},
+        },
+        response_class=StreamingResponse,
+    )
+    router.add_api_route(
         "/{event_id}",
         routes.one_event,
         methods=["GET"],
@@ -116,7 +146,10 @@ class _ActivityRoutes:
         self._services = services
 
     def list_activity(self, request: Request) -> Response:
-        grant, query = self._granted(request, parse_list_query)
+        principal = self._authenticate(request)
+        grant, query = self._granted(
+            principal, request.query_params.multi_items(), parse_list_query
+        )
         asked = _asked(query)
         try:
             page = self._services.reader.page(grant.account_id, query)
@@ -133,7 +166,21 @@ class _ActivityRoutes:
         return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
     def export_activity(self, request: Request) -> StreamingResponse:
-        grant, query = self._granted(request, parse_export_query)
+        principal = self._authenticate(request)
+        return self._export(request, principal, request.query_params.multi_items())
+
+    async def export_form(self, request: Request) -> StreamingResponse:
+        items = await _form_items(request)
+        csrf = [value for name, value in items if name == CSRF_FIELD]
+        given = csrf[0] if len(csrf) == 1 else ""  # twice is as good as none
+        principal = await run_in_threadpool(self._authenticate, request, given)
+        fields = [(name, value) for name, value in items if name != CSRF_FIELD]
+        return await run_in_threadpool(self._export, request, principal, fields)
+
+    def _export(
+        self, request: Request, principal: Principal, items: Sequence[tuple[str, str]]
+    ) -> StreamingResponse:
+        grant, query = self._granted(principal, items, parse_export_query)
         context = caller.request_context(request)
         asked = {**_asked(query), "format": query.format}
         slot = self._services.exports.take(grant.principal)
@@ -191,7 +238,7 @@ class _ActivityRoutes:
         request: Request,
         account_id: Annotated[str | None, Query(description=ACCOUNT_ID_DESCRIPTION)] = None,
     ) -> Response:
-        principal = caller.authenticate(request, self._services.verifier, self._services.limiter)
+        principal = self._authenticate(request)
         unknown = sorted({name for name in request.query_params if name != "account_id"})
         if unknown:
             raise problems.bad_parameter(unknown[0], f"unknown parameter {unknown[0]!r}")
@@ -208,13 +255,21 @@ class _ActivityRoutes:
             raise problems.not_found()
         return Response(orjson.dumps({"data": found}), media_type="application/json")
 
+    def _authenticate(self, request: Request, csrf_token: str | None = None) -> Principal:
+        services = self._services
+        return caller.authenticate(
+            request, services.verifier, services.limiter, services.sessions, csrf_token=csrf_token
+        )
+
     def _granted(
-        self, request: Request, parse: Callable[[Sequence[tuple[str, str]]], Any]
+        self,
+        principal: Principal,
+        items: Sequence[tuple[str, str]],
+        parse: Callable[[Sequence[tuple[str, str]]], Any],
     ) -> tuple[Grant, Any]:
-        """Authenticate, parse the query (400 naming a bad parameter), grant the account."""
-        principal = caller.authenticate(request, self._services.verifier, self._services.limiter)
+        """Parse the query (400 naming a bad parameter), grant the account."""
         try:
-            query = parse(request.query_params.multi_items())
+            query = parse(items)
         except BadParameter as exc:
             raise problems.bad_parameter(exc.parameter, exc.message) from None
         return caller.grant_for(principal, query.account_id, self._services.facts_of), query
@@ -262,6 +317,26 @@ def _asked(query: ListQuery | ExportQuery) -> dict[str, str]:
     if query.until is not None:
         asked["to"] = query.until.isoformat()
     return asked
+
+
+async def _form_items(request: Request) -> list[tuple[str, str]]:
+    """A form's fields in order; 415 unless URL-encoded, 413 beyond :data:`MAX_FORM_BYTES`."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise problems.ApiProblem(
+            415, "unsupported_media_type", "send the form as application/x-www-form-urlencoded"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise problems.ApiProblem(
+                413, "too_large", f"the form is larger than {MAX_FORM_BYTES} bytes: narrow it"
+            )
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise problems.bad_parameter("body", "the form is not UTF-8") from None
 
 
 def _next_url(request: Request, cursor: str) -> str:

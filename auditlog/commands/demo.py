@@ -129,11 +129,17 @@ def _print(report: demo_flow.DemoReport, *, serving: bool) -> None:
         f"{streaming.webhook_posts} signed webhook POSTs, every signature verified"
     )
     viewer = report.viewer
-    _say(f"viewer      {viewer.url} (API docs: {viewer.url}/docs), as an Admin of {viewer.account}")
+    _say(
+        f"viewer      {viewer.url} (API: {viewer.url}/openapi.json), as an Admin of "
+        f"{viewer.account}"
+    )
     _say(f"  GET {demo_viewer.SEED_QUESTION}")
     _say(f"  -> {viewer.answer} (the same as the SQL; {viewer.stops_in_range} stops in range)")
     _say(f"  the read itself is in {viewer.account}'s log: {viewer.read_recorded}")
     _say(f"  development token (1 hour): {viewer.token}")
     _say(f'  curl -H "Authorization: Bearer $TOKEN" "{viewer.url}/api/activity_logs?page[size]=5"')
-    if not serving:
+    if serving:
+        _say(f"  open the page (this link signs in once, within 5 minutes): {viewer.sign_in_link}")
+        _say(f"  another link: {viewer.another_link}")
+    else:
         _say("  (the viewer stops with the demo; `auditlog demo --serve` keeps it running)")

@@ -25,13 +25,17 @@ from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError
 from producers.producer import AuditProducer
 from runtime.compacted_table import TableError
+from schemas.catalog.model import load_catalog
 from viewer.app import create_app
 from viewer.export_slots import ExportSlots
 from viewer.identity import IdentityConfigError, TokenVerifier
+from viewer.page import PageServices
 from viewer.query.reader import DEFAULT_MAX_EVENT_AGE_S, EventReader
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
+from viewer.security_headers import NO_FRAMING
 from viewer.server import BindError, ServerConfig, bind, run
+from viewer.session import SessionCodec, SignInLedger, session_key
 from viewer.viewing_audit import ViewingAudit
 
 _LOG = logging.getLogger("auditlog.viewer")
@@ -41,9 +45,10 @@ MIN_CURSOR_KEY_BYTES = 32
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "serve",
-        help="run the viewer: the activity log API (and /health, /metrics, /docs)",
+        help="run the viewer: the activity log page and API (and /health, /metrics)",
         description=(
-            "Serve the activity audit log API on AUDITLOG_VIEWER_HOST:AUDITLOG_VIEWER_PORT. "
+            "Serve the activity audit log page and API on "
+            "AUDITLOG_VIEWER_HOST:AUDITLOG_VIEWER_PORT. "
             "Tokens are verified with AUDITLOG_VIEWER_JWT_SECRET, AUDITLOG_VIEWER_JWKS_FILE or "
             "AUDITLOG_VIEWER_JWKS_URL (and development tokens with AUDITLOG_VIEWER_DEV_SECRET)."
         ),
@@ -149,6 +154,7 @@ def _run(
         max_event_age_s=DEFAULT_MAX_EVENT_AGE_S + settings.events_retention_hours * 3600,
     )
     producer = wiring.audit_producer(settings, client_id="auditlog-viewer")
+    page = _page_services(settings, cursor_key, directory)
     try:
         services = ViewerServices(
             verifier=verifier,
@@ -162,13 +168,20 @@ def _run(
                 per_user=settings.viewer_exports_per_user,
                 total=max(settings.viewer_exports_total, settings.viewer_exports_per_user),
             ),
+            sessions=page.sessions,
         )
 
         def health() -> dict[str, Any]:
             accounts_ok = directory.healthy()
             return {"status": "ok" if accounts_ok else "degraded", "accounts": accounts_ok}
 
-        app = create_app(services, health=health, registry=registry)
+        app = create_app(
+            services,
+            health=health,
+            registry=registry,
+            page=page,
+            frame_ancestors=settings.viewer_frame_ancestors,
+        )
         bound_host, bound_port = sock.getsockname()[:2]
         print(f"viewer at http://{_url_host(bound_host)}:{bound_port}", flush=True)
         _LOG.info("viewer listening", extra={"host": bound_host, "port": bound_port})
@@ -177,6 +190,24 @@ def _run(
         reader.close()
         undelivered = _close(producer)
     return undelivered
+
+
+def _page_services(
+    settings: AuditlogSettings, cursor_key: bytes, directory: AccountDirectory
+) -> PageServices:
+    configured = settings.viewer_session_key
+    key = session_key(
+        None if configured is None else configured.get_secret_value().encode(), cursor_key
+    )
+    return PageServices(
+        sessions=SessionCodec(key, ttl_s=settings.viewer_session_ttl_s),
+        sign_ins=SignInLedger(),
+        managed_by=directory.accounts_managed_by,
+        catalog=load_catalog(),
+        sign_in_max_ttl_s=settings.viewer_sign_in_max_ttl_s,
+        cookie_secure=settings.viewer_cookie_secure,
+        embedded=settings.viewer_frame_ancestors not in (NO_FRAMING, "'self'"),
+    )
 
 
 def _close(producer: AuditProducer) -> str | None:

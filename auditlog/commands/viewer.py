@@ -1,4 +1,5 @@
-"""``auditlog viewer token``: mint a development token for the viewer.
+"""``auditlog viewer token``: mint a development token for the viewer (or, with
+``--sign-in URL``, a link that signs in to the viewer page with a short-lived one).
 
 The token is signed with ``AUDITLOG_VIEWER_DEV_SECRET`` and carries the issuer
 ``auditlog-dev``; a viewer accepts it only while the same secret is configured. Without
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
@@ -51,7 +53,16 @@ def register(commands: Any) -> None:
     token.add_argument("--email")
     token.add_argument("--name")
     token.add_argument(
-        "--ttl-s", type=int, default=3600, help=f"seconds of validity, 1 to {MAX_TTL_S}"
+        "--ttl-s",
+        type=int,
+        help=f"seconds of validity, 1 to {MAX_TTL_S} (default 3600; with --sign-in, "
+        "AUDITLOG_VIEWER_SIGN_IN_MAX_TTL_S)",
+    )
+    token.add_argument(
+        "--sign-in",
+        metavar="URL",
+        help="print a link that signs in to the viewer page at URL (e.g. http://127.0.0.1:8080) "
+        "instead of the bare token",
     )
     token.set_defaults(run=_token)
 
@@ -72,25 +83,51 @@ def _token(args: argparse.Namespace, settings: AuditlogSettings) -> int:
                 validate_tenant(value)
     except RetentionError as exc:
         return _refuse(str(exc).replace("tenant id", "valid id"))
-    if not 1 <= args.ttl_s <= MAX_TTL_S:
-        return _refuse(f"--ttl-s must be between 1 and {MAX_TTL_S}")
+    default_ttl_s = settings.viewer_sign_in_max_ttl_s if args.sign_in else 3600
+    ttl_s = default_ttl_s if args.ttl_s is None else args.ttl_s
+    problem = _ttl_problem(ttl_s, args.sign_in, settings.viewer_sign_in_max_ttl_s)
+    if problem is not None:
+        return _refuse(problem)
+    base = _viewer_base(args.sign_in) if args.sign_in else None
     try:
         config = wiring.identity_config(settings)
     except IdentityConfigError as exc:
         for line in str(exc).splitlines():
             print(f"auditlog: {line}", file=sys.stderr)
         return 2
-    print(
-        mint_development_token(
-            config,
-            account_id=args.account,
-            user_id=args.user,
-            roles=[args.role],
-            privileges=args.privilege,
-            partner_id=args.partner,
-            email=args.email,
-            name=args.name,
-            ttl_s=args.ttl_s,
-        )
+    token = mint_development_token(
+        config,
+        account_id=args.account,
+        user_id=args.user,
+        roles=[args.role],
+        privileges=args.privilege,
+        partner_id=args.partner,
+        email=args.email,
+        name=args.name,
+        ttl_s=ttl_s,
     )
+    print(token if base is None else f"{base}/sign-in?{urlencode({'token': token})}")
     return 0
+
+
+def _ttl_problem(ttl_s: int, sign_in: str | None, sign_in_max_ttl_s: int) -> str | None:
+    if not 1 <= ttl_s <= MAX_TTL_S:
+        return f"--ttl-s must be between 1 and {MAX_TTL_S}"
+    if sign_in is None:
+        return None
+    if ttl_s > sign_in_max_ttl_s:
+        return (
+            "a sign-in link lives at most AUDITLOG_VIEWER_SIGN_IN_MAX_TTL_S "
+            f"({sign_in_max_ttl_s} s): lower --ttl-s"
+        )
+    if _viewer_base(sign_in) is None:
+        return "--sign-in takes the viewer's http:// or https:// address"
+    return None
+
+
+def _viewer_base(url: str) -> str | None:
+    """``url`` without a trailing slash, when it is an http(s) address with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return url.rstrip("/")

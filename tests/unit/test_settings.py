@@ -133,3 +133,26 @@ def test_clickhouse_tls_files_must_exist_and_go_together(
         "path of the PEM file",
         f"AUDITLOG_CLICKHOUSE_KEY_FILE: {tmp_path} is not a file: give the path of the PEM file",
     ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AUDITLOG_VIEWER_FRAME_ANCESTORS", "http://platform.test", "https:// origins"),
+        ("AUDITLOG_VIEWER_FRAME_ANCESTORS", "https://a.test; script-src *", "https:// origins"),
+        ("AUDITLOG_VIEWER_FRAME_ANCESTORS", "*", "https:// origins"),
+        ("AUDITLOG_VIEWER_SESSION_KEY", "short", "at least 32 bytes"),
+        ("AUDITLOG_VIEWER_SESSION_TTL_S", "20", "greater than or equal to 60"),
+    ],
+)
+def test_the_page_settings_refuse_unsafe_values(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=message):
+        AuditlogSettings()
+
+
+def test_the_frame_ancestors_take_self_and_https_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDITLOG_VIEWER_FRAME_ANCESTORS", " 'self' https://app.example.com:8443 ")
+    assert AuditlogSettings().viewer_frame_ancestors == "'self' https://app.example.com:8443"

@@ -15,7 +15,7 @@ from accounts.model import AccountFacts
 from schemas.validation import EventValidator
 from tests.unit import viewer_fakes as fakes
 from tests.unit.viewer_fakes import RECORD, Viewer
-from viewer.identity import InvalidToken
+from viewer.identity import InvalidToken, SignInToken
 from viewer.principal import AUDIT_PRIVILEGE, Principal
 from viewer.query.params import BadParameter
 
@@ -43,6 +43,9 @@ class FakeVerifier:
         if token not in TOKENS:
             raise InvalidToken("signature does not verify")
         return TOKENS[token]
+
+    def verify_sign_in(self, token: str) -> SignInToken:
+        raise InvalidToken("no sign-in tokens here")
 
 
 def make_viewer(*, burst: int = 100, exports_per_user: int = 2) -> Viewer:

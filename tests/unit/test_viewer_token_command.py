@@ -3,6 +3,9 @@ development secret is configured, and refuses (one line, exit 2) otherwise."""
 
 from __future__ import annotations
 
+import time
+from urllib.parse import parse_qs
+
 import pytest
 
 from auditlog import wiring
@@ -180,3 +183,33 @@ def test_identity_config_problems_name_the_variables(monkeypatch: pytest.MonkeyP
 def test_a_verifier_needs_some_key() -> None:
     with pytest.raises(IdentityConfigError, match="AUDITLOG_VIEWER_JWKS_URL"):
         wiring.token_verifier(AuditlogSettings())
+
+
+@pytest.mark.usefixtures("dev_secret")
+def test_a_sign_in_link_carries_a_short_lived_one_time_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run([*BASE, "--role", "admin", "--sign-in", "http://127.0.0.1:8080/"], capsys)
+    assert (code, err) == (0, "")
+    base, _, query = out.strip().partition("?")
+    assert base == "http://127.0.0.1:8080/sign-in"
+    (token,) = parse_qs(query)["token"]
+    signed = verifier().verify_sign_in(token)
+    assert signed.principal.user_id == "u-1"
+    assert signed.expires_at - time.time() <= 300
+
+
+@pytest.mark.usefixtures("dev_secret")
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sign-in", "ftp://host"], "--sign-in takes the viewer's http:// or https:// address"),
+        (["--sign-in", "http://h", "--ttl-s", "3600"], "lives at most"),
+    ],
+)
+def test_a_sign_in_link_refuses_a_bad_address_or_a_long_life(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run([*BASE, "--role", "admin", *extra], capsys)
+    assert (code, out) == (2, "")
+    assert message in err

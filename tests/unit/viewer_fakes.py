@@ -14,10 +14,12 @@ from producers.delivery import DeliveryResult
 from viewer.app import create_app
 from viewer.caller import FactsOf, Verifier
 from viewer.export_slots import ExportSlots
+from viewer.page import PageServices
 from viewer.query.params import ExportQuery, ListQuery
 from viewer.query.reader import Page
 from viewer.rate_limit import RateLimiter
 from viewer.routes import ViewerServices
+from viewer.security_headers import NO_FRAMING
 from viewer.viewing_audit import ViewingAudit
 
 RECORD = {"id": "0190d4b2-0000-7000-8000-000000000001", "event_type": "recipe.stopped"}
@@ -89,7 +91,13 @@ class Viewer:
 
 
 def make_viewer(
-    verifier: Verifier, facts_of: FactsOf, *, burst: int = 100, exports_per_user: int = 2
+    verifier: Verifier,
+    facts_of: FactsOf,
+    *,
+    burst: int = 100,
+    exports_per_user: int = 2,
+    page: PageServices | None = None,
+    frame_ancestors: str = NO_FRAMING,
 ) -> Viewer:
     reader, publisher, registry = FakeReader(), FakePublisher(), CollectorRegistry()
     services = ViewerServices(
@@ -99,6 +107,13 @@ def make_viewer(
         audit=ViewingAudit(publisher, registry=registry),
         limiter=RateLimiter(per_s=0.001, burst=burst),
         exports=ExportSlots(per_user=exports_per_user, total=exports_per_user * 2),
+        sessions=None if page is None else page.sessions,
     )
-    app = create_app(services, health=lambda: {"status": "ok"}, registry=registry)
+    app = create_app(
+        services,
+        health=lambda: {"status": "ok"},
+        registry=registry,
+        page=page,
+        frame_ancestors=frame_ancestors,
+    )
     return Viewer(TestClient(app), reader, publisher, registry, services)
