@@ -14,7 +14,6 @@ The API itself (:mod:`viewer.routes`) accepts the session cookie with its CSRF t
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -34,6 +33,7 @@ from schemas.catalog.model import Catalog
 from viewer import caller, problems
 from viewer.access import Forbidden, authorize
 from viewer.identity import InvalidToken
+from viewer.notice_page import notice, same_origin_path
 from viewer.principal import ADMIN_ROLE, OWNER_ROLE, Principal
 from viewer.routes import ViewerServices
 from viewer.session import COOKIE_NAME, SessionCodec, SessionTooLarge, SignInLedger
@@ -149,7 +149,7 @@ class _PageRoutes:
             "viewer sign-in",
             extra={"account": signed.principal.account_id, "user": signed.principal.user_id},
         )
-        response = RedirectResponse(_same_origin_path(next_path), status_code=303)
+        response = RedirectResponse(same_origin_path(next_path), status_code=303)
         max_age_s = max(1, int(session.expires_at - time.time()))
         response.headers.append("Set-Cookie", self._cookie(request, value, max_age_s=max_age_s))
         return response
@@ -185,30 +185,13 @@ class _PageRoutes:
         return accounts, (denied if not accounts else None)
 
 
-def _same_origin_path(next_path: str | None) -> str:
-    """``next`` when it is a path of this origin (``/...``, not ``//host`` nor ``/\\host``),
-    else ``/``: the sign-in never redirects elsewhere."""
-    if not next_path or not next_path.startswith("/") or next_path.startswith(("//", "/\\")):
-        return "/"
-    if any(ord(c) < 0x20 or c == "\\" for c in next_path):
-        return "/"
-    parts = urlsplit(next_path)
-    if parts.scheme or parts.netloc:
-        return "/"
-    return next_path
-
-
-_REFUSED_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign-in refused</title>
-<link rel="stylesheet" href="/static/app.css"></head>
-<body><main class="notice"><h1>Sign-in refused</h1><p>{reason}.</p>
-<p>Open the activity audit log again from the platform to get a new sign-in link.</p>
-</main></body></html>
-"""
-
-
 def _sign_in_refused(reason: str, status: int = 401) -> Response:
-    return HTMLResponse(_REFUSED_PAGE.format(reason=html.escape(reason)), status_code=status)
+    return notice(
+        "Sign-in refused",
+        f"{reason[:1].upper()}{reason[1:]}.",
+        "Open the activity audit log again from the platform to get a new sign-in link.",
+        status=status,
+    )
 
 
 def _catalog_json(catalog: Catalog) -> dict[str, Any]:

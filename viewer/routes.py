@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from viewer import caller, problems
 from viewer.api_parameters import ACCOUNT_ID_DESCRIPTION, EXPORT_PARAMETERS, LIST_PARAMETERS
 from viewer.export_slots import ExportSlots
+from viewer.notice_page import notice
 from viewer.principal import Grant, Principal
 from viewer.query.params import (
     BadParameter,
@@ -47,6 +48,8 @@ log = logging.getLogger("auditlog.viewer")
 
 _CURSOR = "page[after]"
 MAX_FORM_BYTES = 256 * 1024
+_BACK_FIELD = "back"  # the page to return to from a refused export form
+_FORM_ONLY = frozenset({CSRF_FIELD, _BACK_FIELD})
 MAX_RECORDED_FILTERS_CHARS = 2048  # the event schema's limit on one details value
 _READ_FAILED = (ClickHouseError, OSError)
 
@@ -112,7 +115,8 @@ def activity_router(services: ViewerServices) -> APIRouter:
         summary="The same export, asked by a form (the page's download)",
         description=(
             "The export's parameters as `application/x-www-form-urlencoded` fields, plus "
-            f"`{CSRF_FIELD}` when the request is authenticated by the page's session cookie."
+            f"`{CSRF_FIELD}` when the request is authenticated by the page's session cookie, "
+            "and `back`, the page's path: a refusal is an HTML page linking back to it."
         ),
         openapi_extra={
             "requestBody": {
@@ -169,13 +173,28 @@ class _ActivityRoutes:
         principal = self._authenticate(request)
         return self._export(request, principal, request.query_params.multi_items())
 
-    async def export_form(self, request: Request) -> StreamingResponse:
-        items = await _form_items(request)
-        csrf = [value for name, value in items if name == CSRF_FIELD]
-        given = csrf[0] if len(csrf) == 1 else ""  # twice is as good as none
-        principal = await run_in_threadpool(self._authenticate, request, given)
-        fields = [(name, value) for name, value in items if name != CSRF_FIELD]
-        return await run_in_threadpool(self._export, request, principal, fields)
+    async def export_form(self, request: Request) -> Response:
+        """The export asked by a form: a person's browser, so a refusal is a page that
+        says why, with a link back to ``back`` (a path of this origin)."""
+        back = "/"
+        try:
+            items = await _form_items(request)
+            csrf = [value for name, value in items if name == CSRF_FIELD]
+            given = csrf[0] if len(csrf) == 1 else ""  # twice is as good as none
+            back = next((value for name, value in items if name == _BACK_FIELD), back)
+            fields = [(name, value) for name, value in items if name not in _FORM_ONLY]
+            principal = await run_in_threadpool(self._authenticate, request, given)
+            return await run_in_threadpool(self._export, request, principal, fields)
+        except problems.ApiProblem as problem:
+            refused = notice(
+                "Export refused",
+                problem.message[:1].upper() + problem.message[1:] + ".",
+                "Change the filters or wait a moment, then export again from the page.",
+                status=problem.status,
+                back=back,
+            )
+            refused.headers.update(problem.headers)
+            return refused
 
     def _export(
         self, request: Request, principal: Principal, items: Sequence[tuple[str, str]]

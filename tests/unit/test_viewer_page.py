@@ -275,9 +275,24 @@ def test_the_form_export_refuses_without_its_csrf_field_or_with_a_bad_field(
     viewer = page_viewer()
     csrf = signed_in(viewer)
     data = {name: value.format(csrf=csrf) for name, value in form.items()}
-    answer = viewer.client.post("/api/activity_logs/export", data=data)
+    answer = viewer.client.post(
+        "/api/activity_logs/export", data={**data, "back": "/?outcome=failure"}
+    )
     assert answer.status_code in (400, 403)
     assert viewer.reader.calls == []
+    # A person's browser posted it: the answer is a page saying why, linking back.
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Export refused" in answer.text
+    assert 'href="/?outcome=failure"' in answer.text
+
+
+def test_a_refused_export_form_never_links_elsewhere() -> None:
+    viewer = page_viewer()
+    signed_in(viewer)
+    answer = viewer.client.post("/api/activity_logs/export", data={"back": "//evil.test/<script>"})
+    assert answer.status_code == 403
+    assert 'href="/"' in answer.text
+    assert "evil" not in answer.text
 
 
 def test_the_form_export_refuses_other_bodies() -> None:
@@ -285,6 +300,7 @@ def test_the_form_export_refuses_other_bodies() -> None:
     csrf = signed_in(viewer)
     as_json = viewer.client.post("/api/activity_logs/export", json={"csrf_token": csrf})
     assert as_json.status_code == 415
+    assert "application/x-www-form-urlencoded" in as_json.text
     huge = viewer.client.post(
         "/api/activity_logs/export", data={"csrf_token": csrf, "q": "x" * 300_000}
     )
