@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv demo test unit lint typecheck format bench stack-up stack-status stack-down clean
+.PHONY: help venv demo test unit lint typecheck format browser-deps bench stack-up stack-status stack-down clean
 
 help:
 	@echo "make demo   - set up, start the local stack, run the pipeline end to end, stop"
@@ -40,10 +40,15 @@ format: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-test: lint typecheck
+# Debian's Chromium and ChromeDriver for the viewer page's browser tests (installed as root
+# when missing; otherwise it says what to run).
+browser-deps:
+	@bash tests/stack/browser/ensure_chromium.sh
+
+test: lint typecheck browser-deps
 	$(BIN)/pytest
 
-bench: venv
+bench: venv browser-deps
 	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.clickhouse_insert
 	$(BIN)/python -m bench.avro_insert
@@ -51,6 +56,7 @@ bench: venv
 	$(BIN)/python -m bench.sink_throughput
 	$(BIN)/python -m bench.tenant_check
 	$(BIN)/python -m bench.viewer_queries
+	$(BIN)/python -m bench.viewer_page
 
 stack-up: venv
 	$(BIN)/auditlog stack up

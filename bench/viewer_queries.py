@@ -376,12 +376,9 @@ def through_viewer(
         return out
     accounts = sorted({p.tenant_id for p in found})
     began = time.perf_counter()
-    with viewer_service.running_service(url, DATABASE, accounts, cursor_key=key_text) as (
-        viewer_url,
-        tokens,
-    ):
+    with viewer_service.running_service(url, DATABASE, accounts, cursor_key=key_text) as running:
         started_s = round(time.perf_counter() - began, 1)
-        http = viewer_paths.HttpViewer(viewer_url, tokens)
+        http = viewer_paths.HttpViewer(running.url, running.tokens)
         out["http"] = {"service_start_s": started_s} | viewer_paths.http_kinds(
             http, found, window=window, key=key, runs=args.runs, largest=largest
         )

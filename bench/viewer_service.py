@@ -6,8 +6,8 @@ publishes for every read), so :func:`running_service` starts a private broker, c
 the topics (``auditlog topics ensure``), enables the audit log add-on of the accounts
 asked for (the operator's ``auditlog accounts enable``), starts ``auditlog serve`` with
 development tokens signed by a secret made here and cursors signed with ``cursor_key``,
-no rate limit to speak of, and yields its URL and an Admin's token per account. All of
-it stops when the block ends.
+no rate limit to speak of, and yields its URL and an Admin's tokens per account. All
+of it stops when the block ends.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import secrets
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -34,6 +35,16 @@ from viewer.dev_tokens import mint_development_token
 ADMIN = "bench-admin"
 
 
+@dataclass(frozen=True)
+class BenchViewer:
+    """A running viewer: its URL, an Admin's day-long token per account, and ``mint``
+    (account, ttl_s) -> a fresh token of that Admin (sign-in tokens must be short-lived)."""
+
+    url: str
+    tokens: dict[str, str]
+    mint: Callable[[str, int], str]
+
+
 @contextlib.contextmanager
 def running_service(
     clickhouse_url: str,
@@ -41,10 +52,9 @@ def running_service(
     accounts: Sequence[str],
     *,
     cursor_key: str,
-) -> Iterator[tuple[str, dict[str, str]]]:
-    """``auditlog serve`` over ``database`` at ``clickhouse_url``; yields (url, tokens).
-    The server signs cursors with ``cursor_key.encode()`` (as ``auditlog serve`` reads
-    ``AUDITLOG_VIEWER_CURSOR_KEY``)."""
+) -> Iterator[BenchViewer]:
+    """``auditlog serve`` over ``database`` at ``clickhouse_url``. The server signs cursors
+    with ``cursor_key.encode()`` (as ``auditlog serve`` reads ``AUDITLOG_VIEWER_CURSOR_KEY``)."""
     secret = secrets.token_hex(32)
     with private_kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
         settings = AuditlogSettings(
@@ -73,11 +83,12 @@ def running_service(
             if code != 0:
                 raise RuntimeError(f"enabling {account} failed ({code}): {said.getvalue()}")
         config = wiring.identity_config(settings)
-        tokens = {
-            account: mint_development_token(
-                config, account_id=account, user_id=ADMIN, roles=["admin"], ttl_s=86_400
+
+        def mint(account: str, ttl_s: int) -> str:
+            return mint_development_token(
+                config, account_id=account, user_id=ADMIN, roles=["admin"], ttl_s=ttl_s
             )
-            for account in accounts
-        }
+
+        tokens = {account: mint(account, 86_400) for account in accounts}
         with running_viewer(environment, log_file=Path(tmp) / "viewer.log") as viewer:
-            yield viewer.url, tokens
+            yield BenchViewer(viewer.url, tokens, mint)

@@ -16,17 +16,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
-from pydantic import SecretStr
 
 from auditlog import wiring
 from auditlog.commands.accounts import change_account
 from auditlog.settings import AuditlogSettings
 from auditlog.viewer_process import ViewerProcess, running_viewer
-from consumers.migrations import apply_pending
 from deploy.stack.endpoints import StackEndpoints
 from producers.generator import GeneratorConfig, generate
 from tests.events import valid_event
+from tests.stack.viewer_support import drop, viewer_settings
 from tests.waiting import wait_until
 from viewer.dev_tokens import mint_development_token
 
@@ -63,51 +61,6 @@ class Service:
             client.close()
 
 
-def _settings(stack: StackEndpoints) -> AuditlogSettings:
-    suffix = uuid.uuid4().hex[:10]
-    settings = AuditlogSettings(
-        kafka_bootstrap=stack.kafka_bootstrap,
-        clickhouse_url=stack.clickhouse_url,
-        clickhouse_database=f"viewer_{suffix}",
-        events_topic=f"test.viewer.{suffix}",
-        dead_letter_topic=f"test.viewer.{suffix}.dlq",
-        accounts_topic=f"test.viewer.{suffix}.accounts",
-        writer_group_id=f"viewer-writer-{suffix}",
-        writer_flush_interval_s=0.2,
-        viewer_dev_secret=SecretStr(DEV_SECRET),
-        viewer_cursor_key=SecretStr("c" * 40),
-        viewer_rate_limit_burst=10_000,
-        viewer_ingest_lag_s=0.5,
-        metrics_port=0,
-    )
-    admin = AdminClient(wiring.kafka_connection(settings).properties())
-    topics = [
-        NewTopic(settings.events_topic, 4),
-        NewTopic(settings.dead_letter_topic, 1),
-        NewTopic(settings.accounts_topic, 1, config={"cleanup.policy": "compact"}),
-    ]
-    for future in admin.create_topics(topics).values():
-        future.result(timeout=30)
-    client = wiring.clickhouse_client(settings)
-    try:
-        apply_pending(client, database=settings.clickhouse_database)
-    finally:
-        client.close()
-    return settings
-
-
-def _drop(settings: AuditlogSettings) -> None:
-    admin = AdminClient(wiring.kafka_connection(settings).properties())
-    names = [settings.events_topic, settings.dead_letter_topic, settings.accounts_topic]
-    for future in admin.delete_topics(names).values():
-        future.result(timeout=30)
-    client = wiring.clickhouse_client(settings)
-    try:
-        client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
-    finally:
-        client.close()
-
-
 def _publish(settings: AuditlogSettings, events: list[dict[str, Any]]) -> list[str]:
     with wiring.audit_producer(settings, client_id="test-viewer") as producer:
         return [producer.publish(event) for event in events]
@@ -133,7 +86,7 @@ def _activity(tenants: list[str], events: int, seed: int) -> list[dict[str, Any]
 def service(
     stack_endpoints: StackEndpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    settings = _settings(stack_endpoints)
+    settings = viewer_settings(stack_endpoints, "viewer", DEV_SECRET)
     writer, dead_letters = wiring.writer(settings, exit_when_idle_s=None)
     thread = threading.Thread(target=writer.run, name="test-viewer-writer", daemon=True)
     thread.start()
@@ -170,7 +123,7 @@ def service(
         writer.stop()
         thread.join(60)
         dead_letters.close()
-        _drop(settings)
+        drop(settings)
 
 
 def test_the_seeds_question_is_one_filtered_request(service: Service) -> None:

@@ -16,7 +16,7 @@ from schemas.catalog.model import load_catalog
 from tests.unit import viewer_fakes as fakes
 from tests.unit.viewer_fakes import RECORD, Viewer
 from viewer.identity import InvalidToken, SignInToken
-from viewer.page import PageServices
+from viewer.page import STATIC_DIR, PageServices
 from viewer.principal import AUDIT_PRIVILEGE, Principal
 from viewer.session import COOKIE_NAME, SessionCodec, SignInLedger
 
@@ -371,3 +371,10 @@ def test_the_page_files_are_served_with_their_types() -> None:
     assert script.headers["cache-control"] == "no-cache"
     assert viewer.client.get("/static/app.css").headers["content-type"].startswith("text/css")
     assert viewer.client.get("/static/../page.py").status_code == 404
+
+
+def test_the_page_preloads_every_module_it_has() -> None:
+    index = (STATIC_DIR / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([\w.]+)">', index))
+    modules = {path.name for path in STATIC_DIR.glob("*.js")} - {"app.js"}
+    assert preloaded == modules, "list each module of viewer/static in index.html"
