@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from consumers.dead_letters import DeadLetterLimitExceeded
@@ -40,11 +40,12 @@ def register(commands: Any) -> None:
 
 def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     configure_json_logging(settings.log_level)
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings, topics=[settings.events_topic, settings.dead_letter_topic])
+    startup_checks.require_schema(settings)
     config = wiring.writer_config(settings, exit_when_idle_s=args.exit_when_idle)
     health = HealthState(config.group_id)
     server = HealthServer(health)
-    port = server.start(settings.metrics_host, settings.metrics_port)
+    port = startup_checks.start_health_server(server, settings)
     _LOG.info(
         "writer starting",
         extra={
