@@ -26,7 +26,9 @@ def register(commands: Any) -> None:
         description=(
             "Consume the events topic in the writer's group and insert into ClickHouse, "
             "exactly once. SIGTERM or SIGINT: finish or abandon the current insert, commit "
-            "what landed, leave the group, exit 0. Exit 3 when the dead-letter limit stops it."
+            "what landed, leave the group, exit 0. Exit 3 when the dead-letter limit stops it; "
+            "10-16 when Kafka, its topics, ClickHouse, the schema or the metrics port are not "
+            "set up (one line saying what to do)."
         ),
     )
     parser.add_argument(
