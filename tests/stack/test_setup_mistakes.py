@@ -6,10 +6,8 @@ that need no running service are in tests/unit/test_setup_mistakes.py."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +16,7 @@ import pytest
 
 from auditlog.exit_codes import ExitCode
 from deploy.stack.endpoints import StackEndpoints
+from tests.cli_process import clean_environment, run_auditlog
 from tests.unit.test_setup_mistakes import one_line
 
 DEV_SECRET = "d" * 40
@@ -31,8 +30,7 @@ class Newcomer:
         suffix = uuid.uuid4().hex[:10]
         self.database = f"setup_{suffix}"
         self.clickhouse_url = endpoints.clickhouse_url
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLOG_")}
-        self.env.update(
+        self.env = clean_environment(
             AUDITLOG_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap,
             AUDITLOG_CLICKHOUSE_URL=endpoints.clickhouse_url,
             AUDITLOG_CLICKHOUSE_DATABASE=self.database,
@@ -49,19 +47,16 @@ class Newcomer:
         )
 
     def run(self, *argv: str, **environment: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "auditlog.cli", *argv],
-            env={**self.env, **environment},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_auditlog(list(argv), {**self.env, **environment})
 
     def ok(self, *argv: str) -> None:
         done = self.run(*argv)
         assert done.returncode == 0, done.stderr
+
+    def set_up(self) -> None:
+        """What the README says to do first: create the topics, migrate ClickHouse."""
+        self.ok("topics", "ensure")
+        self.ok("migrate")
 
     def sql(self, statement: str) -> None:
         client = clickhouse_connect.get_client(dsn=self.clickhouse_url)
@@ -118,8 +113,7 @@ def test_schema_not_migrated(newcomer: Newcomer, argv: list[str]) -> None:
 
 
 def test_schema_behind_the_code_then_migrated(newcomer: Newcomer) -> None:
-    newcomer.ok("topics", "ensure")
-    newcomer.ok("migrate")
+    newcomer.set_up()
     newcomer.sql(
         f"ALTER TABLE {newcomer.database}.schema_migrations DELETE WHERE version = 4 "
         "SETTINGS mutations_sync = 1"
@@ -136,8 +130,7 @@ def test_schema_behind_the_code_then_migrated(newcomer: Newcomer) -> None:
 
 
 def test_schema_newer_than_the_code(newcomer: Newcomer) -> None:
-    newcomer.ok("topics", "ensure")
-    newcomer.ok("migrate")
+    newcomer.set_up()
     newcomer.sql(
         f"INSERT INTO {newcomer.database}.schema_migrations (version, name, checksum) "
         "VALUES (99, '0099_from_a_newer_release', 'x')"
@@ -153,8 +146,7 @@ def test_schema_newer_than_the_code(newcomer: Newcomer) -> None:
 
 
 def test_metrics_port_taken(newcomer: Newcomer) -> None:
-    newcomer.ok("topics", "ensure")
-    newcomer.ok("migrate")
+    newcomer.set_up()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

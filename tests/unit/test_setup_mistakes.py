@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from auditlog.exit_codes import ExitCode
+from tests.cli_process import clean_environment, run_auditlog
 from tests.unit.http_receiver import closed_port
 from tests.waiting import wait_until
 
@@ -25,17 +26,7 @@ _LIBRARY_NOISE = re.compile(r"%\d\|\d|FAIL|Traceback|Unexpected Http Driver|urll
 
 
 def auditlog(*argv: str, stdin: str = "", **environment: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLOG_")}
-    env.update(environment)
-    return subprocess.run(
-        [sys.executable, "-m", "auditlog.cli", *argv],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_auditlog(list(argv), clean_environment(**environment), stdin=stdin, timeout_s=60)
 
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -121,11 +112,9 @@ def test_sealing_a_secret_without_the_secrets_key() -> None:
 
 
 def _start(argv: list[str], **environment: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLOG_")}
-    env.update(environment)
     return subprocess.Popen(
         [sys.executable, "-m", "auditlog.cli", *argv],
-        env=env,
+        env=clean_environment(**environment),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
