@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from auditlog import setup_failures
 from auditlog.commands import (
     accounts,
     consume,
@@ -24,9 +25,13 @@ from auditlog.commands import (
     viewer,
 )
 from auditlog.commands import sink as sink_command
+from auditlog.exit_codes import ExitCode
+from auditlog.logging_setup import route_library_logs
 from auditlog.settings import AuditlogSettings
+from auditlog.setup_failures import SetupFailure
 from deploy.stack.errors import StackError
 from runtime.kafka_refusal import KafkaRefusedError
+from sinks.destinations.secrets import SecretsKeyMissing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit code."""
+    """Run one command; returns the process exit code (:class:`ExitCode`). A setup
+    mistake is one line on stderr (:mod:`auditlog.setup_failures`); the libraries' own log
+    lines go to the JSON log at debug level, never to the terminal."""
+    route_library_logs()
     args = build_parser().parse_args(argv)
     try:
         settings = AuditlogSettings()
@@ -64,19 +72,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             name = "AUDITLOG_" + "_".join(str(part) for part in error["loc"]).upper()
             print(f"auditlog: {name}: {error['msg']}", file=sys.stderr)
-        return 2
+        return ExitCode.INVALID
     try:
         code: int = args.run(args, settings)
-    except (StackError, KafkaRefusedError) as exc:
-        print(f"auditlog: {exc}", file=sys.stderr)
-        return 1
+    except (SetupFailure, KafkaRefusedError, SecretsKeyMissing, StackError) as exc:
+        line, code = _one_line(exc)
+        print(line, file=sys.stderr)
     except KeyboardInterrupt:
-        return 130
+        print("auditlog: interrupted (Ctrl-C): stopped before it finished", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
     return code
+
+
+def _one_line(exc: Exception) -> tuple[str, int]:
+    """The line to print and the exit code for a failure that ends a command."""
+    failure: SetupFailure | None = None
+    if isinstance(exc, SetupFailure):
+        failure = exc
+    elif isinstance(exc, KafkaRefusedError):
+        failure = setup_failures.kafka_refused(str(exc))
+    elif isinstance(exc, SecretsKeyMissing):
+        failure = setup_failures.secrets_key_missing()
+    if failure is not None:
+        return failure.line, failure.code
+    return f"auditlog: {exc}", ExitCode.FAILED  # the local stack could not start or stop
 
 
 if __name__ == "__main__":

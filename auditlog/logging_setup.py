@@ -93,3 +93,30 @@ def configure_json_logging(level: str = "INFO", stream: TextIO | None = None) ->
     handler.setLevel(numeric)
     root.setLevel(numeric)
     return handler
+
+
+# Loggers of the libraries we drive: librdkafka (through every Kafka client's ``logger``
+# setting, see runtime.kafka_logs), clickhouse-connect, urllib3 (under clickhouse-connect).
+LIBRARY_LOGGERS: Final = ("librdkafka", "clickhouse_connect", "urllib3")
+
+
+class _DebugLevelHandler(logging.Handler):
+    """Hands a library's record to the root logger's handlers as a DEBUG record: it shows
+    in the JSON log at level DEBUG, and never reaches the terminal through Python's
+    last-resort handler (which prints WARNING and above when no handler is configured)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        logging.getLogger().handle(record)
+
+
+def route_library_logs(names: tuple[str, ...] = LIBRARY_LOGGERS) -> None:
+    """Send the records of the loggers ``names`` (and their children) to the JSON log at
+    level DEBUG, whatever level the library gave them: what went wrong reaches the user
+    as the command's own one-line message, the library's view of it stays in the log.
+    Idempotent; the command line calls it once, before a command runs."""
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        if not any(isinstance(h, _DebugLevelHandler) for h in logger.handlers):
+            logger.addHandler(_DebugLevelHandler())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -344,6 +345,17 @@ class AuditlogSettings(ViewerSettings):
                 value = "true" if value else "false"
             found[f"AUDITLOG_{name.upper()}"] = str(value)
         return found
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_url_names_a_server(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # The message never repeats the value: it may hold a password.
+            raise ValueError(
+                "expected http://host:port or https://host:port (user:password@ optional)"
+            )
+        return value
 
     @field_validator("sink_secret_ref_prefix")
     @classmethod

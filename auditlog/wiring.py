@@ -29,8 +29,6 @@ from producers.topics import TopicSpec, control_topic_spec
 from producers.topics import topic_specs as _topic_specs
 from runtime.compacted_table import CompactedTable, TableWriter
 from runtime.kafka_connection import KafkaConnection
-from runtime.kafka_refusal import RefusalKind
-from runtime.kafka_refusal import check_kafka as check_kafka_connection
 from runtime.redaction import redact_text, redact_url
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
@@ -79,35 +77,6 @@ def kafka_connection(settings: AuditlogSettings) -> KafkaConnection:
     """Where the brokers are and how every Kafka client of the product authenticates (the
     settings checked its coherence when they were read)."""
     return KafkaConnection(settings.kafka_bootstrap, settings.kafka_security())
-
-
-# What to look at when Kafka refuses us, in the settings' own names.
-_KAFKA_REFUSAL_HINTS: dict[RefusalKind, str] = {
-    "authentication": (
-        "check AUDITLOG_KAFKA_SASL_MECHANISM, AUDITLOG_KAFKA_SASL_USERNAME and "
-        "AUDITLOG_KAFKA_SASL_PASSWORD"
-    ),
-    "server_certificate": (
-        "the broker's certificate is not trusted: set AUDITLOG_KAFKA_SSL_CA_FILE to the CA "
-        "that signed it (or check AUDITLOG_KAFKA_SSL_VERIFY_HOSTNAME and the host name in "
-        "AUDITLOG_KAFKA_BOOTSTRAP)"
-    ),
-    "client_certificate": (
-        "the broker refused the TLS handshake: it may require a client certificate it "
-        "trusts (AUDITLOG_KAFKA_SSL_CERT_FILE, AUDITLOG_KAFKA_SSL_KEY_FILE)"
-    ),
-}
-
-
-def check_kafka(settings: AuditlogSettings, *, timeout_s: float = 10.0) -> None:
-    """Stop early, with one sentence naming the settings, when Kafka refuses our
-    credentials or certificates (:class:`~runtime.kafka_refusal.KafkaRefusedError`);
-    returns at once when a broker answers, and after ``timeout_s`` when none does (the
-    command's own clients then wait for Kafka as usual). Commands that talk to Kafka call
-    it first."""
-    check_kafka_connection(
-        kafka_connection(settings), timeout_s=timeout_s, hints=_KAFKA_REFUSAL_HINTS
-    )
 
 
 def producer_config(settings: AuditlogSettings, *, client_id: str = "auditlog") -> ProducerConfig:

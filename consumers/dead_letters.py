@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_logs import librdkafka_logger
 from schemas.wire import WireError
 
 #: Why a record was dead-lettered (header :data:`REASON`). The first three are
@@ -66,7 +67,7 @@ DEAD_LETTER_HEADERS = (REASON, DETAIL, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OF
 MAX_DETAIL_BYTES = 4096
 _TRUNCATED = " [truncated]"
 
-_CLIENT_LOG = logging.getLogger("auditlog.dead_letters.client")
+_CLIENT_LOG = librdkafka_logger("dead_letters")
 _LOG = logging.getLogger("auditlog.dead_letters")
 _FULL_QUEUE_WAIT_S = 0.005
 

@@ -42,9 +42,10 @@ from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
 from runtime.backoff import Backoff, UniformSource
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_logs import librdkafka_logger
 
 _LOG = logging.getLogger("auditlog.writer")
-_CLIENT_LOG = logging.getLogger("auditlog.writer.client")
+_CLIENT_LOG = librdkafka_logger("writer")
 _T = TypeVar("_T")
 _POLL_S = 0.2
 _partition_of = operator.methodcaller("partition")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -48,6 +47,7 @@ from producers.delivery import (
     PublishTimeoutError,
 )
 from producers.metrics import ProducerMetrics, producer_metrics
+from runtime.kafka_logs import librdkafka_logger
 from runtime.kafka_refusal import Refusal, refusal
 from schemas import headers as h
 from schemas.event import AuditEvent
@@ -56,7 +56,7 @@ from schemas.wire import Encoder, SingleObjectEncoder
 
 DeliveryCallback = Callable[[DeliveryResult], None]
 
-_CLIENT_LOG = logging.getLogger("auditlog.producer.client")
+_CLIENT_LOG = librdkafka_logger("producer")
 _POLL_INTERVAL_S = 0.05
 # Refusals in a row, with no delivery between them, before queued events are failed.
 _REFUSALS_BEFORE_PURGE = 2

@@ -13,7 +13,6 @@ raises unless every write was acknowledged by all in-sync replicas.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,13 +28,14 @@ from confluent_kafka import (
 )
 
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_logs import librdkafka_logger
 from runtime.standalone_consumer import standalone_consumer
 
 Change = tuple[bytes, bytes | None]
 
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
-_CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
+_CLIENT_LOG = librdkafka_logger("sink")
 
 
 class TableSource(Protocol):

@@ -86,10 +86,24 @@ def check_kafka(
     """Ask the cluster for its metadata with a client that logs nothing.
 
     Returns True once a broker answered, False when none answered within ``timeout_s`` or
-    all are down (the caller's own clients keep trying, as they always do). Raises
-    :class:`KafkaRefusedError` as soon as Kafka refuses the credentials or certificates
-    (within about a second), its advice taken from ``hints`` when given (the command line
-    names its settings there). Blocks at most about ``timeout_s``.
+    all are down. Raises as :func:`cluster_topics`, which it calls.
+    """
+    return cluster_topics(connection, timeout_s=timeout_s, hints=hints) is not None
+
+
+def cluster_topics(
+    connection: KafkaConnection,
+    *,
+    timeout_s: float = 10.0,
+    hints: Mapping[RefusalKind, str] | None = None,
+) -> frozenset[str] | None:
+    """The names of the cluster's topics, asked with a client that logs nothing.
+
+    Returns them once a broker answered, None when none answered within ``timeout_s`` or
+    all are down (a closed port: at once). Raises :class:`KafkaRefusedError` as soon as
+    Kafka refuses the credentials or certificates (within about a second), its advice
+    taken from ``hints`` when given (the command line names its settings there). Blocks at
+    most about ``timeout_s``.
     """
     errors: list[KafkaError] = []
     quiet: dict[str, Any] = {"log_level": 0, "error_cb": errors.append}
@@ -98,8 +112,9 @@ def check_kafka(
     while True:
         try:
             wait_s = max(0.0, min(_METADATA_WAIT_S, deadline - time.monotonic()))
-            if admin.list_topics(timeout=wait_s).brokers:
-                return True
+            metadata = admin.list_topics(timeout=wait_s)
+            if metadata.brokers:
+                return frozenset(metadata.topics)
         except KafkaException:
             pass
         admin.poll(0)  # serves the error callbacks queued meanwhile
@@ -110,5 +125,5 @@ def check_kafka(
         if time.monotonic() >= deadline or any(
             e.code() == KafkaError._ALL_BROKERS_DOWN for e in errors
         ):
-            return False
+            return None
         errors.clear()

@@ -6,14 +6,13 @@ partition from a given offset (a sink lane catching up) use it.
 
 from __future__ import annotations
 
-import logging
-
 from confluent_kafka import Consumer
 
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_logs import librdkafka_logger
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
-_CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
+_CLIENT_LOG = librdkafka_logger("sink")
 
 
 def standalone_consumer(kafka: KafkaConnection, *, client_id: str, **settings: object) -> Consumer:

@@ -55,6 +55,7 @@ from consumers.health import HealthState
 from consumers.metrics import observe_ages
 from runtime.backoff import Backoff
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_logs import librdkafka_logger
 from runtime.redaction import redact_text
 from schemas.headers import ACTION, CATEGORY
 from schemas.tenancy import header_tenants, tenant_disagreement
@@ -73,7 +74,7 @@ from sinks.senders.base import RetryableDeliveryError, Sender
 from sinks.transcode import EventTranscoder
 
 _LOG = logging.getLogger("auditlog.sink")
-_CLIENT_LOG = logging.getLogger("auditlog.sink.kafka")
+_CLIENT_LOG = librdkafka_logger("sink")
 _OFFSET_INVALID = -1001
 LaneKey = tuple[str, int, str]  # destination id, partition, stream
 

@@ -29,7 +29,7 @@ from accounts.changes import KEEP, Keep, change_events, next_record
 from accounts.model import AccountFacts
 from accounts.record import AccountRecord, check_id
 from accounts.store import ConcurrentUpdateError
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.commands.actor import parse_actor
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError, PublishError
@@ -121,7 +121,7 @@ def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         account = check_id(args.account, "account")
     except ValueError as exc:
         return _fail(str(exc), EXIT_INVALID)
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings, topics=[settings.accounts_topic])
     store = wiring.account_store(settings)
     try:
         record = store.get(account)
@@ -140,7 +140,7 @@ def _list(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         partner = None if args.partner is None else check_id(args.partner, "partner")
     except ValueError as exc:
         return _fail(str(exc), EXIT_INVALID)
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings, topics=[settings.accounts_topic])
     store = wiring.account_store(settings)
     try:
         records = store.list(partner)
@@ -229,7 +229,8 @@ def _change(
         account, actor = _checked(args, partner_id)
     except _Invalid as exc:
         return _fail(str(exc), EXIT_INVALID)
-    wiring.check_kafka(settings)  # the change is written, then published: Kafka first
+    # The change is written, then published: Kafka first.
+    startup_checks.check_kafka(settings, topics=[settings.accounts_topic, settings.events_topic])
     store = wiring.account_store(settings)
     now = datetime.now(UTC)
     try:

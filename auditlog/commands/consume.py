@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from consumers.dead_letters import DeadLetterLimitExceeded
@@ -26,7 +26,9 @@ def register(commands: Any) -> None:
         description=(
             "Consume the events topic in the writer's group and insert into ClickHouse, "
             "exactly once. SIGTERM or SIGINT: finish or abandon the current insert, commit "
-            "what landed, leave the group, exit 0. Exit 3 when the dead-letter limit stops it."
+            "what landed, leave the group, exit 0. Exit 3 when the dead-letter limit stops it; "
+            "10-16 when Kafka, its topics, ClickHouse, the schema or the metrics port are not "
+            "set up (one line saying what to do)."
         ),
     )
     parser.add_argument(
@@ -40,11 +42,12 @@ def register(commands: Any) -> None:
 
 def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     configure_json_logging(settings.log_level)
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings, topics=[settings.events_topic, settings.dead_letter_topic])
+    startup_checks.require_schema(settings)
     config = wiring.writer_config(settings, exit_when_idle_s=args.exit_when_idle)
     health = HealthState(config.group_id)
     server = HealthServer(health)
-    port = server.start(settings.metrics_host, settings.metrics_port)
+    port = startup_checks.start_health_server(server, settings)
     _LOG.info(
         "writer starting",
         extra={

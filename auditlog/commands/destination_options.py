@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from schemas.catalog import Catalog
 from sinks.destinations.model import SecretValue
 from sinks.destinations.references import ReferenceRefused
-from sinks.destinations.secrets import SecretBox, SecretError
+from sinks.destinations.secrets import SecretBox, SecretError, SecretsKeyMissing
 
 KINDS = ("s3", "webhook", "splunk_hec")
 
@@ -246,6 +246,8 @@ class OptionReader:
             clear = self._read_stdin(_flag(from_stdin))
         try:
             return self._secrets.seal(clear)
+        except SecretsKeyMissing:
+            raise  # a setup mistake: one line and its own exit code (auditlog.cli)
         except SecretError as exc:
             raise OptionError(str(exc)) from None
 

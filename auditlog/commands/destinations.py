@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.commands import destination_view as view
 from auditlog.commands.actor import parse_actor
 from auditlog.commands.destination_options import (
@@ -51,7 +51,7 @@ from sinks.destinations import ownership
 from sinks.destinations.model import Destination, S3Target, secrets_of
 from sinks.destinations.replay import ReplayError, find_replay_offsets, parse_since
 from sinks.destinations.sample import sample_payload
-from sinks.destinations.secrets import SecretBox, SecretError, generate_key
+from sinks.destinations.secrets import SecretBox, SecretError, SecretsKeyMissing, generate_key
 from sinks.destinations.store import ConcurrentUpdateError, DestinationStore
 from sinks.progress import destination_health
 from sinks.senders.base import DeliveryError as SendError
@@ -181,9 +181,11 @@ def _guarded(handler: Handler) -> Handler:
 
 def _store(settings: AuditlogSettings) -> DestinationStore:
     """The destination store, once the command's input was read and checked: Kafka is
-    asked first, so refused credentials give one line (:func:`auditlog.wiring.check_kafka`),
+    asked first, so a setup mistake gives one line (:func:`auditlog.startup_checks.check_kafka`),
     but a typo never waits for a broker."""
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(
+        settings, topics=[settings.destinations_topic, settings.events_topic]
+    )
     return wiring.destination_store(settings)
 
 
@@ -480,6 +482,8 @@ def _challenge(
     try:
         client = wiring.s3_client(settings, destination, secrets)
         return ownership.issue(client, destination)
+    except SecretsKeyMissing:
+        raise  # a setup mistake: one line and its own exit code (auditlog.cli)
     except (ownership.ChallengeWriteError, SendError, SecretError) as exc:
         raise Refused(EXIT_FAILED, str(exc)) from None
 

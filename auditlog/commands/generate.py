@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.commands.produce import close_and_count_failures
 from auditlog.settings import AuditlogSettings
 from producers.generator import DEFAULT_START, Event, GeneratorConfig, generate, paced
@@ -95,7 +95,7 @@ def _write(events: Iterator[Event], out: IO[str]) -> int:
 
 
 def _publish(events: Iterator[Event], settings: AuditlogSettings) -> int:
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings, topics=[settings.events_topic])
     producer = AuditProducer(
         wiring.producer_config(settings, client_id="auditlog-generate"),
         validator=wiring.validator(settings),

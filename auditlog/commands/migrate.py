@@ -1,8 +1,10 @@
 """``auditlog migrate [--dry-run]``: create or bring up to date the ClickHouse tables.
 
 Prints each migration as applied (with when) or pending, then applies the pending ones in
-order. Exit codes: 0 done (or nothing to do), 1 ClickHouse did not answer or refused a
-statement, 4 an applied migration's file changed or disappeared (nothing applied).
+order. Exit codes: 0 done (or nothing to do), 1 ClickHouse refused a statement, 4 an
+applied migration's file changed or disappeared (nothing applied); and the setup failures
+of :mod:`auditlog.exit_codes`: 12 ClickHouse not answering, 17 its credentials refused,
+14 the schema is newer than this code (nothing applied).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import argparse
 import sys
 from typing import Any
 
+from clickhouse_connect.driver.client import Client as ClickHouseClient
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from auditlog import wiring
+from auditlog import setup_failures, startup_checks, wiring
 from auditlog.settings import AuditlogSettings
 from consumers.migrations import MigrationError, apply_pending, migration_status
+from consumers.migrations.schema_check import check_schema
 
 EXIT_CHANGED = 4
 
@@ -26,8 +30,9 @@ def register(commands: Any) -> None:
         help="create or update the ClickHouse tables (versioned migrations)",
         description=(
             "Apply the pending migrations of consumers/migrations in order, recording each in "
-            "audit.schema_migrations. Exit 0: up to date; 1: ClickHouse failed; 4: an applied "
-            "migration's file changed (nothing applied)."
+            "audit.schema_migrations. Exit 0: up to date; 1: ClickHouse refused a statement; "
+            "4: an applied migration's file changed (nothing applied); 12: ClickHouse not "
+            "answering; 14: the schema is newer than this code; 17: credentials refused."
         ),
     )
     parser.add_argument(
@@ -38,7 +43,8 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     try:
-        client = wiring.clickhouse_client(settings)
+        client = startup_checks.clickhouse(settings, schema=False)
+        _refuse_newer(client, settings)
         status = migration_status(client, database=settings.clickhouse_database)
         for migration, applied_at in status.applied:
             print(f"applied  {migration.name}  ({applied_at:%Y-%m-%d %H:%M:%S} UTC)")
@@ -57,3 +63,13 @@ def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _refuse_newer(client: ClickHouseClient, settings: AuditlogSettings) -> None:
+    """A schema migrated by a newer release is not this code's to change: raises
+    :class:`~auditlog.setup_failures.SetupFailure` (exit 14) before anything is applied."""
+    check = check_schema(client, settings.clickhouse_database)
+    if check.state == "ahead":
+        failure = setup_failures.schema_not_current(settings.clickhouse_url, check)
+        assert failure is not None
+        raise failure

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import IO, Any
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError
 from producers.ndjson import read_ndjson
@@ -44,7 +44,7 @@ def _run(stream: IO[str], dry_run: bool, settings: AuditlogSettings) -> int:
     validator = wiring.validator(settings)
     rejected = accepted = 0
     if not dry_run:
-        wiring.check_kafka(settings)
+        startup_checks.check_kafka(settings, topics=[settings.events_topic])
     producer = (
         None
         if dry_run

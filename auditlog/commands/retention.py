@@ -16,7 +16,7 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.commands.actor import parse_actor
 from auditlog.settings import AuditlogSettings
 from consumers.retention import (
@@ -87,9 +87,10 @@ def _set(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     except RetentionError as exc:
         print(f"auditlog: {exc}", file=sys.stderr)
         return 2
-    wiring.check_kafka(settings)  # its audit event is published after the change
+    # Its audit event is published after the change.
+    startup_checks.check_kafka(settings, topics=[settings.events_topic])
     try:
-        client = wiring.clickhouse_client(settings)
+        client = startup_checks.clickhouse(settings)
         change = set_retention(
             client,
             args.tenant,
@@ -143,7 +144,7 @@ def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         print(f"auditlog: {exc}", file=sys.stderr)
         return 2
     try:
-        client = wiring.clickhouse_client(settings)
+        client = startup_checks.clickhouse(settings)
         if args.tenant is not None:
             found = [get_retention(client, args.tenant, database=settings.clickhouse_database)]
         else:

@@ -1,25 +1,26 @@
 """``auditlog serve``: the viewer service (activity log API), until SIGTERM or SIGINT.
 
 Exit codes: 0 stopped by a signal, every read's audit event delivered; 2 the token settings
-are missing or do not go together (one line per problem, naming its variable); 1 ClickHouse,
-the events table or the account facts topic is missing, the port is taken, or read events
-still queued at the stop could not be delivered.
+are missing or do not go together (one line per problem, naming its variable); 1 read
+events still queued at the stop could not be delivered, or the account facts could not be
+read; and the setup failures of :mod:`auditlog.exit_codes` (Kafka or ClickHouse not
+answering, a topic missing, the schema missing, behind or newer, the port taken).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import secrets
 import socket
 import sys
 from typing import Any
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import CollectorRegistry
 
 from accounts.store import AccountDirectory
-from auditlog import wiring
+from auditlog import setup_failures, startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError
@@ -85,9 +86,17 @@ def _serve(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         try:
             sock = bind(host, port)
         except BindError as exc:
-            raise _Refused(1, f"viewer: {exc}") from None
+            cause = exc.__cause__
+            if not isinstance(cause, OSError) or cause.errno != errno.EADDRINUSE:
+                raise _Refused(1, f"viewer: {exc}") from None
+            raise setup_failures.port_in_use(
+                "viewer", host, port, "AUDITLOG_VIEWER_PORT (or --port)"
+            ) from None
         with sock:
-            _check_events_table(settings)
+            startup_checks.clickhouse(settings).close()
+            startup_checks.check_kafka(
+                settings, topics=[settings.accounts_topic, settings.events_topic]
+            )
             directory = AccountDirectory(
                 wiring.kafka_connection(settings),
                 settings.accounts_topic,
@@ -217,25 +226,6 @@ def _close(producer: AuditProducer) -> str | None:
     except DeliveryError as exc:
         return f"audit events of reads were not delivered: {exc}"
     return None
-
-
-def _check_events_table(settings: AuditlogSettings) -> None:
-    """Raises :class:`_Refused` when ClickHouse does not answer or the events table is
-    missing."""
-    try:
-        client = wiring.clickhouse_client(settings)
-        try:
-            # The database name is checked by the settings (an identifier).
-            client.query(f"SELECT 1 FROM {settings.clickhouse_database}.events WHERE 0")  # noqa: S608
-        finally:
-            client.close()
-    except (ClickHouseError, OSError) as exc:
-        hint = (
-            " (run `auditlog migrate`)"
-            if "UNKNOWN_TABLE" in str(exc) or "doesn't exist" in str(exc)
-            else ""
-        )
-        raise _Refused(1, wiring.clickhouse_error(settings, exc) + hint) from None
 
 
 def _cursor_key(settings: AuditlogSettings) -> bytes:

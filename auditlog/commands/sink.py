@@ -7,7 +7,7 @@ import logging
 import signal
 from typing import Any
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from consumers.health import HealthServer, HealthState
@@ -41,10 +41,13 @@ def register(commands: Any) -> None:
 
 def _sink(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     configure_json_logging(settings.log_level)
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(
+        settings,
+        topics=[settings.events_topic, settings.destinations_topic, settings.sink_progress_topic],
+    )
     health = HealthState(settings.sink_group_id)
     server = HealthServer(health)
-    port = server.start(settings.metrics_host, settings.metrics_port)
+    port = startup_checks.start_health_server(server, settings)
     with wiring.sink_worker(settings, health, exit_when_idle_s=args.exit_when_idle) as worker:
         _LOG.info(
             "sink starting",

@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.settings import AuditlogSettings
 from producers.topics import (
     SHOWN_CONFIGS,
@@ -111,7 +111,7 @@ def _ensure(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     specs = _specs_or_exit(settings)
     if specs is None:
         return 2
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings)
     admin = _Admin(wiring.kafka_connection(settings))
     try:
         report = ensure_topics(
@@ -212,7 +212,7 @@ def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     specs = _specs_or_exit(settings)
     if specs is None:
         return 2
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings)
     admin = _Admin(wiring.kafka_connection(settings))
     try:
         states = describe_topics(admin.client, [s.name for s in specs], timeout_s=args.timeout_s)

@@ -156,6 +156,12 @@ def _applied(client: ClickHouseClient, database: str) -> dict[int, AppliedRecord
     return {int(r[0]): AppliedRecord(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
 
 
+def applied_versions(client: ClickHouseClient, database: str) -> list[int]:
+    """The versions recorded as applied in ``database`` (empty when it has none)."""
+    _check_database(database)
+    return sorted(_applied(client, database))
+
+
 def _verify(migrations: Sequence[Migration], applied: dict[int, AppliedRecord]) -> None:
     on_disk = {m.version: m for m in migrations}
     problems: list[str] = []

@@ -24,6 +24,10 @@ class SecretError(ValueError):
     """A secret cannot be stored or read; the message never contains the secret."""
 
 
+class SecretsKeyMissing(SecretError):
+    """A secret must be sealed or opened, and no ``AUDITLOG_SECRETS_KEY`` is set."""
+
+
 def generate_key() -> str:
     """A new random key for ``AUDITLOG_SECRETS_KEY``."""
     return Fernet.generate_key().decode()
@@ -75,7 +79,7 @@ class SecretBox:
     def seal(self, plaintext: str) -> SecretValue:
         """Encrypt ``plaintext``; raises :class:`SecretError` when no key is configured."""
         if self._fernet is None:
-            raise SecretError(
+            raise SecretsKeyMissing(
                 "no AUDITLOG_SECRETS_KEY is set, so secrets cannot be stored encrypted: set "
                 "one, or pass the secret by reference (env:NAME)"
             )
@@ -93,7 +97,9 @@ class SecretBox:
             return value.encode()
         assert secret.encrypted is not None
         if self._fernet is None:
-            raise SecretError("an encrypted secret needs AUDITLOG_SECRETS_KEY, which is not set")
+            raise SecretsKeyMissing(
+                "an encrypted secret needs AUDITLOG_SECRETS_KEY, which is not set"
+            )
         try:
             return self._fernet.decrypt(secret.encrypted.encode())
         except InvalidToken:

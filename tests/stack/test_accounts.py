@@ -239,6 +239,6 @@ def test_a_missing_accounts_topic_is_a_clear_error(
     directory.stop()
     account, _ = _ids()
     code, out, err = cli.run("enable", account)
-    assert code == 1
+    assert code == 11  # a topic missing (auditlog/exit_codes.py)
     assert "auditlog topics ensure" in err
     assert "published " not in out

@@ -177,7 +177,7 @@ def test_every_password_mechanism_authenticates(broker: SecureKafka, mechanism: 
 def test_a_wrong_password_is_one_clear_error_from_the_command(broker: SecureKafka) -> None:
     env = {**broker.sasl_env(KAFKA_SASL_PASSWORD=WRONG_PASSWORD), **_topics_env("refused")}
     done = _auditlog(env, "topics", "ensure", "--timeout-s", "600")
-    assert done.returncode == 1
+    assert done.returncode == 17  # credentials refused (auditlog/exit_codes.py)
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
     assert line.startswith(f"auditlog: Kafka at {broker.sasl_ssl} (SASL_SSL, SCRAM-SHA-512 as")
@@ -196,7 +196,7 @@ def test_an_untrusted_broker_certificate_stops_the_writer_with_one_clear_error(
         "AUDITLOG_METRICS_PORT": "0",
     }
     done = _auditlog(env, "consume")
-    assert done.returncode == 1
+    assert done.returncode == 17  # certificate refused (auditlog/exit_codes.py)
     [line] = done.stderr.splitlines()
     assert "certificate verify failed" in line
     assert "AUDITLOG_KAFKA_SSL_CA_FILE" in line

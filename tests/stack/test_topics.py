@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigEntry, ConfigResource, NewTopic
 
 from deploy.stack.endpoints import StackEndpoints
 from producers.topics import TopicSpec, ensure_topics, topic_specs
+from tests.cli_process import run_auditlog
 
 pytestmark = pytest.mark.stack
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 30.0
 PARTITIONS = 4
 
@@ -212,15 +210,7 @@ def _auditlog(topics: Topics, *args: str, **env: str) -> subprocess.CompletedPro
         AUDITLOG_TOPIC_PARTITIONS=str(PARTITIONS),
         **env,
     )
-    return subprocess.run(
-        [sys.executable, "-m", "auditlog.cli", "topics", *args],
-        env=environment,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_auditlog(["topics", *args], environment)
 
 
 def test_command_creates_then_finds_everything_in_order(topics: Topics) -> None:

@@ -15,7 +15,7 @@ from accounts.directory import AccountChange, AccountDirectory
 from accounts.model import AccountFacts
 from accounts.record import AccountRecord, decode_record, encode_record
 from accounts.store import parse_table
-from auditlog import wiring
+from auditlog import startup_checks, wiring
 from auditlog.cli import main
 from auditlog.settings import AuditlogSettings
 from runtime.compacted_table import Change, TableError
@@ -366,7 +366,7 @@ def test_invalid_input_exits_2_with_one_line_before_kafka(
     def no_kafka(*args: object, **kwargs: object) -> None:
         raise AssertionError("Kafka was contacted")
 
-    monkeypatch.setattr(wiring, "check_kafka", no_kafka)
+    monkeypatch.setattr(startup_checks, "check_kafka", no_kafka)
     monkeypatch.setattr(wiring, "account_store", no_kafka)
     assert main(["accounts", *argv]) == 2
     out, err = capsys.readouterr()

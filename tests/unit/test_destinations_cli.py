@@ -25,6 +25,7 @@ from auditlog.commands.destination_options import (
     parse_headers,
 )
 from auditlog.commands.destinations import changed_fields
+from auditlog.exit_codes import ExitCode
 from schemas.catalog import load_catalog
 from sinks.destinations.model import Destination, Filters, S3Target, SecretValue, WebhookTarget
 from sinks.destinations.references import ReferencePolicy
@@ -273,9 +274,12 @@ def test_sealing_without_a_key_says_how_to_fix_it(
     monkeypatch.delenv("AUDITLOG_SECRETS_KEY")
     code = main([*WEBHOOK, "--secret-env", "HOOK_SECRET"])
     err = capsys.readouterr().err
-    assert code == 2
-    assert "no AUDITLOG_SECRETS_KEY is set" in err
-    assert "env:NAME" in err
+    assert code == ExitCode.SECRETS_KEY_MISSING
+    assert err.splitlines() == [
+        "auditlog: AUDITLOG_SECRETS_KEY: not set, so destination secrets cannot be sealed or "
+        "opened: make a key with `auditlog destinations keygen` and export "
+        "AUDITLOG_SECRETS_KEY=<key> (or pass the secret by reference, --secret-ref env:NAME)"
+    ]
     assert PLAINTEXT not in err
 
 

@@ -58,9 +58,12 @@ def test_a_taken_port_is_one_line() -> None:
             timeout=60,
             check=False,
         )
-    assert done.returncode == 1
+    assert done.returncode == 16  # the port in use (auditlog.exit_codes)
     said = [line for line in done.stderr.splitlines() if line.startswith("auditlog:")]
-    assert said == [f"auditlog: viewer: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert said == [
+        f"auditlog: viewer at 127.0.0.1:{port}: the port is in use by another process: stop "
+        "that process, or set AUDITLOG_VIEWER_PORT (or --port) to a free port (0: any free port)"
+    ]
     assert "Traceback" not in done.stderr
 
 
@@ -71,7 +74,7 @@ def test_clickhouse_not_answering_is_one_line_without_its_password() -> None:
             AUDITLOG_VIEWER_DEV_SECRET=DEV_SECRET,
             AUDITLOG_CLICKHOUSE_URL=f"http://reader:s3cret@127.0.0.1:{port}",
         )
-    assert done.returncode == 1
+    assert done.returncode == 12  # ClickHouse not answering (auditlog.exit_codes)
     assert f"ClickHouse at http://reader:***@127.0.0.1:{port}" in done.stderr
     assert "s3cret" not in done.stderr
     assert "Traceback" not in done.stderr

@@ -238,7 +238,7 @@ def test_unreachable_broker_raises_within_the_timeout() -> None:
     assert all(0 < timeout <= 1.0 for timeout in admin.timeouts)
 
 
-def test_command_exits_1_with_a_clear_message_when_kafka_does_not_answer(
+def test_command_exits_10_with_a_clear_message_when_kafka_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     with closed_port() as refusing:
@@ -246,8 +246,8 @@ def test_command_exits_1_with_a_clear_message_when_kafka_does_not_answer(
         monkeypatch.setenv("AUDITLOG_KAFKA_BOOTSTRAP", bootstrap)
         code = main(["topics", "ensure", "--timeout-s", "1"])
 
-    assert code == 1
+    assert code == 10  # Kafka not answering (auditlog.exit_codes)
     err = capfd.readouterr().err
-    assert "did not answer within 1 s" in err
+    assert "no broker answered" in err
     assert bootstrap in err
     assert err.count("\n") == 1, "one line, not librdkafka's log of every retry"
