@@ -112,6 +112,9 @@ def test_sealing_a_secret_without_the_secrets_key() -> None:
 
 
 def _start(argv: list[str], **environment: str) -> subprocess.Popen[str]:
+    """The command as a terminal starts it: with Ctrl-C's default action, even when this
+    test runs where SIGINT is ignored (a job a non-interactive shell put in the
+    background inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler)."""
     return subprocess.Popen(
         [sys.executable, "-m", "auditlog.cli", *argv],
         env=clean_environment(**environment),
@@ -119,7 +122,12 @@ def _start(argv: list[str], **environment: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_ctrl_c,  # noqa: PLW1509 - the child runs no threads yet
     )
+
+
+def _default_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _ctrl_c(process: subprocess.Popen[str]) -> tuple[int, str]:
