@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import SettingsConfigDict
 
+from auditlog.integrity_settings import IntegritySettings
 from auditlog.viewer_settings import ViewerSettings
 from consumers.clickhouse_connection import ClickHouseTls
 from runtime.kafka_connection import KafkaSecurity, SaslMechanism, SecurityProtocol
@@ -22,7 +23,7 @@ from sinks.destinations.references import DEFAULT_PREFIX, check_names, check_pre
 StackBackend = Literal["auto", "local", "docker", "external"]
 
 
-class AuditlogSettings(ViewerSettings):
+class AuditlogSettings(IntegritySettings, ViewerSettings):
     """Every setting of the product; one environment variable each (``AUDITLOG_<NAME>``)."""
 
     model_config = SettingsConfigDict(env_prefix="AUDITLOG_", extra="ignore", frozen=True)
