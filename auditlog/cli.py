@@ -15,6 +15,7 @@ from auditlog.commands import (
     demo,
     destinations,
     generate,
+    keys,
     migrate,
     produce,
     retention,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sink_command.register(commands)
     serve.register(commands)
     viewer.register(commands)
+    keys.register(commands)
     return parser
 
 

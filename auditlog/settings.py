@@ -312,6 +312,11 @@ class AuditlogSettings(IntegritySettings, ViewerSettings):
         default=Path(".stack"),
         description="Where the local stack keeps its data, logs, pid files and state.",
     )
+    integrity_keys_dir: Path = Field(
+        default=Path(".auditlog/integrity-keys"),
+        description="Where the checkpoint signing keys live (auditlog keys): keys.json and "
+        "one PKCS#8 PEM file per private key, mode 0600.",
+    )
     cache_dir: Path = Field(
         default=Path(".cache"),
         description="Where downloaded artifacts (the Kafka jars) are cached.",
