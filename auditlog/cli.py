@@ -22,6 +22,7 @@ from auditlog.commands import (
     serve,
     stack,
     topics,
+    verify,
     viewer,
 )
 from auditlog.commands import sink as sink_command
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(commands)
     viewer.register(commands)
     keys.register(commands)
+    verify.register(commands)
     return parser
 
 
