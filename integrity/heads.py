@@ -36,8 +36,8 @@ _LEAF_COLUMNS = (
 _HEAD_COLUMNS = ("tenant_id", "size", "root", "frontier", "partition", "last_offset")
 _DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADS_SELECT = (
-    "SELECT tenant_id, max(size) AS size, argMax(root, size), argMax(frontier, size), "
-    "argMax(partition, size) AS partition, argMax(last_offset, size) "
+    "SELECT tenant_id, max(size), argMax(root, size), argMax(frontier, size), "
+    "argMax(partition, size) AS head_partition, argMax(last_offset, size) "
     "FROM {table} WHERE {where} GROUP BY tenant_id"
 )
 
@@ -100,7 +100,7 @@ class LogStore:
         if not wanted:
             return found
         sql = _HEADS_SELECT.format(table=self._heads, where="1") + (
-            " HAVING partition IN {partitions:Array(UInt32)}"
+            " HAVING head_partition IN {partitions:Array(UInt32)}"
         )
         for row in self._select(sql, {"partitions": wanted}):
             found[row.partition].append(row)
