@@ -15,6 +15,7 @@ from auditlog.commands import (
     demo,
     destinations,
     generate,
+    integrity,
     keys,
     migrate,
     produce,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce.register(commands)
     generate.register(commands)
     consume.register(commands)
+    integrity.register(commands)
     migrate.register(commands)
     retention.register(commands)
     destinations.register(commands)
