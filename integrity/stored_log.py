@@ -9,7 +9,7 @@ objects), so a verifier recomputes exactly what the appender hashed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -69,7 +69,7 @@ def _event(row: Sequence[Any]) -> tuple[dict[str, Any], datetime]:
     event = {
         "event_id": event_id,
         "tenant_id": tenant,
-        "occurred_at": occurred_at,
+        "occurred_at": _utc(occurred_at),
         "action": action,
         "category": category,
         "actor": actor,
@@ -83,7 +83,13 @@ def _event(row: Sequence[Any]) -> tuple[dict[str, Any], datetime]:
         ],
         "source": source,
     }
-    return event, ingested_at
+    return event, _utc(ingested_at)
+
+
+def _utc(moment: datetime) -> datetime:
+    """The columns are ``DateTime64(3, 'UTC')``; clickhouse-connect may hand them back
+    without a zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _object(names: tuple[str, ...], values: Any) -> Mapping[str, Any]:
