@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integrity.checkpointer import CheckpointPolicy
+from runtime.group_consumer import committing_member
 from runtime.kafka_connection import KafkaConnection
 
 _CLIENT_LOG = logging.getLogger("auditlog.integrity.client")
@@ -29,17 +30,7 @@ class AppenderConfig:
     librdkafka: Mapping[str, Any] = field(default_factory=dict)
 
     def consumer_properties(self) -> dict[str, Any]:
-        return {
-            **self.kafka.properties(),
-            "group.id": self.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "isolation.level": "read_committed",
-            "logger": _CLIENT_LOG,
-            **self.librdkafka,
-        }
+        return {**committing_member(self.kafka, self.group_id, _CLIENT_LOG), **self.librdkafka}
 
 
 @dataclass

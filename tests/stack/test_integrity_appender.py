@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +14,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from deploy.stack.endpoints import StackEndpoints
-from integrity.appender import IntegrityAppender
 from integrity.keystore import KeyStore
 from runtime.kafka_connection import KafkaConnection
 from tests.stack import integrity_support as support
+from tests.stack.threads import in_thread
 from tests.stack.writer_support import PARTITIONS, Pipeline, create_pipeline, drop_pipeline, publish
 from tests.waiting import wait_until
 from tests.withholding_proxy import Request, WithholdingProxy
@@ -41,20 +40,6 @@ def pipeline(stack_endpoints: StackEndpoints) -> Iterator[Pipeline]:
 @pytest.fixture
 def keys(tmp_path: Path) -> KeyStore:
     return support.key_store(tmp_path / "keys")
-
-
-def _in_thread(appender: IntegrityAppender) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            appender.run()
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="appender")
-    thread.start()
-    return thread, errors
 
 
 def test_every_record_is_a_leaf_of_its_account_in_kafka_order(
@@ -147,8 +132,8 @@ def test_two_appenders_in_one_group_keep_one_log_per_account(
     publish(pipeline, 6_000, seed=14, tenants=TENANTS)
     first = support.appender(pipeline, keys, batch_max_records=300)
     second = support.appender(pipeline, keys, batch_max_records=300)
-    first_thread, first_errors = _in_thread(first)
-    second_thread, second_errors = _in_thread(second)
+    first_thread, first_errors = in_thread(first.run, "first")
+    second_thread, second_errors = in_thread(second.run, "second")
     try:
         wait_until(
             lambda: bool(first.assigned) and bool(second.assigned), WAIT_S, "both to get partitions"
