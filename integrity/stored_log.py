@@ -58,6 +58,18 @@ def read_log(client: Client, database: str, account: str) -> StoredLog:
     return StoredLog(account, leaves, events, notes)
 
 
+def read_event(
+    client: Client, database: str, account: str, event_id: str
+) -> dict[str, Any] | None:
+    """One stored event of ``account`` in the shape :mod:`integrity.leaf` hashes, or None."""
+    rows = client.query(
+        f"SELECT {_EVENT_COLUMNS} FROM {database}.events FINAL "  # noqa: S608
+        "WHERE tenant_id = {account:String} AND event_id = {event_id:UUID}",
+        parameters={"account": account, "event_id": event_id},
+    ).result_rows
+    return _event(rows[0])[0] if rows else None
+
+
 def _event(row: Sequence[Any]) -> tuple[dict[str, Any], datetime]:
     (event_id, tenant, occurred_at, action, category, *rest) = row
     actor = _object(("type", "id", "name", "email"), rest[0:4])

@@ -22,6 +22,7 @@ from accounts.store import AccountDirectory
 from auditlog import wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
+from integrity.proofs import ProofReader
 from producers.delivery import DeliveryError
 from producers.producer import AuditProducer
 from runtime.compacted_table import TableError
@@ -169,6 +170,10 @@ def _run(
                 total=max(settings.viewer_exports_total, settings.viewer_exports_per_user),
             ),
             sessions=page.sessions,
+            proofs=ProofReader(
+                lambda: wiring.clickhouse_client(settings, session=False),
+                settings.clickhouse_database,
+            ),
         )
 
         def health() -> dict[str, Any]:

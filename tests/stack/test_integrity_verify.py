@@ -1,4 +1,5 @@
-"""Tampering with the store, found and named by ``auditlog verify`` (issue 14's tamper tests).
+"""Tampering with the store, found and named by ``auditlog verify`` (issue 14's tamper
+tests); and the viewer's proof of one event, checked as a customer would.
 
 One pipeline for the module, on the real broker and engine: events of several accounts
 published through the SDK, stored by ``auditlog consume``, appended and signed by
@@ -15,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,11 +27,15 @@ import pytest
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
+from auditlog.viewer_process import running_viewer
 from deploy.stack.endpoints import StackEndpoints
-from integrity.checkpoint import Checkpoint, sign
-from integrity.keystore import KeyStore
+from integrity import merkle
+from integrity.checkpoint import Checkpoint, origin_for, sign, verify
+from integrity.keys import KeyRing
+from integrity.keystore import KeyStore, parse_public_document
 from tests.events import valid_event
 from tests.stack.viewer_support import drop, viewer_settings
+from viewer.dev_tokens import mint_development_token
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -309,3 +315,31 @@ def test_the_exported_keys_are_what_a_customer_keeps(pipeline: Pipeline) -> None
     (key,) = document["keys"]
     assert key["name"] == KEY_NAME
     assert key["verifier_key"].startswith(f"{KEY_NAME}+")
+
+
+def test_the_viewers_proof_of_an_event_verifies_with_the_published_keys(
+    pipeline: Pipeline,
+) -> None:
+    account = ACCOUNTS[8]
+    change = pipeline.cli("accounts", "enable", account, env={"AUDITLOG_LOG_LEVEL": "WARNING"})
+    assert change.returncode == 0, change.stderr
+    target = pipeline.event_ids(account)[5]
+    config = wiring.identity_config(pipeline.settings)
+    token = mint_development_token(config, account_id=account, user_id="u-1", roles=["admin"])
+    with running_viewer(pipeline.environment, log_file=pipeline.tmp / "viewer.log") as viewer:
+        status, answer = viewer.get(f"/api/activity_logs/{target}/proof", token)
+        assert status == 200, answer
+        missing, _ = viewer.get(f"/api/activity_logs/{uuid.uuid4()}/proof", token)
+    assert missing == 404
+    proof = answer["data"]
+    ring = KeyRing(parse_public_document(json.loads(pipeline.keys_file.read_text())))
+    checkpoint = verify(proof["checkpoint"], ring, origin=origin_for(account))
+    assert checkpoint.size == proof["tree_size"] == PER_ACCOUNT
+    ((leaf),) = proof["leaves"]
+    assert leaf["index"] == 5
+    leaf_hash = base64.b64decode(leaf["leaf_hash"])
+    assert merkle.leaf_hash(proof["leaf_data"].encode()) == leaf_hash
+    assert json.loads(proof["leaf_data"].split("\n", 1)[1])["event_id"] == target
+    path = [base64.b64decode(h) for h in leaf["inclusion_proof"]]
+    assert merkle.verify_inclusion(5, checkpoint.size, leaf_hash, path, checkpoint.root)
+    assert not merkle.verify_inclusion(4, checkpoint.size, leaf_hash, path, checkpoint.root)
