@@ -4,6 +4,7 @@ Kafka order, through a crash between insert and commit and through a rebalance."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,3 +159,49 @@ def test_two_appenders_in_one_group_keep_one_log_per_account(
     assert second_errors == []
     records = support.assert_one_log_per_account(pipeline, keys.ring())
     assert sum(map(len, records.values())) == 12_000
+
+
+def test_sigterm_stores_commits_and_signs_what_is_pending_then_exits_0(
+    pipeline: Pipeline, keys: KeyStore
+) -> None:
+    publish(pipeline, 3_000, seed=16, tenants=TENANTS)
+    env = {
+        **os.environ,
+        **support.env(pipeline, keys),
+        "AUDITLOG_INTEGRITY_BATCH_MAX_RECORDS": "200",
+        "AUDITLOG_INTEGRITY_FLUSH_INTERVAL_S": "600",  # only the stop stores the last batches
+        "AUDITLOG_INTEGRITY_CHECKPOINT_INTERVAL_S": "600",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditlog.cli", "integrity", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Every full batch stored: each of the 6 partitions holds back fewer than 200.
+        wait_until(lambda: support.leaf_rows(pipeline) >= 1_806, WAIT_S, "full batches stored")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-3000:]
+    read = int(re.search(r"records: (\d+), appended: \1,", out)[1])  # type: ignore[index]
+    assert _committed(pipeline) == read, "everything read was stored, then committed"
+    stored = support.stored_leaves(pipeline)
+    assert sum(map(len, stored.values())) == read
+    signed = support.checkpoints(pipeline, keys.ring())
+    assert {t: notes[-1].size for t, notes in signed.items()} == {
+        t: len(leaves) for t, leaves in stored.items()
+    }, "the accounts that grew are signed on the way out"
+
+    finish = subprocess.run(
+        [sys.executable, "-m", "auditlog.cli", "integrity", "run", "--exit-when-idle", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finish.returncode == 0, finish.stderr
+    support.assert_one_log_per_account(pipeline, keys.ring())
