@@ -143,6 +143,15 @@ def leaf_rows(pipeline: Pipeline) -> int:
     )
 
 
+def leaf_count(pipeline: Pipeline) -> int:
+    """Distinct leaves stored (FINAL: a leaf written twice counts once)."""
+    return int(
+        pipeline.client().command(  # type: ignore[arg-type]
+            f"SELECT count() FROM {pipeline.database}.integrity_leaves FINAL"
+        )
+    )
+
+
 def checkpoints(pipeline: Pipeline, ring: KeyRing) -> dict[str, list[checkpoint.Checkpoint]]:
     """Every stored checkpoint by account, verified, by size then time."""
     store = CheckpointStore(pipeline.client(), pipeline.database)

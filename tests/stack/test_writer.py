@@ -30,22 +30,13 @@ from tests.events import valid_event
 from tests.stack.fault_proxy import FaultProxy
 from tests.stack.stored_rows import StoredRows
 from tests.stack.threads import in_thread
-from tests.stack.writer_support import Pipeline, create_pipeline, drop_pipeline, publish
+from tests.stack.writer_support import Pipeline, create_pipeline, publish
 from tests.waiting import wait_until
 from tests.withholding_proxy import Request, WithholdingProxy
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 WAIT_S = 120.0
-
-
-@pytest.fixture
-def pipeline(stack_endpoints: StackEndpoints) -> Iterator[Pipeline]:
-    created = create_pipeline(
-        KafkaConnection(stack_endpoints.kafka_bootstrap), stack_endpoints.clickhouse_url
-    )
-    yield created
-    drop_pipeline(created)
 
 
 def test_100k_events_give_exactly_100k_rows(pipeline: Pipeline) -> None:
