@@ -58,9 +58,7 @@ def read_log(client: Client, database: str, account: str) -> StoredLog:
     return StoredLog(account, leaves, events, notes)
 
 
-def read_event(
-    client: Client, database: str, account: str, event_id: str
-) -> dict[str, Any] | None:
+def read_event(client: Client, database: str, account: str, event_id: str) -> dict[str, Any] | None:
     """One stored event of ``account`` in the shape :mod:`integrity.leaf` hashes, or None."""
     rows = client.query(
         f"SELECT {_EVENT_COLUMNS} FROM {database}.events FINAL "  # noqa: S608
