@@ -16,12 +16,15 @@ from auditlog.commands import (
     demo,
     destinations,
     generate,
+    integrity,
+    keys,
     migrate,
     produce,
     retention,
     serve,
     stack,
     topics,
+    verify,
     viewer,
 )
 from auditlog.commands import sink as sink_command
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce.register(commands)
     generate.register(commands)
     consume.register(commands)
+    integrity.register(commands)
     migrate.register(commands)
     retention.register(commands)
     destinations.register(commands)
@@ -53,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     sink_command.register(commands)
     serve.register(commands)
     viewer.register(commands)
+    keys.register(commands)
+    verify.register(commands)
     return parser
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import SettingsConfigDict
 
+from auditlog.integrity_settings import IntegritySettings
 from auditlog.viewer_settings import ViewerSettings
 from consumers.clickhouse_connection import ClickHouseTls
 from runtime.kafka_connection import KafkaSecurity, SaslMechanism, SecurityProtocol
@@ -23,7 +24,7 @@ from sinks.destinations.references import DEFAULT_PREFIX, check_names, check_pre
 StackBackend = Literal["auto", "local", "docker", "external"]
 
 
-class AuditlogSettings(ViewerSettings):
+class AuditlogSettings(IntegritySettings, ViewerSettings):
     """Every setting of the product; one environment variable each (``AUDITLOG_<NAME>``)."""
 
     model_config = SettingsConfigDict(env_prefix="AUDITLOG_", extra="ignore", frozen=True)
@@ -311,6 +312,11 @@ class AuditlogSettings(ViewerSettings):
     stack_dir: Path = Field(
         default=Path(".stack"),
         description="Where the local stack keeps its data, logs, pid files and state.",
+    )
+    integrity_keys_dir: Path = Field(
+        default=Path(".auditlog/integrity-keys"),
+        description="Where the checkpoint signing keys live (auditlog keys): keys.json and "
+        "one PKCS#8 PEM file per private key, mode 0600.",
     )
     cache_dir: Path = Field(
         default=Path(".cache"),

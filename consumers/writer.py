@@ -41,6 +41,7 @@ from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
 from runtime.backoff import Backoff, UniformSource
+from runtime.group_consumer import committing_member
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_logs import librdkafka_logger
 
@@ -72,16 +73,9 @@ class WriterConfig:
 
     def consumer_properties(self) -> dict[str, Any]:
         return {
-            **self.kafka.properties(),
-            "group.id": self.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "isolation.level": "read_committed",
+            **committing_member(self.kafka, self.group_id, _CLIENT_LOG),
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
-            "logger": _CLIENT_LOG,
             **self.librdkafka,
         }
 

@@ -83,8 +83,8 @@ def forbidden(reason: str) -> ApiProblem:
     return ApiProblem(403, "forbidden", reason)
 
 
-def not_found() -> ApiProblem:
-    return ApiProblem(404, "not_found", "no such event in this account's audit log")
+def not_found(message: str = "no such event in this account's audit log") -> ApiProblem:
+    return ApiProblem(404, "not_found", message)
 
 
 def rate_limited(wait_s: float, why: str = "too many requests") -> ApiProblem:

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from integrity.proofs import EventProof
 from viewer import caller, problems
 from viewer.api_parameters import ACCOUNT_ID_DESCRIPTION, EXPORT_PARAMETERS, LIST_PARAMETERS
 from viewer.export_slots import ExportSlots
@@ -75,6 +76,12 @@ class Reader(Protocol):
     def export(self, account_id: str, query: ExportQuery) -> Export: ...
 
 
+class Proofs(Protocol):
+    """Where proofs come from: :class:`integrity.proofs.ProofReader`."""
+
+    def proof(self, account_id: str, event_id: str) -> EventProof | None: ...
+
+
 @dataclass(frozen=True)
 class ViewerServices:
     """Everything a request needs, built once at the edge (see ``auditlog serve``)."""
@@ -86,6 +93,7 @@ class ViewerServices:
     limiter: RateLimiter
     exports: ExportSlots
     sessions: SessionCodec | None = None  # the page's sessions (None: bearer tokens only)
+    proofs: Proofs | None = None  # inclusion proofs from the integrity log (None: not served)
 
 
 def activity_router(services: ViewerServices) -> APIRouter:
@@ -134,6 +142,20 @@ def activity_router(services: ViewerServices) -> APIRouter:
             415: {"description": "The body is not a URL-encoded form."},
         },
         response_class=StreamingResponse,
+    )
+    router.add_api_route(
+        "/{event_id}/proof",
+        routes.event_proof,
+        methods=["GET"],
+        summary="Proof that the event is in the account's tamper-evident log",
+        description=(
+            "The event's leaves in its account's Merkle log (RFC 9162), an inclusion proof of "
+            "each in the tree of the newest signed checkpoint, that checkpoint (a C2SP signed "
+            "note: verify it with the published keys), and the event's leaf data (its "
+            "canonical JSON) to hash and compare. 404 until a checkpoint covers the event "
+            "(a minute or so after it was published)."
+        ),
+        responses=_ERRORS,
     )
     router.add_api_route(
         "/{event_id}",
@@ -257,13 +279,7 @@ class _ActivityRoutes:
         request: Request,
         account_id: Annotated[str | None, Query(description=ACCOUNT_ID_DESCRIPTION)] = None,
     ) -> Response:
-        principal = self._authenticate(request)
-        unknown = sorted({name for name in request.query_params if name != "account_id"})
-        if unknown:
-            raise problems.bad_parameter(unknown[0], f"unknown parameter {unknown[0]!r}")
-        if len(request.query_params.getlist("account_id")) > 1:
-            raise problems.bad_parameter("account_id", "given more than once")
-        grant = caller.grant_for(principal, account_id, self._services.facts_of)
+        grant = self._event_grant(request, account_id)
         try:
             found = self._services.reader.event(grant.account_id, event_id)
         except _READ_FAILED as exc:
@@ -274,11 +290,48 @@ class _ActivityRoutes:
             raise problems.not_found()
         return Response(orjson.dumps({"data": found}), media_type="application/json")
 
+    def event_proof(
+        self,
+        event_id: str,
+        request: Request,
+        account_id: Annotated[str | None, Query(description=ACCOUNT_ID_DESCRIPTION)] = None,
+    ) -> Response:
+        grant = self._event_grant(request, account_id)
+        proofs = self._services.proofs
+        if proofs is None:
+            raise problems.not_found("this viewer does not serve proofs")
+        try:
+            found = proofs.proof(grant.account_id, event_id)
+        except _READ_FAILED as exc:
+            raise _store_failed("reading a proof", grant, exc) from None
+        details = {
+            "event_id": event_id[:64],
+            "event_count": "1" if found is not None else "0",
+            "proof": "true",
+        }
+        self._audited(grant, QUERIED, request, details)
+        if found is None:
+            raise problems.not_found(
+                "no signed checkpoint covers this event of this account yet: try again in a minute"
+            )
+        return Response(orjson.dumps({"data": found.to_json()}), media_type="application/json")
+
     def _authenticate(self, request: Request, csrf_token: str | None = None) -> Principal:
         services = self._services
         return caller.authenticate(
             request, services.verifier, services.limiter, services.sessions, csrf_token=csrf_token
         )
+
+    def _event_grant(self, request: Request, account_id: str | None) -> Grant:
+        """Authenticate a request about one event (only ``account_id`` may be given) and
+        grant the account."""
+        principal = self._authenticate(request)
+        unknown = sorted({name for name in request.query_params if name != "account_id"})
+        if unknown:
+            raise problems.bad_parameter(unknown[0], f"unknown parameter {unknown[0]!r}")
+        if len(request.query_params.getlist("account_id")) > 1:
+            raise problems.bad_parameter("account_id", "given more than once")
+        return caller.grant_for(principal, account_id, self._services.facts_of)
 
     def _granted(
         self,

@@ -23,6 +23,7 @@ from accounts.store import AccountDirectory
 from auditlog import setup_failures, startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
+from integrity.proofs import ProofReader
 from producers.delivery import DeliveryError
 from producers.producer import AuditProducer
 from runtime.compacted_table import TableError
@@ -178,6 +179,10 @@ def _run(
                 total=max(settings.viewer_exports_total, settings.viewer_exports_per_user),
             ),
             sessions=page.sessions,
+            proofs=ProofReader(
+                lambda: wiring.clickhouse_client(settings, session=False),
+                settings.clickhouse_database,
+            ),
         )
 
         def health() -> dict[str, Any]:

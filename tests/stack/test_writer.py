@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from consumers.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded
-from consumers.writer import ClickHouseWriter
 from deploy.stack import clickhouse as gateway
 from deploy.stack import processes
 from deploy.stack.endpoints import StackEndpoints
@@ -31,36 +29,14 @@ from schemas.wire import SingleObjectEncoder
 from tests.events import valid_event
 from tests.stack.fault_proxy import FaultProxy
 from tests.stack.stored_rows import StoredRows
-from tests.stack.writer_support import Pipeline, create_pipeline, drop_pipeline, publish
+from tests.stack.threads import in_thread
+from tests.stack.writer_support import Pipeline, create_pipeline, publish
 from tests.waiting import wait_until
 from tests.withholding_proxy import Request, WithholdingProxy
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 WAIT_S = 120.0
-
-
-@pytest.fixture
-def pipeline(stack_endpoints: StackEndpoints) -> Iterator[Pipeline]:
-    created = create_pipeline(
-        KafkaConnection(stack_endpoints.kafka_bootstrap), stack_endpoints.clickhouse_url
-    )
-    yield created
-    drop_pipeline(created)
-
-
-def _in_thread(writer: ClickHouseWriter) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            writer.run()
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="writer")
-    thread.start()
-    return thread, errors
 
 
 def test_100k_events_give_exactly_100k_rows(pipeline: Pipeline) -> None:
@@ -119,8 +95,8 @@ def test_sigkill_between_insert_and_commit_then_restart_gives_each_event_once(
 def test_two_writers_split_partitions_and_one_takes_over(pipeline: Pipeline) -> None:
     published = publish(pipeline, 20_000, seed=2)
     first, second = pipeline.writer(), pipeline.writer()
-    first_thread, first_errors = _in_thread(first)
-    second_thread, second_errors = _in_thread(second)
+    first_thread, first_errors = in_thread(first.run, "first")
+    second_thread, second_errors = in_thread(second.run, "second")
     try:
         wait_until(
             lambda: bool(first.assigned) and bool(second.assigned), WAIT_S, "both to get partitions"
@@ -153,7 +129,7 @@ def test_clickhouse_unreachable_for_a_while_loses_nothing(
         private = create_pipeline(KafkaConnection(stack_endpoints.kafka_bootstrap), url)
         published = publish(private, 10_000, seed=4)
         writer = private.writer()
-        thread, errors = _in_thread(writer)
+        thread, errors = in_thread(writer.run, "writer")
         try:
             # Acknowledged to the writer, not only stored: an insert whose answer the
             # outage cut off would be retried, and counted, after it.

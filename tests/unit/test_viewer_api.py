@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.model import AccountFacts
+from integrity.proofs import EventProof
 from schemas.validation import EventValidator
 from tests.unit import viewer_fakes as fakes
 from tests.unit.viewer_fakes import RECORD, Viewer
@@ -271,3 +272,36 @@ def test_an_odd_name_or_email_in_the_token_still_makes_a_valid_audit_event(
     assert "email" not in event["actor"]
     assert len(event["actor"]["name"]) == 256
     EventValidator().validate(event)  # what the real producer does before Kafka
+
+
+class FakeProofs:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def proof(self, account_id: str, event_id: str) -> EventProof | None:
+        self.asked.append((account_id, event_id))
+        if event_id != RECORD["id"]:
+            return None
+        return EventProof(event_id, 9, "auditlog/acme\n9\n...\n", [{"index": 3}], "{}")
+
+
+def test_a_proof_is_served_for_the_granted_account_and_audited() -> None:
+    proofs = FakeProofs()
+    viewer = fakes.make_viewer(FakeVerifier(), FACTS.get, proofs=proofs)
+    answer = viewer.get(f"/api/activity_logs/{RECORD['id']}/proof")
+    assert answer.status_code == 200
+    assert answer.json()["data"]["tree_size"] == 9
+    assert proofs.asked == [("acme", RECORD["id"])]
+    (event,) = viewer.publisher.events
+    assert event["details"]["proof"] == "true"
+    refused = viewer.get(f"/api/activity_logs/{RECORD['id']}/proof?account_id=managed")
+    assert refused.status_code == 403
+    assert proofs.asked == [("acme", RECORD["id"])]
+
+
+def test_an_event_no_checkpoint_covers_yet_has_no_proof() -> None:
+    viewer = fakes.make_viewer(FakeVerifier(), FACTS.get, proofs=FakeProofs())
+    answer = viewer.get("/api/activity_logs/0190d4b2-0000-7000-8000-0000000000ff/proof")
+    assert answer.status_code == 404
+    assert "no signed checkpoint covers this event" in answer.json()["error"]["message"]
+    assert viewer.get(f"/api/activity_logs/{RECORD['id']}/proof?x=1").status_code == 400

@@ -18,7 +18,7 @@ from viewer.page import PageServices
 from viewer.query.params import ExportQuery, ListQuery
 from viewer.query.reader import Page
 from viewer.rate_limit import RateLimiter
-from viewer.routes import ViewerServices
+from viewer.routes import Proofs, ViewerServices
 from viewer.security_headers import NO_FRAMING
 from viewer.viewing_audit import ViewingAudit
 
@@ -98,6 +98,7 @@ def make_viewer(
     exports_per_user: int = 2,
     page: PageServices | None = None,
     frame_ancestors: str = NO_FRAMING,
+    proofs: Proofs | None = None,
 ) -> Viewer:
     reader, publisher, registry = FakeReader(), FakePublisher(), CollectorRegistry()
     services = ViewerServices(
@@ -108,6 +109,7 @@ def make_viewer(
         limiter=RateLimiter(per_s=0.001, burst=burst),
         exports=ExportSlots(per_user=exports_per_user, total=exports_per_user * 2),
         sessions=None if page is None else page.sessions,
+        proofs=proofs,
     )
     app = create_app(
         services,

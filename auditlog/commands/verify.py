@@ -1,0 +1,134 @@
+"""``auditlog verify --account T``: check an account's log in ClickHouse against its signed
+checkpoints and its stored events (docs/integrity.md, :mod:`integrity.verification`).
+
+The public keys come from the key store (``AUDITLOG_INTEGRITY_KEYS_DIR``) or, as a customer
+or auditor would verify, from an exported key document (``--keys FILE``). Checkpoints the
+customer already holds (``--checkpoint FILE``, repeatable) are checked too: a store rolled
+back to an older, consistent state is found against them.
+
+Exit codes: 0 verified; 1 tampering found (one line per finding, the first bad event
+first); 2 refused (no keys, an unreadable key document or checkpoint file, an invalid
+account); 3 the store did not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from auditlog import wiring
+from auditlog.settings import AuditlogSettings
+from consumers.retention import RetentionError, validate_tenant
+from integrity.keys import KeyFormatError, KeyRing
+from integrity.keystore import KeyStore, KeyStoreError, parse_public_document
+from integrity.stored_log import read_log
+from integrity.verification import DEFAULT_GRACE, Report, check_log
+
+VERIFIED, TAMPERED, REFUSED, UNAVAILABLE = 0, 1, 2, 3
+SHOWN_FINDINGS = 20
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "verify",
+        help="check an account's audit log against its signed checkpoints",
+        description=(
+            "Recompute an account's Merkle log from ClickHouse, check every signed checkpoint "
+            "and every stored event, and name the first bad event. Exit 0 verified, 1 "
+            "tampering found, 2 refused, 3 the store did not answer."
+        ),
+    )
+    parser.add_argument("--account", required=True, help="the account (tenant) id")
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        help="an exported key document (auditlog keys export); default: the key store",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a checkpoint you hold (a signed note), repeatable",
+    )
+    parser.add_argument(
+        "--grace-s",
+        type=float,
+        default=DEFAULT_GRACE.total_seconds(),
+        help="an event stored this long before the newest checkpoint must be in the log "
+        f"(default {DEFAULT_GRACE.total_seconds():.0f})",
+    )
+    parser.set_defaults(run=_verify)
+
+
+def _refuse(message: str) -> int:
+    print(f"auditlog: {message}", file=sys.stderr)
+    return REFUSED
+
+
+def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:
+    try:
+        validate_tenant(args.account)
+    except RetentionError as exc:
+        return _refuse(str(exc))
+    try:
+        ring = _ring(args.keys, settings)
+        held = [path.read_text(encoding="utf-8") for path in args.checkpoint]
+    except (OSError, KeyStoreError, KeyFormatError, ValueError) as exc:
+        return _refuse(str(exc))
+    if not ring.keys:
+        return _refuse(
+            "no public keys to verify with: give --keys FILE (auditlog keys export) or set "
+            "AUDITLOG_INTEGRITY_KEYS_DIR to the key store"
+        )
+    try:
+        client = wiring.clickhouse_client(settings)
+        try:
+            log = read_log(client, settings.clickhouse_database, args.account)
+        finally:
+            client.close()
+    except (ClickHouseError, OSError) as exc:
+        print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
+        return UNAVAILABLE
+    report = check_log(log, ring, trusted=held, grace=timedelta(seconds=args.grace_s))
+    _print(report)
+    return VERIFIED if report.ok else TAMPERED
+
+
+def _ring(keys_file: Path | None, settings: AuditlogSettings) -> KeyRing:
+    if keys_file is None:
+        return KeyStore(settings.integrity_keys_dir).ring()
+    try:
+        document = json.loads(keys_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise KeyFormatError(f"{keys_file}: not JSON ({exc})") from exc
+    return KeyRing(parse_public_document(document))
+
+
+def _print(report: Report) -> None:
+    newest = report.newest
+    signed = (
+        "no checkpoint yet"
+        if newest is None
+        else f"newest checkpoint size {newest.size} at "
+        f"{datetime.fromtimestamp(newest.time_ms / 1000, UTC).isoformat(timespec='seconds')}"
+    )
+    summary = (
+        f"{report.account}: {report.leaves} leaves, {report.events} stored events, "
+        f"{report.checkpoints} checkpoints ({signed})"
+    )
+    if report.ok:
+        print(f"{summary}: verified")
+        return
+    print(f"{summary}: {len(report.findings)} problems", file=sys.stderr)
+    for finding in report.findings[:SHOWN_FINDINGS]:
+        print(f"  {finding.line()}", file=sys.stderr)
+    if len(report.findings) > SHOWN_FINDINGS:
+        print(f"  ... and {len(report.findings) - SHOWN_FINDINGS} more", file=sys.stderr)

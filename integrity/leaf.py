@@ -1,0 +1,142 @@
+"""Leaf data, version 1: the bytes of an event that its Merkle leaf hash covers.
+
+``LEAF_PREFIX`` followed by the RFC 8785 (JCS) canonical JSON of the event's 13 contract
+fields, with ``event_id`` as lower-case UUID text, ``occurred_at`` as RFC 3339 UTC with
+milliseconds and a ``Z``, and every null, empty object and empty array left out at every
+depth (array elements included), so an optional field a later schema adds leaves old
+leaves unchanged. The same bytes come from each form an event takes:
+
+- the decoded Avro datum (``uuid.UUID``, an aware ``datetime``),
+- the JSON a destination receives (``sinks.encoding.event_json``: strings),
+- a ClickHouse row as a dict of the same nested shape (nested records as dicts, ``details``
+  a dict, ``changes`` a list of dicts; ``occurred_at`` a ``datetime`` in UTC).
+
+Every other value is a string (the schema has no numbers nor booleans); anything else, a
+naive or sub-millisecond time, a malformed id or time, or a missing required field raises
+ValueError naming the field. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from integrity.merkle import leaf_hash
+
+LEAF_VERSION = 1
+LEAF_PREFIX = b"auditlog.event.v1\n"
+
+CONTRACT_FIELDS = (
+    "event_id",
+    "tenant_id",
+    "occurred_at",
+    "action",
+    "category",
+    "actor",
+    "resource",
+    "workspace",
+    "request",
+    "outcome",
+    "details",
+    "changes",
+    "source",
+)
+# The fields the schema requires (no null, no default): an event without one is refused.
+REQUIRED_FIELDS = frozenset(
+    ("event_id", "tenant_id", "occurred_at", "action", "category", "actor", "resource", "outcome")
+)
+
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _event_id(value: Any) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str) and _UUID_TEXT.match(value):
+        return value.lower()
+    raise ValueError(f"event_id: expected a UUID (8-4-4-4-12 hex digits), got {value!r:.80}")
+
+
+def _format_time(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("occurred_at: a datetime without a time zone (give it tzinfo=UTC)")
+    if value.microsecond % 1000:
+        raise ValueError(f"occurred_at: finer than milliseconds ({value.isoformat()})")
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _occurred_at(value: Any) -> str:
+    if isinstance(value, datetime):
+        return _format_time(value)
+    if isinstance(value, str) and _TIME_TEXT.match(value):
+        try:
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")  # a real date and time?
+        except ValueError:
+            pass
+        else:
+            return value
+    raise ValueError(
+        f"occurred_at: expected RFC 3339 UTC with milliseconds "
+        f"(2026-11-25T19:46:37.462Z) or an aware datetime, got {value!r:.80}"
+    )
+
+
+def _prune(value: Any, path: str) -> Any:
+    """The value with nulls, empty objects and empty arrays left out, checked to hold only
+    strings, objects with string keys and arrays; None when nothing is left."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if _LONE_SURROGATE.search(value):
+            raise ValueError(f"{path}: a lone surrogate is not text")
+        return value
+    if isinstance(value, Mapping):
+        pruned: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: a key that is not a string ({key!r:.40})")
+            kept = _prune(item, f"{path}.{key}")
+            if kept is not None:
+                pruned[_prune(key, f"{path} key")] = kept
+        return pruned or None
+    if isinstance(value, list | tuple):
+        items = [_prune(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [item for item in items if item is not None] or None
+    raise ValueError(f"{path}: expected a string, object or array, got {type(value).__name__}")
+
+
+def canonical_event(event: Mapping[str, Any]) -> bytes:
+    """The RFC 8785 canonical JSON of the event's contract fields, normalised as the module
+    says. Raises ValueError naming the field when a value does not fit."""
+    missing = sorted(name for name in REQUIRED_FIELDS if event.get(name) is None)
+    if missing:
+        raise ValueError(f"{missing[0]}: missing (required by the event contract)")
+    fields: dict[str, Any] = {}
+    for name in CONTRACT_FIELDS:
+        value = event.get(name)
+        if name == "event_id":
+            value = _event_id(value)
+        elif name == "occurred_at":
+            value = _occurred_at(value)
+        kept = _prune(value, name)
+        if kept is not None:
+            fields[name] = kept
+    return rfc8785.dumps(fields)
+
+
+def leaf_data(event: Mapping[str, Any]) -> bytes:
+    """``LEAF_PREFIX`` + :func:`canonical_event`: what the leaf hash covers."""
+    return LEAF_PREFIX + canonical_event(event)
+
+
+def event_leaf_hash(event: Mapping[str, Any]) -> bytes:
+    """RFC 9162 leaf hash of :func:`leaf_data` (32 bytes)."""
+    return leaf_hash(leaf_data(event))

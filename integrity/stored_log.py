@@ -1,0 +1,106 @@
+"""Reading one account's log as the store holds it (leaves, events, checkpoints) from
+ClickHouse, for :func:`integrity.verification.check_log`.
+
+Every read is ``FINAL``: a row written twice is one fact. The events are read back into
+the nested shape :mod:`integrity.leaf` hashes (tuples as objects, changes as a list of
+objects), so a verifier recomputes exactly what the appender hashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from integrity.verification import StoredEvent, StoredLeaf, StoredLog
+
+_EVENT_COLUMNS = """
+    toString(event_id), tenant_id, occurred_at, action, category,
+    actor.type, actor.id, actor.name, actor.email,
+    resource.type, resource.id, resource.name,
+    workspace.id, workspace.name, workspace.environment,
+    request.ip, request.user_agent, request.request_id, request.session_id,
+    outcome.status, outcome.reason,
+    details, changes, source, ingested_at
+"""
+
+
+def read_log(client: Client, database: str, account: str) -> StoredLog:
+    """The account's leaves in index order, its stored events by id, and its checkpoints.
+    ``database`` is a checked identifier (the settings check it)."""
+    leaves = [
+        StoredLeaf(int(index), str(event_id), bytes(leaf_hash), int(partition), int(offset))
+        for index, event_id, leaf_hash, partition, offset in client.query(
+            f"SELECT leaf_index, toString(event_id), leaf_hash, partition, kafka_offset "  # noqa: S608
+            f"FROM {database}.integrity_leaves FINAL WHERE tenant_id = {{account:String}} "
+            "ORDER BY leaf_index",
+            parameters={"account": account},
+        ).result_rows
+    ]
+    events: dict[str, StoredEvent] = {}
+    for row in client.query(
+        f"SELECT {_EVENT_COLUMNS} FROM {database}.events FINAL "  # noqa: S608
+        "WHERE tenant_id = {account:String}",
+        parameters={"account": account},
+    ).result_rows:
+        event, ingested_at = _event(row)
+        events[str(event["event_id"])] = StoredEvent(event, ingested_at)
+    notes = [
+        str(note)
+        for (note,) in client.query(
+            f"SELECT note FROM {database}.integrity_checkpoints FINAL "  # noqa: S608
+            "WHERE tenant_id = {account:String} ORDER BY size, time",
+            parameters={"account": account},
+        ).result_rows
+    ]
+    return StoredLog(account, leaves, events, notes)
+
+
+def read_event(client: Client, database: str, account: str, event_id: str) -> dict[str, Any] | None:
+    """One stored event of ``account`` in the shape :mod:`integrity.leaf` hashes, or None."""
+    rows = client.query(
+        f"SELECT {_EVENT_COLUMNS} FROM {database}.events FINAL "  # noqa: S608
+        "WHERE tenant_id = {account:String} AND event_id = {event_id:UUID}",
+        parameters={"account": account, "event_id": event_id},
+    ).result_rows
+    return _event(rows[0])[0] if rows else None
+
+
+def _event(row: Sequence[Any]) -> tuple[dict[str, Any], datetime]:
+    (event_id, tenant, occurred_at, action, category, *rest) = row
+    actor = _object(("type", "id", "name", "email"), rest[0:4])
+    resource = _object(("type", "id", "name"), rest[4:7])
+    workspace = _object(("id", "name", "environment"), rest[7:10])
+    request = _object(("ip", "user_agent", "request_id", "session_id"), rest[10:14])
+    outcome = _object(("status", "reason"), rest[14:16])
+    details, changes, source, ingested_at = rest[16:20]
+    event = {
+        "event_id": event_id,
+        "tenant_id": tenant,
+        "occurred_at": _utc(occurred_at),
+        "action": action,
+        "category": category,
+        "actor": actor,
+        "resource": resource,
+        "workspace": workspace,
+        "request": request,
+        "outcome": outcome,
+        "details": dict(details),
+        "changes": [
+            {"field": field, "before": before, "after": after} for field, before, after in changes
+        ],
+        "source": source,
+    }
+    return event, _utc(ingested_at)
+
+
+def _utc(moment: datetime) -> datetime:
+    """The columns are ``DateTime64(3, 'UTC')``; clickhouse-connect may hand them back
+    without a zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _object(names: tuple[str, ...], values: Any) -> Mapping[str, Any]:
+    return dict(zip(names, values, strict=True))

@@ -1,0 +1,253 @@
+"""Checking one account's stored log against its events and its signed checkpoints: pure,
+no I/O (the reads are :mod:`integrity.stored_log`'s).
+
+What is checked, in this order, and what each failure is called:
+
+1. ``bad-checkpoint``: a checkpoint whose signature does not verify under a key valid at
+   its time, or whose origin is not this account's (a forged or misplaced checkpoint).
+2. ``gap``: leaf indexes that do not run 0, 1, 2, ... (from the pruned prefix on).
+3. ``moved``: a leaf whose Kafka position (partition, offset) is not after the previous
+   leaf's in the same partition: the order was changed.
+4. ``rewritten``: the tree of the stored leaves does not have the root a checkpoint signed
+   at that size (the leaves were changed, dropped, added or reordered since), or the log
+   is shorter than a checkpoint (truncated). The first such checkpoint is named with the
+   range of leaves it covers beyond the previous good one.
+5. ``changed``: an event whose canonical form no longer hashes to its leaf.
+6. ``missing``: a leaf whose event is not stored (and not past the pruned prefix).
+7. ``inserted``: a stored event that no leaf names although it was stored more than
+   ``grace`` before the newest checkpoint was signed (the appender had seen it by then).
+
+A checkpoint the customer holds (``trusted``) is checked exactly like the stored ones: a
+store rolled back to an older consistent state (leaves, events and checkpoints together)
+is shorter than it, or has another root at its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from integrity import merkle
+from integrity.checkpoint import Checkpoint, CheckpointError, origin_for, verify
+from integrity.keys import KeyRing
+from integrity.leaf import event_leaf_hash
+
+# How long before a checkpoint an event must have been stored for its absence from the log
+# to count: the appender and the writer read the topic at their own pace.
+DEFAULT_GRACE = timedelta(minutes=5)
+
+Kind = Literal["bad-checkpoint", "gap", "moved", "rewritten", "changed", "missing", "inserted"]
+
+
+@dataclass(frozen=True)
+class StoredLeaf:
+    index: int
+    event_id: str
+    leaf_hash: bytes
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event: Mapping[str, Any]  # the 13 contract fields, as integrity.leaf reads them
+    ingested_at: datetime
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    message: str
+    leaf_index: int | None = None
+    event_id: str | None = None
+
+    def line(self) -> str:
+        where = [] if self.leaf_index is None else [f"leaf {self.leaf_index}"]
+        where += [] if self.event_id is None else [f"event {self.event_id}"]
+        return f"{self.kind}: {', '.join(where) + ': ' if where else ''}{self.message}"
+
+
+@dataclass
+class Report:
+    account: str
+    leaves: int = 0
+    events: int = 0
+    checkpoints: int = 0
+    newest: Checkpoint | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass(frozen=True)
+class StoredLog:
+    """What the store holds of one account: leaves in index order (from ``first_index``,
+    the size of the pruned prefix), events by id, checkpoint notes."""
+
+    account: str
+    leaves: Sequence[StoredLeaf]
+    events: Mapping[str, StoredEvent]
+    notes: Sequence[str]
+    first_index: int = 0
+    prefix_root: bytes | None = None  # the root of the pruned prefix, when there is one
+
+
+def check_log(
+    log: StoredLog,
+    ring: KeyRing,
+    *,
+    trusted: Sequence[str] = (),
+    grace: timedelta | None = DEFAULT_GRACE,
+    leaf_hash_of: Callable[[Mapping[str, Any]], bytes] = event_leaf_hash,
+) -> Report:
+    """Every finding about ``log``; an empty list is a verified log."""
+    report = Report(log.account, leaves=len(log.leaves), events=len(log.events))
+    checkpoints = _checkpoints(log.account, [*log.notes, *trusted], ring, report)
+    report.checkpoints = len(checkpoints)
+    report.newest = max(checkpoints, key=lambda c: (c.size, c.time_ms), default=None)
+    _order(log, report)
+    if log.first_index == 0:
+        _against_checkpoints(log, checkpoints, report)
+    inserted_before = None
+    if grace is not None and report.newest is not None:
+        inserted_before = datetime.fromtimestamp(report.newest.time_ms / 1000, UTC) - grace
+    _events(log, report, inserted_before, leaf_hash_of)
+    return report
+
+
+def _checkpoints(
+    account: str, notes: Sequence[str], ring: KeyRing, report: Report
+) -> list[Checkpoint]:
+    found: dict[tuple[int, bytes, int], Checkpoint] = {}
+    for note in notes:
+        try:
+            checkpoint = verify(note, ring, origin=origin_for(account))
+        except CheckpointError as exc:
+            first = note.split("\n", 2)[:2]
+            report.findings.append(Finding("bad-checkpoint", f"{exc} ({' / '.join(first)[:120]})"))
+            continue
+        found[(checkpoint.size, checkpoint.root, checkpoint.time_ms)] = checkpoint
+    return sorted(found.values(), key=lambda c: (c.size, c.time_ms))
+
+
+def _order(log: StoredLog, report: Report) -> None:
+    last_offset: dict[int, int] = {}
+    for expected, leaf in enumerate(log.leaves, start=log.first_index):
+        if leaf.index != expected:
+            report.findings.append(
+                Finding(
+                    "gap",
+                    f"the log jumps from leaf {expected - 1} to leaf {leaf.index}",
+                    leaf.index,
+                    leaf.event_id,
+                )
+            )
+            return
+        before = last_offset.get(leaf.partition)
+        if before is not None and leaf.offset <= before:
+            report.findings.append(
+                Finding(
+                    "moved",
+                    f"its record (partition {leaf.partition}, offset {leaf.offset}) comes "
+                    f"after offset {before} of the previous leaf: the order was changed",
+                    leaf.index,
+                    leaf.event_id,
+                )
+            )
+            return
+        last_offset[leaf.partition] = leaf.offset
+
+
+def _against_checkpoints(log: StoredLog, checkpoints: list[Checkpoint], report: Report) -> None:
+    """The stored leaves' tree at each signed size must have the signed root."""
+    pending = list(checkpoints)
+    frontier = merkle.Frontier.empty()
+    good_size = 0
+
+    def check(checkpoint: Checkpoint) -> bool:
+        if checkpoint.root == frontier.root():
+            return True
+        report.findings.append(
+            Finding(
+                "rewritten",
+                f"the stored leaves 0..{checkpoint.size - 1} do not have the root signed at "
+                f"size {checkpoint.size} ({_when(checkpoint)}): a leaf between {good_size} "
+                f"and {checkpoint.size - 1} was changed, dropped, added or moved",
+            )
+        )
+        return False
+
+    while pending and pending[0].size == 0:
+        if not check(pending.pop(0)):
+            return
+    for leaf in log.leaves:
+        frontier.append(leaf.leaf_hash)
+        while pending and pending[0].size == frontier.size:
+            if not check(pending.pop(0)):
+                return
+            good_size = frontier.size
+    if pending:
+        longest = pending[-1]
+        report.findings.append(
+            Finding(
+                "rewritten",
+                f"the log holds {frontier.size} leaves but a checkpoint signed {longest.size} "
+                f"({_when(longest)}): leaves {frontier.size}..{longest.size - 1} were removed "
+                "(truncated or rolled back)",
+            )
+        )
+
+
+def _events(
+    log: StoredLog,
+    report: Report,
+    inserted_before: datetime | None,
+    leaf_hash_of: Callable[[Mapping[str, Any]], bytes],
+) -> None:
+    named: set[str] = set()
+    for leaf in log.leaves:
+        named.add(leaf.event_id)
+        stored = log.events.get(leaf.event_id)
+        if stored is None:
+            report.findings.append(
+                Finding(
+                    "missing", "the event of this leaf is not stored", leaf.index, leaf.event_id
+                )
+            )
+            continue
+        try:
+            recomputed = leaf_hash_of(stored.event)
+        except ValueError as exc:
+            recomputed, problem = b"", f" (it no longer reads as an event: {exc})"
+        else:
+            problem = ""
+        if recomputed != leaf.leaf_hash:
+            report.findings.append(
+                Finding(
+                    "changed",
+                    f"the stored event no longer hashes to its leaf{problem}",
+                    leaf.index,
+                    leaf.event_id,
+                )
+            )
+    if inserted_before is None:
+        return
+    for event_id, stored in sorted(log.events.items(), key=lambda item: item[1].ingested_at):
+        if event_id not in named and stored.ingested_at < inserted_before:
+            report.findings.append(
+                Finding(
+                    "inserted",
+                    f"stored at {stored.ingested_at.isoformat()} but in no leaf of the log",
+                    event_id=event_id,
+                )
+            )
+
+
+def _when(checkpoint: Checkpoint) -> str:
+    return (
+        datetime.fromtimestamp(checkpoint.time_ms / 1000).astimezone().isoformat(timespec="seconds")
+    )

@@ -1,0 +1,197 @@
+"""Shared pieces of the integrity appender's stack tests: an appender over a test pipeline
+(its own topic, group and migrated database, :mod:`tests.stack.writer_support`), a key
+store of the test's own, the records as Kafka holds them, and the log as ClickHouse holds
+it, checked against each other."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from integrity import checkpoint, merkle
+from integrity.appender import IntegrityAppender
+from integrity.appender_config import AppenderConfig
+from integrity.checkpoint_store import CheckpointStore
+from integrity.checkpointer import CheckpointPolicy
+from integrity.heads import LogStore
+from integrity.keys import KeyRing
+from integrity.keystore import KeyStore
+from integrity.leaf import event_leaf_hash
+from integrity.metrics import integrity_metrics
+from schemas.wire import Decoder
+from tests.stack.writer_support import PARTITIONS, Pipeline
+
+
+def key_store(directory: Path) -> KeyStore:
+    store = KeyStore(directory)
+    store.generate("auditlog-test", time.time_ns() // 1_000_000 - 60_000)
+    return store
+
+
+def appender(pipeline: Pipeline, keys: KeyStore, **overrides: object) -> IntegrityAppender:
+    values: dict[str, object] = {
+        "kafka": pipeline.kafka,
+        "topic": pipeline.topic,
+        "group_id": integrity_group(pipeline),
+        "database": pipeline.database,
+        "batch_max_records": 700,
+        "flush_interval_s": 0.3,
+        "checkpoints": CheckpointPolicy(interval_s=1.0, heartbeat_s=3600.0),
+        "retry_initial_s": 0.2,
+        "retry_max_s": 1.0,
+    }
+    values.update(overrides)
+    client = pipeline.client()
+    return IntegrityAppender(
+        AppenderConfig(**values),  # type: ignore[arg-type]
+        LogStore(client, pipeline.database),
+        CheckpointStore(client, pipeline.database),
+        keys.active_signers,
+        metrics=integrity_metrics(CollectorRegistry()),
+    )
+
+
+def integrity_group(pipeline: Pipeline) -> str:
+    return f"{pipeline.group_id}-integrity"
+
+
+def env(pipeline: Pipeline, keys: KeyStore) -> dict[str, str]:
+    """``AUDITLOG_*`` settings pointing ``auditlog integrity run`` at this pipeline."""
+    return {
+        **pipeline.env(),
+        "AUDITLOG_INTEGRITY_GROUP_ID": integrity_group(pipeline),
+        "AUDITLOG_INTEGRITY_BATCH_MAX_RECORDS": "500",
+        "AUDITLOG_INTEGRITY_FLUSH_INTERVAL_S": "0.3",
+        "AUDITLOG_INTEGRITY_CHECKPOINT_INTERVAL_S": "1",
+        "AUDITLOG_INTEGRITY_KEYS_DIR": str(keys.directory),
+    }
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    leaf_hash: bytes
+
+
+def kafka_records(pipeline: Pipeline) -> dict[str, list[Record]]:
+    """Every record of the topic by account (the key), in offset order, with the leaf hash
+    of its decoded event (computed here from the value, not by the appender)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(pipeline.topic, p), 10)[1]
+        for p in range(PARTITIONS)
+    }
+    consumer.assign([TopicPartition(pipeline.topic, p, 0) for p in range(PARTITIONS)])
+    found: dict[str, list[Record]] = defaultdict(list)
+    done = {p for p, end in ends.items() if end == 0}
+    decoder = Decoder()
+    try:
+        while len(done) < PARTITIONS:
+            for message in consumer.consume(1000, timeout=1.0):
+                partition, offset = message.partition(), message.offset()
+                assert partition is not None
+                assert offset is not None
+                if message.error() is not None or offset >= ends[partition] - 1:
+                    done.add(partition)
+                if message.error() is not None:
+                    continue
+                value, key = message.value(), message.key()
+                assert isinstance(value, bytes)
+                assert isinstance(key, bytes)
+                leaf = event_leaf_hash(decoder.decode(value))
+                found[key.decode()].append(Record(partition, offset, leaf))
+    finally:
+        consumer.close()
+    return dict(found)
+
+
+def stored_leaves(pipeline: Pipeline) -> dict[str, list[tuple[int, int, int, bytes]]]:
+    """``(leaf_index, partition, offset, leaf_hash)`` of every stored leaf by account, in
+    index order (FINAL: a row written twice counts once)."""
+    rows = (
+        pipeline.client()
+        .query(
+            "SELECT tenant_id, leaf_index, partition, kafka_offset, leaf_hash "
+            f"FROM {pipeline.database}.integrity_leaves FINAL ORDER BY tenant_id, leaf_index"
+        )
+        .result_rows
+    )
+    found: dict[str, list[tuple[int, int, int, bytes]]] = defaultdict(list)
+    for tenant, index, partition, offset, leaf_hash in rows:
+        found[str(tenant)].append((int(index), int(partition), int(offset), bytes(leaf_hash)))
+    return dict(found)
+
+
+def leaf_rows(pipeline: Pipeline) -> int:
+    """Leaf rows stored, replicas of one leaf included (before any merge)."""
+    return int(
+        pipeline.client().command(f"SELECT count() FROM {pipeline.database}.integrity_leaves")  # type: ignore[arg-type]
+    )
+
+
+def leaf_count(pipeline: Pipeline) -> int:
+    """Distinct leaves stored (FINAL: a leaf written twice counts once)."""
+    return int(
+        pipeline.client().command(  # type: ignore[arg-type]
+            f"SELECT count() FROM {pipeline.database}.integrity_leaves FINAL"
+        )
+    )
+
+
+def checkpoints(pipeline: Pipeline, ring: KeyRing) -> dict[str, list[checkpoint.Checkpoint]]:
+    """Every stored checkpoint by account, verified, by size then time."""
+    store = CheckpointStore(pipeline.client(), pipeline.database)
+    tenants = pipeline.client().query(
+        f"SELECT DISTINCT tenant_id FROM {pipeline.database}.integrity_checkpoints"
+    )
+    return {
+        str(t): [
+            checkpoint.verify(note, ring, checkpoint.origin_for(str(t)))
+            for note in store.notes(str(t))
+        ]
+        for (t,) in tenants.result_rows
+    }
+
+
+def assert_one_log_per_account(pipeline: Pipeline, ring: KeyRing) -> dict[str, list[Record]]:
+    """Every record a leaf of its account's log, once, in Kafka order, at indexes 0..n-1;
+    the stored head's root is the root of those leaves; every checkpoint verifies and is
+    consistent with the log. Returns the records by account."""
+    records = kafka_records(pipeline)
+    leaves = stored_leaves(pipeline)
+    assert set(leaves) == set(records)
+    heads = LogStore(pipeline.client(), pipeline.database).heads_of(records)
+    assert {h.tenant_id for h in heads} == set(records)
+    signed = checkpoints(pipeline, ring)
+    for head in heads:
+        expected = records[head.tenant_id]
+        got = leaves[head.tenant_id]
+        assert [index for index, *_ in got] == list(range(len(expected))), head.tenant_id
+        assert [(p, o, h) for _, p, o, h in got] == [
+            (r.partition, r.offset, r.leaf_hash) for r in expected
+        ], head.tenant_id
+        hashes = [r.leaf_hash for r in expected]
+        assert (head.size, head.root) == (len(hashes), merkle.root(hashes))
+        assert head.last_offset == expected[-1].offset
+        notes = signed[head.tenant_id]
+        assert notes[-1].size == len(hashes), "the last checkpoint signs the whole log"
+        for note in notes:
+            proof = merkle.consistency_proof(note.size, hashes)
+            assert merkle.verify_consistency(
+                note.size, len(hashes), note.root, merkle.root(hashes), proof
+            ), f"{head.tenant_id}: checkpoint of size {note.size} is not a prefix"
+    return records

@@ -1,0 +1,208 @@
+"""The customer's one-file verifier: its JCS subset agrees with rfc8785, its leaves with
+integrity.leaf, and run as a separate process on files it verifies or refuses."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from integrity import verify_standalone
+from integrity.checkpoint import Checkpoint, origin_for, sign
+from integrity.keys import SigningKey
+from integrity.keystore import KeyStore, public_document
+from integrity.leaf import canonical_event, event_leaf_hash
+from integrity.merkle import root
+from sinks.encoding import event_json
+
+SOURCE = Path(verify_standalone.__file__)
+NOW = 1_764_000_000_000
+
+# Any code point but lone surrogates: non-BMP characters and control characters included.
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=10)
+_json_values = st.recursive(
+    _text, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(_text, _json_values, max_size=5))
+def test_its_jcs_agrees_with_rfc8785(value: dict[str, Any]) -> None:
+    assert verify_standalone.jcs(value).encode() == rfc8785.dumps(value)
+
+
+def _event(number: int, **overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": str(uuid.UUID(int=number)),
+        "tenant_id": "acme",
+        "occurred_at": datetime(2026, 11, 25, 9, 30, tzinfo=UTC) + timedelta(milliseconds=number),
+        "action": "recipe.stopped",
+        "category": "recipe",
+        "actor": {"type": "user", "id": f"u-{number}", "name": None, "email": None},
+        "resource": {"type": "recipe", "id": "r-42", "name": 'Ünïcode \U0001f600 \u0007\n"'},
+        "workspace": {"id": None, "name": None, "environment": None},
+        "request": {"ip": None, "user_agent": "<b>hostile</b>\\", "request_id": None},
+        "outcome": {"status": "success", "reason": None},
+        "details": {},
+        "changes": [{"field": "state", "before": "running", "after": None}],
+        "source": None,
+    }
+    event.update(overrides)
+    return event
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=_text,
+    details=st.dictionaries(_text, _text, max_size=4),
+    before=st.none() | _text,
+)
+def test_its_leaves_agree_with_the_service(
+    name: str, details: dict[str, str], before: str | None
+) -> None:
+    event = _event(
+        1,
+        resource={"type": "r", "id": "1", "name": name},
+        details=details,
+        changes=[{"field": "f", "before": before, "after": None}],
+    )
+    as_json = orjson.loads(event_json(event))
+    assert verify_standalone.canonical_event(as_json) == canonical_event(event)
+
+
+def test_it_imports_only_the_standard_library_and_cryptography() -> None:
+    tree = ast.parse(SOURCE.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+    assert imported - set(sys.stdlib_module_names) == {"cryptography"}
+
+
+class Files:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.store = KeyStore(directory / "store")
+        self.store.generate("auditlog-2026", NOW - 1000)
+        self.keys = directory / "keys.json"
+        self.keys.write_text(json.dumps(public_document(self.store.public_keys())))
+        self.events = [_event(i) for i in range(25)]
+
+    def write_events(self, events: list[dict[str, Any]], name: str = "events.ndjson") -> Path:
+        path = self.directory / name
+        path.write_bytes(b"".join(event_json(e) + b"\n" for e in events))
+        return path
+
+    def note(self, events: list[dict[str, Any]], time_ms: int = NOW, name: str = "note") -> Path:
+        leaves = [event_leaf_hash(e) for e in events]
+        checkpoint = Checkpoint(origin_for("acme"), len(leaves), root(leaves), time_ms)
+        path = self.directory / f"{name}.txt"
+        path.write_text(sign(checkpoint, self.store.active_signers(time_ms)))
+        return path
+
+
+def _run(files: Files, *argv: str | Path) -> subprocess.CompletedProcess[str]:
+    """Runs a copy of the file, isolated (-I: no PYTHONPATH, no user site): as a customer."""
+    copy = files.directory / "verify_standalone.py"
+    shutil.copy(SOURCE, copy)
+    return subprocess.run(
+        [sys.executable, "-I", str(copy), "--keys", str(files.keys), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Files:
+    return Files(tmp_path)
+
+
+def test_it_verifies_a_checkpoint_and_an_older_one(files: Files) -> None:
+    events = files.write_events(files.events)
+    note = files.note(files.events)
+    old = files.note(files.events[:10], NOW - 500, name="old")
+    result = _run(files, "--checkpoint", note, "--events", events, "--old-checkpoint", old)
+    assert result.returncode == 0, result.stderr
+    assert "verified: auditlog/acme, 25 events" in result.stdout
+    assert "old checkpoint of 10 events is a prefix" in result.stdout
+    # later events than the checkpoint covers are said to be uncovered, not an error
+    partial = _run(files, "--checkpoint", old, "--events", events)
+    assert partial.returncode == 0
+    assert "15 later events are not covered" in partial.stdout
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda ev: [*ev[:3], {**ev[3], "action": "recipe.started"}, *ev[4:]], "root"),
+        (lambda ev: ev[:3] + ev[4:], "the file holds 24"),
+        (lambda ev: [ev[1], ev[0], *ev[2:]], "root"),
+        (lambda ev: [*ev[:5], _event(99), *ev[5:]], "root"),
+    ],
+)
+def test_it_detects_changed_missing_moved_and_inserted_events(
+    files: Files, tamper: Any, reason: str
+) -> None:
+    note = files.note(files.events)
+    result = _run(files, "--checkpoint", note, "--events", files.write_events(tamper(files.events)))
+    assert result.returncode == 1
+    assert reason in result.stderr
+
+
+def test_it_detects_a_rewritten_history_against_an_older_checkpoint(files: Files) -> None:
+    old = files.note(files.events[:10], NOW - 500, name="old")
+    rewritten = [*files.events[:4], _event(4, action="recipe.deleted"), *files.events[5:]]
+    note = files.note(rewritten)  # the rewriter signs a fresh checkpoint of the new history
+    events = files.write_events(rewritten)
+    assert _run(files, "--checkpoint", note, "--events", events).returncode == 0
+    result = _run(files, "--checkpoint", note, "--events", events, "--old-checkpoint", old)
+    assert result.returncode == 1
+    assert "not a prefix" in result.stderr
+
+
+def test_it_refuses_a_forged_or_unknown_signature(files: Files, tmp_path: Path) -> None:
+    events = files.write_events(files.events)
+    note = files.note(files.events)
+    forged = tmp_path / "forged.txt"
+    forged.write_text(note.read_text().replace("\n25\n", "\n24\n"))
+    result = _run(files, "--checkpoint", forged, "--events", events)
+    assert (result.returncode, "bad signature" in result.stderr) == (1, True)
+    other = Files(tmp_path / "other")
+    stranger = other.note(files.events)
+    result = _run(files, "--checkpoint", stranger, "--events", events)
+    assert (result.returncode, "unknown key" in result.stderr) == (1, True)
+    [key] = files.store.active_signers(NOW)
+    unbounded = SigningKey(key.name, key.private_key)  # as if its window started earlier
+    leaves = [event_leaf_hash(e) for e in files.events]
+    early = tmp_path / "early.txt"
+    early.write_text(
+        sign(Checkpoint(origin_for("acme"), 25, root(leaves), NOW - 2000), [unbounded])
+    )
+    result = _run(files, "--checkpoint", early, "--events", events)
+    assert (result.returncode, "not valid at time" in result.stderr) == (1, True)
+
+
+def test_unusable_input_exits_2(files: Files, tmp_path: Path) -> None:
+    note = files.note(files.events)
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"event_id": 1}\n')
+    result = _run(files, "--checkpoint", note, "--events", bad)
+    assert (result.returncode, "bad.ndjson:1" in result.stderr) == (2, True)
+    result = _run(files, "--checkpoint", tmp_path / "absent.txt", "--events", bad)
+    assert result.returncode == 2
