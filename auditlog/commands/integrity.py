@@ -10,19 +10,14 @@ import sys
 import time
 from typing import Any
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
-
-from auditlog import integrity_wiring, wiring
+from auditlog import integrity_wiring, startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from consumers.health import HealthServer, HealthState
-from integrity.checkpoint_store import CHECKPOINTS_TABLE
-from integrity.heads import HEADS_TABLE, LEAVES_TABLE
 from integrity.keystore import KeyStore, KeyStoreError
 from integrity.metrics import integrity_metrics
 
 _LOG = logging.getLogger("auditlog.integrity")
-EXIT_CLICKHOUSE = 1
 EXIT_NO_KEY = 4
 
 
@@ -40,9 +35,9 @@ def register(commands: Any) -> None:
             "Append every record of the events topic to its account's Merkle log in "
             "ClickHouse and sign checkpoints of the logs with the keys of "
             "AUDITLOG_INTEGRITY_KEYS_DIR. SIGTERM or SIGINT: store and commit what is "
-            "pending, sign the accounts that grew, leave the group, exit 0. Exit 1 when "
-            "ClickHouse does not answer or lacks the integrity tables (auditlog migrate); "
-            "4 when no signing key is valid now (auditlog keys generate)."
+            "pending, sign the accounts that grew, leave the group, exit 0. Exit 4 when no "
+            "signing key is valid now (auditlog keys generate); the setup codes 10-17 (see "
+            "the README) when Kafka, the topic, ClickHouse or its schema is not there."
         ),
     )
     run.add_argument(
@@ -69,30 +64,19 @@ def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         )
         return EXIT_NO_KEY
     configure_json_logging(settings.log_level)
-    wiring.check_kafka(settings)
+    startup_checks.check_kafka(settings, topics=[settings.events_topic])
+    startup_checks.require_schema(settings)  # the integrity tables are migration 0005
     config = integrity_wiring.appender_config(settings, exit_when_idle_s=args.exit_when_idle)
     health = HealthState(config.group_id)
-    try:
-        appender = integrity_wiring.appender(
-            settings,
-            integrity_wiring.signers(store),
-            exit_when_idle_s=args.exit_when_idle,
-            metrics=integrity_metrics(),
-            health=health,
-        )
-        missing = _missing_tables(settings)
-    except (ClickHouseError, OSError) as exc:
-        print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
-        return EXIT_CLICKHOUSE
-    if missing:
-        print(
-            f"auditlog: ClickHouse has no {', '.join(missing)} in {settings.clickhouse_database}: "
-            "run auditlog migrate",
-            file=sys.stderr,
-        )
-        return EXIT_CLICKHOUSE
+    appender = integrity_wiring.appender(
+        settings,
+        integrity_wiring.signers(store),
+        exit_when_idle_s=args.exit_when_idle,
+        metrics=integrity_metrics(),
+        health=health,
+    )
     server = HealthServer(health)
-    port = server.start(settings.metrics_host, settings.metrics_port)
+    port = startup_checks.start_health_server(server, settings)
     _LOG.info(
         "integrity appender starting",
         extra={
@@ -115,16 +99,3 @@ def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         f"batches: {stats.batches}, checkpoints: {stats.checkpoints}, retries: {stats.retries}"
     )
     return 0
-
-
-def _missing_tables(settings: AuditlogSettings) -> list[str]:
-    client = wiring.clickhouse_client(settings)
-    try:
-        found = client.query(
-            "SELECT name FROM system.tables WHERE database = {db:String}",
-            parameters={"db": settings.clickhouse_database},
-        ).result_rows
-    finally:
-        client.close()
-    names = {str(row[0]) for row in found}
-    return [t for t in (LEAVES_TABLE, HEADS_TABLE, CHECKPOINTS_TABLE) if t not in names]

@@ -8,7 +8,8 @@ back to an older, consistent state is found against them.
 
 Exit codes: 0 verified; 1 tampering found (one line per finding, the first bad event
 first); 2 refused (no keys, an unreadable key document or checkpoint file, an invalid
-account); 3 the store did not answer.
+account); the setup codes of :mod:`auditlog.exit_codes` when ClickHouse or its schema is
+not there.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
-
-from auditlog import wiring
+from auditlog import startup_checks
 from auditlog.settings import AuditlogSettings
 from consumers.retention import RetentionError, validate_tenant
 from integrity.keys import KeyFormatError, KeyRing
@@ -30,7 +29,7 @@ from integrity.keystore import KeyStore, KeyStoreError, parse_public_document
 from integrity.stored_log import read_log
 from integrity.verification import DEFAULT_GRACE, Report, check_log
 
-VERIFIED, TAMPERED, REFUSED, UNAVAILABLE = 0, 1, 2, 3
+VERIFIED, TAMPERED, REFUSED = 0, 1, 2
 SHOWN_FINDINGS = 20
 
 
@@ -41,7 +40,7 @@ def register(commands: Any) -> None:
         description=(
             "Recompute an account's Merkle log from ClickHouse, check every signed checkpoint "
             "and every stored event, and name the first bad event. Exit 0 verified, 1 "
-            "tampering found, 2 refused, 3 the store did not answer."
+            "tampering found, 2 refused, 10-17 a setup mistake (see the README)."
         ),
     )
     parser.add_argument("--account", required=True, help="the account (tenant) id")
@@ -88,15 +87,11 @@ def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             "no public keys to verify with: give --keys FILE (auditlog keys export) or set "
             "AUDITLOG_INTEGRITY_KEYS_DIR to the key store"
         )
+    client = startup_checks.clickhouse(settings)
     try:
-        client = wiring.clickhouse_client(settings)
-        try:
-            log = read_log(client, settings.clickhouse_database, args.account)
-        finally:
-            client.close()
-    except (ClickHouseError, OSError) as exc:
-        print(f"auditlog: {wiring.clickhouse_error(settings, exc)}", file=sys.stderr)
-        return UNAVAILABLE
+        log = read_log(client, settings.clickhouse_database, args.account)
+    finally:
+        client.close()
     report = check_log(log, ring, trusted=held, grace=timedelta(seconds=args.grace_s))
     _print(report)
     return VERIFIED if report.ok else TAMPERED

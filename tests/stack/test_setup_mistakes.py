@@ -15,9 +15,12 @@ import clickhouse_connect
 import pytest
 
 from auditlog.exit_codes import ExitCode
+from consumers.migrations.runner import load_migrations
 from deploy.stack.endpoints import StackEndpoints
 from tests.cli_process import clean_environment, run_auditlog
 from tests.unit.test_setup_mistakes import one_line
+
+LATEST = max(migration.version for migration in load_migrations())
 
 DEV_SECRET = "d" * 40
 
@@ -115,7 +118,7 @@ def test_schema_not_migrated(newcomer: Newcomer, argv: list[str]) -> None:
 def test_schema_behind_the_code_then_migrated(newcomer: Newcomer) -> None:
     newcomer.set_up()
     newcomer.sql(
-        f"ALTER TABLE {newcomer.database}.schema_migrations DELETE WHERE version = 4 "
+        f"ALTER TABLE {newcomer.database}.schema_migrations DELETE WHERE version = {LATEST} "
         "SETTINGS mutations_sync = 1"
     )
     for argv in (["consume", "--exit-when-idle", "1"], ["retention", "show"]):
@@ -123,7 +126,7 @@ def test_schema_behind_the_code_then_migrated(newcomer: Newcomer) -> None:
         assert done.returncode == ExitCode.SCHEMA_BEHIND
         assert one_line(done) == (
             f"{newcomer.where()}the schema of database {newcomer.database} is behind this "
-            "code (migration 3 applied, 4 expected): run `auditlog migrate`"
+            f"code (migration {LATEST - 1} applied, {LATEST} expected): run `auditlog migrate`"
         )
     newcomer.ok("migrate")
     newcomer.ok("retention", "show")
@@ -140,7 +143,7 @@ def test_schema_newer_than_the_code(newcomer: Newcomer) -> None:
         assert done.returncode == ExitCode.SCHEMA_AHEAD
         assert one_line(done) == (
             f"{newcomer.where()}the schema of database {newcomer.database} is newer than "
-            "this code (migration 99 applied, this code knows up to 4): run the auditlog "
+            f"this code (migration 99 applied, this code knows up to {LATEST}): run the auditlog "
             "version that migrated it, or upgrade this one"
         )
 
