@@ -27,6 +27,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from auditlog import wiring
+from auditlog.demo_integrity import IntegrityReport, append_and_verify
 from auditlog.demo_sinks import DemoStreaming, StreamReport, two_biggest_tenants
 from auditlog.demo_viewer import ViewerReport, ask, demo_viewer
 from auditlog.settings import AuditlogSettings
@@ -57,6 +58,7 @@ class DemoReport:
     # The last recipe stop as the SQL found it: tenant, recipe name, when, by whom.
     last_stop: tuple[str, str, datetime, str] | None = None
     streaming: StreamReport = field(default_factory=StreamReport)
+    integrity: IntegrityReport = field(default_factory=IntegrityReport)
     viewer: ViewerReport = field(default_factory=ViewerReport)
 
 
@@ -189,10 +191,12 @@ def run(
     s3_environment: Mapping[str, str],
     running: ExitStack,
     viewer_log: Path,
+    keys_dir: Path,
 ) -> DemoReport:
     """The whole flow; ``s3_environment`` holds the S3 keys of ``bucket``'s server under
     the names ``auditlog stack up`` exports (see :class:`DemoStreaming`). The viewer it
-    starts runs until ``running`` closes; its logs go to ``viewer_log``."""
+    starts runs until ``running`` closes; its logs go to ``viewer_log``; checkpoints are
+    signed with the demo's key in ``keys_dir``."""
     report = DemoReport()
     ensure(settings, report)
     migrate(settings, report)
@@ -204,5 +208,7 @@ def run(
         query(settings, set().union(*ids.values()), report)
         streaming.deliver(ids)
     report.streaming = streaming.report
+    if report.last_stop is not None:
+        report.integrity = append_and_verify(settings, keys_dir, report.last_stop[0])
     view(settings, report, running, viewer_log)
     return report

@@ -88,9 +88,7 @@ def _event(row: Sequence[Any]) -> tuple[dict[str, Any], datetime]:
         "request": request,
         "outcome": outcome,
         "details": dict(details),
-        "changes": [
-            {"field": field, "before": before, "after": after} for field, before, after in changes
-        ],
+        "changes": [_change(change) for change in changes],
         "source": source,
     }
     return event, _utc(ingested_at)
@@ -100,6 +98,14 @@ def _utc(moment: datetime) -> datetime:
     """The columns are ``DateTime64(3, 'UTC')``; clickhouse-connect may hand them back
     without a zone."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _change(change: Any) -> Mapping[str, Any]:
+    """One element of ``changes``: clickhouse-connect reads a named tuple as a dict (or as
+    a plain tuple, by the client's settings)."""
+    if isinstance(change, Mapping):
+        return {name: change.get(name) for name in ("field", "before", "after")}
+    return _object(("field", "before", "after"), change)
 
 
 def _object(names: tuple[str, ...], values: Any) -> Mapping[str, Any]:

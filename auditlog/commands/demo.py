@@ -81,6 +81,7 @@ def _demo(args: argparse.Namespace, settings: AuditlogSettings) -> int:
                 s3_environment=s3_environment,
                 running=running,
                 viewer_log=layout.root / "viewer.log",
+                keys_dir=settings.integrity_keys_dir if args.external else layout.root / "keys",
             )
             _print(report, serving=args.serve)
             if args.serve:
@@ -127,6 +128,18 @@ def _print(report: demo_flow.DemoReport, *, serving: bool) -> None:
     _say(
         f"  {streaming.webhook_tenant}: {streaming.webhook_events} events in "
         f"{streaming.webhook_posts} signed webhook POSTs, every signature verified"
+    )
+    integrity = report.integrity
+    _say(
+        f"integrity   {integrity.appended} records appended to their accounts' Merkle logs "
+        f"in {integrity.seconds:.1f} s, {integrity.checkpoints} checkpoints signed "
+        f"({integrity.key})"
+    )
+    _say(
+        f"  {integrity.account}: {integrity.leaves} leaves verified against its signed "
+        "checkpoints and stored events "
+        f"(AUDITLOG_INTEGRITY_KEYS_DIR={integrity.keys_dir} auditlog verify --account "
+        f"{integrity.account})"
     )
     viewer = report.viewer
     _say(

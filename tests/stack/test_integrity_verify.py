@@ -111,6 +111,12 @@ def _events(account: str) -> list[dict[str, Any]]:
             tenant_id=account,
             occurred_at=(start + timedelta(seconds=n)).isoformat(),
             resource={"type": "recipe", "id": f"r-{n}", "name": f"Recipe <{n}>"},
+            # Every shape of the row read back: a change with both sides, one with a null.
+            changes=[
+                {"field": "state", "before": "running", "after": "stopped"},
+                {"field": "owner", "before": None, "after": f"u-{n}"},
+            ],
+            details={"reason": "maintenance", "ticket": f"T-{n}"},
         )
         for n in range(PER_ACCOUNT)
     ]
