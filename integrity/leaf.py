@@ -68,6 +68,11 @@ _TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def uuid_text(value: str) -> bool:
+    """Whether ``value`` is a UUID as 8-4-4-4-12 hex digits (any case)."""
+    return _UUID_TEXT.match(value) is not None
+
+
 def _event_id(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -190,7 +195,13 @@ def _fast_prune_items(value: list[Any] | tuple[Any, ...]) -> list[Any] | None:
 _OTHER_FIELDS = tuple(name for name in CONTRACT_FIELDS if name not in ("event_id", "occurred_at"))
 
 
-def _fast_fields(event: Mapping[str, Any], event_id: str, occurred_at: str) -> bytes | None:
+def fast_canonical_fields(
+    event: Mapping[str, Any], event_id: str, occurred_at: str
+) -> bytes | None:
+    """:func:`fast_canonical_event` with ``event_id`` and ``occurred_at`` given already in
+    their leaf form (lower-case UUID text; RFC 3339 UTC with milliseconds and a ``Z``, a
+    real date), ``event``'s own values of them ignored: for a reader that formats them
+    itself (:class:`integrity.reading.LeafReader`). The caller answers for their form."""
     fields: dict[str, Any] = {"event_id": event_id, "occurred_at": occurred_at}
     try:
         for name in _OTHER_FIELDS:
@@ -218,7 +229,7 @@ def fast_canonical_event(event: Mapping[str, Any]) -> bytes | None:
         occurred_at = _occurred_at(event.get("occurred_at"))
     except ValueError:
         return None
-    return _fast_fields(event, event_id, occurred_at)
+    return fast_canonical_fields(event, event_id, occurred_at)
 
 
 def canonical_event(event: Mapping[str, Any]) -> bytes:
