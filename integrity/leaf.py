@@ -193,6 +193,7 @@ def _fast_prune_items(value: list[Any] | tuple[Any, ...]) -> list[Any] | None:
 
 
 _OTHER_FIELDS = tuple(name for name in CONTRACT_FIELDS if name not in ("event_id", "occurred_at"))
+_REQUIRED_OTHER = REQUIRED_FIELDS.intersection(_OTHER_FIELDS)
 
 
 def fast_canonical_fields(
@@ -202,20 +203,12 @@ def fast_canonical_fields(
     their leaf form (lower-case UUID text; RFC 3339 UTC with milliseconds and a ``Z``, a
     real date), ``event``'s own values of them ignored: for a reader that formats them
     itself (:class:`integrity.reading.LeafReader`). The caller answers for their form."""
-    fields: dict[str, Any] = {"event_id": event_id, "occurred_at": occurred_at}
     try:
-        for name in _OTHER_FIELDS:
-            value = event.get(name)
-            if type(value) is str:
-                fields[name] = value
-            elif value is not None:
-                kept = _fast_prune(value)
-                if kept is not None:
-                    fields[name] = kept
-                elif name in REQUIRED_FIELDS:
-                    return None  # an empty required record: the reference says what it is
-            elif name in REQUIRED_FIELDS:
-                return None
+        fields = _fast_prune({name: event.get(name) for name in _OTHER_FIELDS})
+        if fields is None or not fields.keys() >= _REQUIRED_OTHER:
+            return None  # a required field missing or empty: the reference says what
+        fields["event_id"] = event_id
+        fields["occurred_at"] = occurred_at
         return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
     except (_NotExact, TypeError):  # orjson.JSONEncodeError is a TypeError (surrogates)
         return None
