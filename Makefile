@@ -54,6 +54,7 @@ bench: venv browser-deps
 	$(BIN)/python -m bench.avro_insert
 	$(BIN)/python -m bench.writer_throughput
 	$(BIN)/python -m bench.sink_throughput
+	$(BIN)/python -m bench.integrity_throughput
 	$(BIN)/python -m bench.tenant_check
 	$(BIN)/python -m bench.viewer_queries
 	$(BIN)/python -m bench.viewer_page

@@ -2,13 +2,14 @@
 (docs/integrity.md).
 
 Loop (one thread): on assignment a partition stays paused until the heads of the accounts
-last seen in it are loaded from ClickHouse. Each record is read (:mod:`integrity.reading`)
-and appended by the pure rule of :mod:`integrity.appending` (a record at or before its
-account's ``last_offset`` is already a leaf). Every ``batch_max_records`` records or
-``flush_interval_s`` seconds a partition's batch is stored: its leaves, then its accounts'
-heads, under deduplication tokens of its offset range (:mod:`integrity.heads`), THEN its
-offsets are committed, synchronously. Every ``checkpoint interval`` everything pending is
-stored and committed first, then the accounts due are signed (:mod:`integrity.checkpointer`).
+last seen in it are loaded from ClickHouse. Each record is read
+(:class:`integrity.reading.LeafReader`) and appended by the pure rule of
+:mod:`integrity.appending` (a record at or before its account's ``last_offset`` is
+already a leaf). Every ``batch_max_records`` records or ``flush_interval_s`` seconds a
+partition's batch is stored: its leaves, then its accounts' heads, under deduplication
+tokens of its offset range (:mod:`integrity.heads`), THEN its offsets are committed,
+synchronously. Every ``checkpoint interval`` everything pending is stored and committed
+first, then the accounts due are signed (:mod:`integrity.checkpointer`).
 
 Faults: transient ClickHouse failures are retried with every partition paused
 (:mod:`integrity.retrying`). A revoked or lost partition's state and pending batch are
@@ -36,7 +37,7 @@ from integrity.checkpoint_store import CheckpointStore
 from integrity.checkpointer import Checkpointer, CheckpointSchedule, NoSigningKey, Signers
 from integrity.heads import LogStore
 from integrity.metrics import IntegrityMetrics, integrity_metrics
-from integrity.reading import Leaf, Skipped, read_record, without_errors
+from integrity.reading import Leaf, LeafReader, Skipped, without_errors
 from integrity.retrying import Abandoned, Retrier, read_to_end
 from runtime.backoff import Backoff
 from schemas.wire import Decoder
@@ -70,6 +71,7 @@ class IntegrityAppender:
         self._store = logs
         self._checkpoint_store = checkpoints
         self._decoder = decoder or Decoder()
+        self._reader = LeafReader(self._decoder)
         self._metrics = metrics or integrity_metrics()
         self._health = health or HealthState(config.group_id)
         self._consumer = consumer or Consumer(config.consumer_properties())
@@ -158,7 +160,7 @@ class IntegrityAppender:
                 continue  # this partition was revoked (or the process is stopping)
 
     def _append(self, log: PartitionLog, records: list[Message], now: float) -> None:
-        read = [read_record(m, self._decoder) for m in records]
+        read = list(map(self._reader.read, records))
         unknown = {r.tenant_id for r in read if isinstance(r, Leaf) and not log.knows(r.tenant_id)}
         if unknown:
             self._adopt(log, unknown)

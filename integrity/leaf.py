@@ -1,4 +1,4 @@
-"""Leaf data, version 1: the bytes of an event that its Merkle leaf hash covers.
+r"""Leaf data, version 1: the bytes of an event that its Merkle leaf hash covers.
 
 ``LEAF_PREFIX`` followed by the RFC 8785 (JCS) canonical JSON of the event's 13 contract
 fields, with ``event_id`` as lower-case UUID text, ``occurred_at`` as RFC 3339 UTC with
@@ -14,6 +14,17 @@ leaves unchanged. The same bytes come from each form an event takes:
 Every other value is a string (the schema has no numbers nor booleans); anything else, a
 naive or sub-millisecond time, a malformed id or time, or a missing required field raises
 ValueError naming the field. Pure: no I/O.
+
+Two implementations give the same bytes. The reference is the ``rfc8785`` library
+(:func:`reference_canonical_event`, about 35 us per event of our size). The fast path
+(:func:`fast_canonical_event`) serialises the pruned fields with ``orjson`` and
+``OPT_SORT_KEYS``, which is RFC 8785 for what an event can hold provided every key is
+ASCII: orjson escapes strings as ECMAScript's ``JSON.stringify`` does (``\b \f \n \r \t
+\" \\``, other control characters as ``\u00xx`` in lower case, nothing else; checked over
+every code point by tests/unit/test_integrity_leaf.py), and sorts keys by code point, which
+for ASCII keys is RFC 8785's order of UTF-16 code units. Whenever it cannot be exact (a key
+that is not ASCII, a lone surrogate, a value that is not a plain ``str``/``dict``/``list``,
+any value the reference refuses) the fast path answers None and the reference decides.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 from integrity.merkle import leaf_hash
@@ -54,6 +66,11 @@ REQUIRED_FIELDS = frozenset(
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
 _TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def uuid_text(value: str) -> bool:
+    """Whether ``value`` is a UUID as 8-4-4-4-12 hex digits (any case)."""
+    return _UUID_TEXT.match(value) is not None
 
 
 def _event_id(value: Any) -> str:
@@ -113,9 +130,10 @@ def _prune(value: Any, path: str) -> Any:
     raise ValueError(f"{path}: expected a string, object or array, got {type(value).__name__}")
 
 
-def canonical_event(event: Mapping[str, Any]) -> bytes:
-    """The RFC 8785 canonical JSON of the event's contract fields, normalised as the module
-    says. Raises ValueError naming the field when a value does not fit."""
+def reference_canonical_event(event: Mapping[str, Any]) -> bytes:
+    """The RFC 8785 canonical JSON of the event's contract fields through the ``rfc8785``
+    library: the reference the fast path is tested against. Raises ValueError naming the
+    field when a value does not fit."""
     missing = sorted(name for name in REQUIRED_FIELDS if event.get(name) is None)
     if missing:
         raise ValueError(f"{missing[0]}: missing (required by the event contract)")
@@ -130,6 +148,89 @@ def canonical_event(event: Mapping[str, Any]) -> bytes:
         if kept is not None:
             fields[name] = kept
     return rfc8785.dumps(fields)
+
+
+class _NotExact(Exception):
+    """The fast path cannot promise the reference's bytes for this value."""
+
+
+def _fast_prune(value: Any) -> Any:
+    """:func:`_prune` for plain ``str``/``dict``/``list``/``tuple`` values with ASCII keys;
+    raises :class:`_NotExact` for anything else (lone surrogates are left to orjson, which
+    refuses them)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        pruned = {}
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                raise _NotExact
+            if type(item) is str:
+                pruned[key] = item
+            elif item is not None:
+                kept = _fast_prune(item)
+                if kept is not None:
+                    pruned[key] = kept
+        return pruned or None
+    if kind is list or kind is tuple:
+        return _fast_prune_items(value)
+    if value is None:
+        return None
+    raise _NotExact
+
+
+def _fast_prune_items(value: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+    items = []
+    for item in value:
+        if type(item) is str:
+            items.append(item)
+        elif item is not None:
+            kept = _fast_prune(item)
+            if kept is not None:
+                items.append(kept)
+    return items or None
+
+
+_OTHER_FIELDS = tuple(name for name in CONTRACT_FIELDS if name not in ("event_id", "occurred_at"))
+_REQUIRED_OTHER = REQUIRED_FIELDS.intersection(_OTHER_FIELDS)
+
+
+def fast_canonical_fields(
+    event: Mapping[str, Any], event_id: str, occurred_at: str
+) -> bytes | None:
+    """:func:`fast_canonical_event` with ``event_id`` and ``occurred_at`` given already in
+    their leaf form (lower-case UUID text; RFC 3339 UTC with milliseconds and a ``Z``, a
+    real date), ``event``'s own values of them ignored: for a reader that formats them
+    itself (:class:`integrity.reading.LeafReader`). The caller answers for their form."""
+    try:
+        fields = _fast_prune({name: event.get(name) for name in _OTHER_FIELDS})
+        if fields is None or not fields.keys() >= _REQUIRED_OTHER:
+            return None  # a required field missing or empty: the reference says what
+        fields["event_id"] = event_id
+        fields["occurred_at"] = occurred_at
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    except (_NotExact, TypeError):  # orjson.JSONEncodeError is a TypeError (surrogates)
+        return None
+
+
+def fast_canonical_event(event: Mapping[str, Any]) -> bytes | None:
+    """:func:`reference_canonical_event`'s bytes through orjson, or None when that cannot be
+    exact or the event does not fit (the reference then says why)."""
+    try:
+        event_id = _event_id(event.get("event_id"))
+        occurred_at = _occurred_at(event.get("occurred_at"))
+    except ValueError:
+        return None
+    return fast_canonical_fields(event, event_id, occurred_at)
+
+
+def canonical_event(event: Mapping[str, Any]) -> bytes:
+    """The RFC 8785 canonical JSON of the event's contract fields, normalised as the module
+    says: the fast path, else the reference. Raises ValueError naming the field when a
+    value does not fit."""
+    fast = fast_canonical_event(event)
+    return fast if fast is not None else reference_canonical_event(event)
 
 
 def leaf_data(event: Mapping[str, Any]) -> bytes:

@@ -20,12 +20,16 @@ from typing import Any, Final, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from integrity.leaf import event_leaf_hash
+from integrity.leaf import LEAF_PREFIX, event_leaf_hash, fast_canonical_fields, uuid_text
+from integrity.merkle import leaf_hash
 from schemas.tenancy import header_tenants, tenant_disagreement
 from schemas.wire import Decoder, WireError
+from sinks.transcode import EventTranscoder
 
 _LOG = logging.getLogger("auditlog.integrity")
 TENANT_MISMATCH: Final = "tenant-mismatch"
+# 10000-01-01T00:00:00Z in epoch milliseconds: fastavro's datetime ends before it.
+_YEAR_10000_MS: Final = 253_402_300_800_000
 NOT_AN_EVENT: Final = "not-an-event"
 
 
@@ -84,6 +88,52 @@ def read_record(record: KafkaRecord, decoder: Decoder) -> Leaf | Skipped:
     except ValueError as exc:
         return Skipped(offset, NOT_AN_EVENT, str(exc)[:400])
     return Leaf(offset, body, event_id, leaf_hash)
+
+
+class LeafReader:
+    """:func:`read_record`'s answers at about a third of its cost (bench/README.md), for
+    the appender's hot path. The datum is read without logical types
+    (:meth:`sinks.transcode.EventTranscoder.plain`: a generated reader, no ``uuid.UUID``
+    nor ``datetime`` built only to be turned back into text), ``occurred_at`` formatted from
+    its milliseconds, and the leaf serialised by the fast path of :mod:`integrity.leaf`.
+    Whenever that path cannot promise the same answer (the datum does not read, an
+    ``event_id`` not in 8-4-4-4-12 form, a time outside 1970-9999, anything the fast
+    canonical form declines) the record goes through :func:`read_record` itself, so the
+    leaf and every skip reason are exactly its. One instance per thread."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        self._decoder = decoder
+        self._plain = EventTranscoder(decoder)
+
+    def read(self, record: KafkaRecord) -> Leaf | Skipped:
+        """The leaf ``record`` makes, or why it makes none. Never raises for bad bytes."""
+        offset = record.offset()
+        if offset is None:
+            raise ValueError("a consumed record without an offset")
+        try:
+            datum = self._plain.plain(_bytes(record.value()))
+        except WireError:
+            return read_record(record, self._decoder)
+        millis = datum.get("occurred_at")
+        event_id = datum.get("event_id")
+        body = datum.get("tenant_id")
+        if (
+            type(millis) is not int
+            or not 0 <= millis < _YEAR_10000_MS
+            or type(event_id) is not str
+            or not uuid_text(event_id)
+            or type(body) is not str
+        ):
+            return read_record(record, self._decoder)
+        raw_key = record.key()
+        key = raw_key.encode() if isinstance(raw_key, str) else raw_key
+        why = tenant_disagreement(key, header_tenants(record.headers()), body)
+        if why is not None:
+            return Skipped(offset, TENANT_MISMATCH, why)
+        canonical = fast_canonical_fields(datum, event_id.lower(), self._plain.timestamp(millis))
+        if canonical is None:
+            return read_record(record, self._decoder)
+        return Leaf(offset, body, uuid.UUID(event_id), leaf_hash(LEAF_PREFIX + canonical))
 
 
 def without_errors(messages: Iterable[Message]) -> list[Message]:

@@ -73,6 +73,15 @@ class EventTranscoder:
     def to_json(self, value: bytes) -> tuple[bytes, int, str]:
         """The event's JSON line, its ``occurred_at`` in epoch milliseconds and its
         ``tenant_id``. Raises :class:`WireError` like :meth:`Decoder.decode`."""
+        datum = self.plain(value)
+        occurred_ms = datum["occurred_at"]
+        datum["occurred_at"] = self.timestamp(occurred_ms)
+        return orjson.dumps(datum), occurred_ms, datum["tenant_id"]
+
+    def plain(self, value: bytes) -> dict[str, Any]:
+        """The datum in ``value`` read into the current schema without its logical types
+        (``event_id`` the UUID's text as written, ``occurred_at`` epoch milliseconds).
+        Raises :class:`WireError` like :meth:`Decoder.decode`."""
         writer, reader, offset, generated = self._schemas(value)
         if generated is not None:
             try:
@@ -85,11 +94,9 @@ class EventTranscoder:
             raise WireError("corrupt-datum", f"{len(value) - end} trailing bytes after the datum")
         if not isinstance(datum, dict):
             raise WireError("corrupt-datum", f"datum is a {type(datum).__name__}, not a record")
-        occurred_ms = datum["occurred_at"]
-        datum["occurred_at"] = self._timestamp(occurred_ms)
-        return orjson.dumps(datum), occurred_ms, datum["tenant_id"]
+        return datum
 
-    def _timestamp(self, epoch_ms: int) -> str:
+    def timestamp(self, epoch_ms: int) -> str:
         """:func:`rfc3339_millis`, the part up to the seconds kept from the last call."""
         second, millis = divmod(epoch_ms, 1000)
         if second != self._second:

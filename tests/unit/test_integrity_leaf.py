@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,9 @@ from integrity.leaf import (
     LEAF_VERSION,
     canonical_event,
     event_leaf_hash,
+    fast_canonical_event,
     leaf_data,
+    reference_canonical_event,
 )
 from schemas.event import AuditEvent
 from schemas.wire import Decoder, SingleObjectEncoder
@@ -247,3 +250,110 @@ def test_a_different_resource_name_is_a_different_leaf(event: dict[str, Any], ot
     changed = {**event, "resource": {**event["resource"], "name": other}}
     if event["resource"]["name"] != other:  # an empty string is kept: only None is left out
         assert event_leaf_hash(changed) != event_leaf_hash(event)
+
+
+# -- the fast path (orjson) against the reference (rfc8785) -----------------------------
+
+
+def test_orjson_escapes_every_code_point_as_rfc8785() -> None:
+    """Escaping is per character, so one string of every scalar value settles it: \\b \\f
+    \\n \\r \\t \\" \\\\ escaped, other controls as lower-case \\u00xx, '/', DEL, U+2028,
+    U+2029 and everything else as UTF-8."""
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert orjson.dumps(every) == rfc8785.dumps(every)
+    assert orjson.dumps('\x08\x0c\n\r\t"\\\x00\x1f\x7f/\u2028\u2029') == (
+        b'"\\b\\f\\n\\r\\t\\"\\\\\\u0000\\u001f\x7f/\xe2\x80\xa8\xe2\x80\xa9"'
+    )
+
+
+def test_a_key_that_sorts_differently_by_utf16_takes_the_reference() -> None:
+    # U+1F600 is D83D DE00 in UTF-16: before U+E000 there, after it by code point.
+    details = {"\ue000": "a", "\U0001f600": "b", "z": "c"}
+    event = _event(details=details)
+    assert fast_canonical_event(event) is None
+    canonical = canonical_event(event)
+    assert canonical == reference_canonical_event(event)
+    assert canonical.index("\U0001f600".encode()) < canonical.index("\ue000".encode())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"details": {"clé": "x"}},  # not ASCII
+        {"resource": {"type": "r", "id": "\ud800"}},  # a lone surrogate
+        {"details": {"n": 7}},  # not a string
+        {"details": {1: "x"}},
+        {"changes": ({"field": "f"},), "details": type("D", (dict,), {})(a="b")},  # a subclass
+        {"source": type("S", (str,), {})("x")},
+        {"action": None},
+        {"outcome": {}},
+        {"event_id": "not-a-uuid"},
+    ],
+)
+def test_the_fast_path_declines_what_it_cannot_promise(change: dict[str, Any]) -> None:
+    event = _event(**change)
+    assert fast_canonical_event(event) is None
+    try:
+        expected = reference_canonical_event(event)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc).split(":")[0]):
+            canonical_event(event)
+    else:
+        assert canonical_event(event) == expected
+
+
+# Control characters, non-BMP characters, characters around the surrogate block, empty strings.
+_any_text = st.text(
+    st.characters(exclude_categories=["Cs"])
+    | st.sampled_from(["\x00", "\x1f", "\x7f", "\u2028", "\ufeff", "\ue000", "\U0001f600", "/"]),
+    max_size=10,
+)
+_ascii_key = st.text(st.characters(max_codepoint=0x7F), max_size=8)
+_key = _ascii_key | _any_text
+_leaf_value = st.none() | _any_text
+_nested = st.recursive(
+    _leaf_value,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_key, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def _wide_events(draw: st.DrawFn) -> dict[str, Any]:
+    event = draw(_events())
+    event["details"] = draw(st.dictionaries(_key, _leaf_value, max_size=5))
+    event["workspace"] = draw(st.dictionaries(_key, _nested, max_size=3))
+    event["request"] = draw(st.none() | st.dictionaries(_ascii_key, _nested, max_size=3))
+    event["changes"] = draw(
+        st.lists(st.dictionaries(_key, _leaf_value, max_size=3) | st.none(), max_size=3)
+    )
+    event["source"] = draw(_leaf_value)
+    return event
+
+
+def _keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return list(value) + [k for v in value.values() for k in _keys(v)]
+    if isinstance(value, list):
+        return [k for v in value for k in _keys(v)]
+    return []
+
+
+@settings(max_examples=400, deadline=None)
+@given(event=_wide_events())
+def test_the_fast_path_is_byte_identical_to_rfc8785_or_declines(event: dict[str, Any]) -> None:
+    reference = reference_canonical_event(event)
+    fast = fast_canonical_event(event)
+    if all(k.isascii() for k in _keys(event)):
+        assert fast == reference
+    else:
+        assert fast in (None, reference)  # a non-ASCII key that was pruned away is fine
+    assert canonical_event(event) == reference
+    assert canonical_event(orjson.loads(event_json(event))) == reference
+
+
+@settings(max_examples=200, deadline=None)
+@given(event=_events())
+def test_every_form_takes_the_fast_path_for_a_valid_event(event: dict[str, Any]) -> None:
+    event["details"] = {k: v for k, v in event["details"].items() if k.isascii()}
+    assert fast_canonical_event(event) == reference_canonical_event(event)
