@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from auditlog import integrity_wiring, wiring
 from auditlog.settings import AuditlogSettings
 from integrity.keystore import KeyStore
 from integrity.stored_log import read_log
-from integrity.verification import check_log
+from integrity.verification import Retention, check_log
 
 DEMO_KEY = "auditlog-demo"
 
@@ -57,12 +58,14 @@ def append_and_verify(settings: AuditlogSettings, keys_dir: Path, account: str) 
         keys_dir=keys_dir,
         account=account,
     )
+    now = datetime.now(UTC)
     client = wiring.clickhouse_client(settings)
     try:
         log = read_log(client, settings.clickhouse_database, account)
     finally:
         client.close()
-    checked = check_log(log, store.ring())
+    retention = None if log.retention_days is None else Retention(log.retention_days, now)
+    checked = check_log(log, store.ring(), retention=retention)
     report.leaves = checked.leaves
     report.verified = checked.ok
     report.findings = [finding.line() for finding in checked.findings]

@@ -14,6 +14,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from consumers.retention import get_retention
 from integrity.verification import StoredEvent, StoredLeaf, StoredLog
 
 _EVENT_COLUMNS = """
@@ -55,7 +56,8 @@ def read_log(client: Client, database: str, account: str) -> StoredLog:
             parameters={"account": account},
         ).result_rows
     ]
-    return StoredLog(account, leaves, events, notes)
+    retention = get_retention(client, account, database=database)
+    return StoredLog(account, leaves, events, notes, retention_days=retention.retention_days)
 
 
 def read_event(client: Client, database: str, account: str, event_id: str) -> dict[str, Any] | None:

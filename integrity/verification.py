@@ -13,7 +13,13 @@ What is checked, in this order, and what each failure is called:
    is shorter than a checkpoint (truncated). The first such checkpoint is named with the
    range of leaves it covers beyond the previous good one.
 5. ``changed``: an event whose canonical form no longer hashes to its leaf.
-6. ``missing``: a leaf whose event is not stored (and not past the pruned prefix).
+6. ``missing``: a leaf whose event is not stored, unless the retention has provably removed
+   it: a checkpoint signed at T already held the leaf, so the event occurred at most the
+   producer's future skew after T, and the table drops a row at the start of the month after
+   its ``occurred_at`` plus the account's retention days (:class:`Retention`). Those are
+   counted as ``expired``, not reported. (Signed times make the bound trustworthy; the
+   account's retention is read from the store, so lowering it there would hide deletions of
+   events older than the new retention: a retention change is itself an audit event.)
 7. ``inserted``: a stored event that no leaf names although it was stored more than
    ``grace`` before the newest checkpoint was signed (the appender had seen it by then).
 
@@ -24,6 +30,7 @@ is shorter than it, or has another root at its size.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +46,23 @@ from integrity.leaf import event_leaf_hash
 DEFAULT_GRACE = timedelta(minutes=5)
 
 Kind = Literal["bad-checkpoint", "gap", "moved", "rewritten", "changed", "missing", "inserted"]
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The account's retention, to tell events the TTL removed from deleted ones."""
+
+    days: int
+    now: datetime
+    # The producer refuses events more than this far in the future (ValidationPolicy).
+    future_skew: timedelta = timedelta(minutes=5)
+
+    def removed_all_before(self, signed_at: datetime) -> bool:
+        """Whether every event a log held at ``signed_at`` is past its TTL by now."""
+        latest = signed_at + self.future_skew
+        month = latest.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        return next_month + timedelta(days=self.days) <= self.now
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class Report:
     account: str
     leaves: int = 0
     events: int = 0
+    expired: int = 0  # leaves whose events the retention removed
     checkpoints: int = 0
     newest: Checkpoint | None = None
     findings: list[Finding] = field(default_factory=list)
@@ -94,6 +119,7 @@ class StoredLog:
     notes: Sequence[str]
     first_index: int = 0
     prefix_root: bytes | None = None  # the root of the pruned prefix, when there is one
+    retention_days: int | None = None  # the account's, as the store holds it
 
 
 def check_log(
@@ -102,6 +128,7 @@ def check_log(
     *,
     trusted: Sequence[str] = (),
     grace: timedelta | None = DEFAULT_GRACE,
+    retention: Retention | None = None,
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes] = event_leaf_hash,
 ) -> Report:
     """Every finding about ``log``; an empty list is a verified log."""
@@ -115,8 +142,35 @@ def check_log(
     inserted_before = None
     if grace is not None and report.newest is not None:
         inserted_before = datetime.fromtimestamp(report.newest.time_ms / 1000, UTC) - grace
-    _events(log, report, inserted_before, leaf_hash_of)
+    removed = _removed_by_retention(checkpoints, retention)
+    _events(log, report, inserted_before, leaf_hash_of, removed)
     return report
+
+
+def _removed_by_retention(
+    checkpoints: list[Checkpoint], retention: Retention | None
+) -> Callable[[int], bool]:
+    """Whether the retention has provably removed the event of leaf ``index``: some
+    checkpoint that held the leaf was signed long enough ago."""
+    if retention is None:
+        return lambda _index: False
+    # The earliest signing time of a checkpoint holding each size: a suffix minimum.
+    sizes: list[int] = []
+    earliest: list[int] = []
+    for checkpoint in reversed(checkpoints):
+        sizes.append(checkpoint.size)
+        earliest.append(min(checkpoint.time_ms, earliest[-1]) if earliest else checkpoint.time_ms)
+    sizes.reverse()
+    earliest.reverse()
+
+    def removed(index: int) -> bool:
+        covering = bisect.bisect_right(sizes, index)  # the first checkpoint with size > index
+        if covering == len(sizes):
+            return False
+        signed_at = datetime.fromtimestamp(earliest[covering] / 1000, UTC)
+        return retention.removed_all_before(signed_at)
+
+    return removed
 
 
 def _checkpoints(
@@ -207,11 +261,15 @@ def _events(
     report: Report,
     inserted_before: datetime | None,
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes],
+    removed_by_retention: Callable[[int], bool],
 ) -> None:
     named: set[str] = set()
     for leaf in log.leaves:
         named.add(leaf.event_id)
         stored = log.events.get(leaf.event_id)
+        if stored is None and removed_by_retention(leaf.index):
+            report.expired += 1
+            continue
         if stored is None:
             report.findings.append(
                 Finding(

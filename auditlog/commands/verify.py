@@ -27,7 +27,7 @@ from consumers.retention import RetentionError, validate_tenant
 from integrity.keys import KeyFormatError, KeyRing
 from integrity.keystore import KeyStore, KeyStoreError, parse_public_document
 from integrity.stored_log import read_log
-from integrity.verification import DEFAULT_GRACE, Report, check_log
+from integrity.verification import DEFAULT_GRACE, Report, Retention, check_log
 
 VERIFIED, TAMPERED, REFUSED = 0, 1, 2
 SHOWN_FINDINGS = 20
@@ -92,7 +92,12 @@ def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         log = read_log(client, settings.clickhouse_database, args.account)
     finally:
         client.close()
-    report = check_log(log, ring, trusted=held, grace=timedelta(seconds=args.grace_s))
+    retention = (
+        None if log.retention_days is None else Retention(log.retention_days, datetime.now(UTC))
+    )
+    report = check_log(
+        log, ring, trusted=held, grace=timedelta(seconds=args.grace_s), retention=retention
+    )
     _print(report)
     return VERIFIED if report.ok else TAMPERED
 
@@ -115,8 +120,9 @@ def _print(report: Report) -> None:
         else f"newest checkpoint size {newest.size} at "
         f"{datetime.fromtimestamp(newest.time_ms / 1000, UTC).isoformat(timespec='seconds')}"
     )
+    expired = f" ({report.expired} past the retention)" if report.expired else ""
     summary = (
-        f"{report.account}: {report.leaves} leaves, {report.events} stored events, "
+        f"{report.account}: {report.leaves} leaves, {report.events} stored events{expired}, "
         f"{report.checkpoints} checkpoints ({signed})"
     )
     if report.ok:

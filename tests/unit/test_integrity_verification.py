@@ -15,7 +15,7 @@ from integrity import merkle
 from integrity.checkpoint import Checkpoint, origin_for, sign
 from integrity.keys import KeyRing, SigningKey
 from integrity.leaf import event_leaf_hash
-from integrity.verification import StoredEvent, StoredLeaf, StoredLog, check_log
+from integrity.verification import Retention, StoredEvent, StoredLeaf, StoredLog, check_log
 from tests.events import valid_event
 
 ACCOUNT = "acme"
@@ -168,3 +168,29 @@ def test_a_record_published_twice_is_two_leaves_of_one_stored_event(duplicates: 
         leaves.append(StoredLeaf(10 + n, again["event_id"], event_leaf_hash(again), 3, 200 + n))
     notes = [note(leaves, len(leaves), SIGNED + 5)]
     assert kinds(dataclasses.replace(log, leaves=leaves, notes=notes)) == []
+
+
+def test_an_event_the_retention_removed_is_not_missing() -> None:
+    log, made = stored()
+    gone = {e["event_id"]: log.events[e["event_id"]] for e in made[3:]}
+    pruned = dataclasses.replace(log, events=gone)
+    # Leaves 0-2 were held by the checkpoint signed an hour after T0 (1 December 2026), so
+    # their events occurred in December at the latest: the table drops them by 1 January
+    # 2027 + 30 days of retention, 31 January.
+    later = Retention(30, datetime(2027, 1, 31, tzinfo=UTC))
+    report = check_log(pruned, RING, retention=later)
+    assert report.ok, [f.line() for f in report.findings]
+    assert report.expired == 3
+    # A day too early: the TTL cannot have removed them yet, so they were deleted.
+    early = Retention(30, datetime(2027, 1, 30, tzinfo=UTC))
+    assert kinds(pruned, retention=early) == [("missing", i, made[i]["event_id"]) for i in range(3)]
+
+
+def test_only_events_a_checkpoint_held_long_ago_count_as_removed_by_retention() -> None:
+    log, made = stored()
+    notes = [note(list(log.leaves), 4), note(list(log.leaves), 10, SIGNED + 200 * 86_400_000)]
+    gone = {e["event_id"]: log.events[e["event_id"]] for e in made[:6]}  # 6-9 deleted
+    pruned = dataclasses.replace(log, events=gone, notes=notes)
+    found = kinds(pruned, retention=Retention(30, datetime(2027, 1, 31, tzinfo=UTC)))
+    # Leaves 6-9 first appear in the checkpoint signed 200 days later: not yet expired.
+    assert found == [("missing", i, made[i]["event_id"]) for i in range(6, 10)]
