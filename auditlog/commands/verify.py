@@ -122,8 +122,9 @@ def _print(report: Report) -> None:
     )
     expired = f" ({report.expired} past the retention)" if report.expired else ""
     summary = (
-        f"{report.account}: {report.leaves} leaves, {report.events} stored events{expired}, "
-        f"{report.checkpoints} checkpoints ({signed})"
+        f"{report.account}: {_count(report.leaves, 'leaf', 'leaves')}, "
+        f"{_count(report.events, 'stored event', 'stored events')}{expired}, "
+        f"{_count(report.checkpoints, 'checkpoint', 'checkpoints')} ({signed})"
     )
     if report.ok:
         print(f"{summary}: verified")
@@ -133,3 +134,7 @@ def _print(report: Report) -> None:
         print(f"  {finding.line()}", file=sys.stderr)
     if len(report.findings) > SHOWN_FINDINGS:
         print(f"  ... and {len(report.findings) - SHOWN_FINDINGS} more", file=sys.stderr)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
