@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -32,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from schemas.catalog.model import Catalog
 from viewer import caller, problems
 from viewer.access import Forbidden, authorize
+from viewer.forms import form_items
 from viewer.identity import InvalidToken
 from viewer.notice_page import notice, same_origin_path
 from viewer.principal import ADMIN_ROLE, OWNER_ROLE, Principal
@@ -91,10 +91,10 @@ class _PageRoutes:
         return self._sign_in(request, params.get("token", ""), params.get("next"))
 
     async def sign_in_form(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_SIGN_IN_FORM_BYTES:
-            return _sign_in_refused("the sign-in form is too large", status=413)
-        fields = dict(parse_qsl(body.decode("utf-8", "replace")))
+        try:
+            fields = dict(await form_items(request, max_bytes=MAX_SIGN_IN_FORM_BYTES))
+        except problems.ApiProblem as problem:
+            return _sign_in_refused(problem.message, status=problem.status)
         return await run_in_threadpool(
             self._sign_in, request, fields.get("token", ""), fields.get("next")
         )

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import orjson
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -26,6 +26,7 @@ from integrity.proofs import EventProof
 from viewer import caller, problems
 from viewer.api_parameters import ACCOUNT_ID_DESCRIPTION, EXPORT_PARAMETERS, LIST_PARAMETERS
 from viewer.export_slots import ExportSlots
+from viewer.forms import form_items
 from viewer.notice_page import notice
 from viewer.principal import Grant, Principal
 from viewer.query.params import (
@@ -200,7 +201,7 @@ class _ActivityRoutes:
         says why, with a link back to ``back`` (a path of this origin)."""
         back = "/"
         try:
-            items = await _form_items(request)
+            items = await form_items(request, max_bytes=MAX_FORM_BYTES)
             csrf = [value for name, value in items if name == CSRF_FIELD]
             given = csrf[0] if len(csrf) == 1 else ""  # twice is as good as none
             back = next((value for name, value in items if name == _BACK_FIELD), back)
@@ -389,26 +390,6 @@ def _asked(query: ListQuery | ExportQuery) -> dict[str, str]:
     if query.until is not None:
         asked["to"] = query.until.isoformat()
     return asked
-
-
-async def _form_items(request: Request) -> list[tuple[str, str]]:
-    """A form's fields in order; 415 unless URL-encoded, 413 beyond :data:`MAX_FORM_BYTES`."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        raise problems.ApiProblem(
-            415, "unsupported_media_type", "send the form as application/x-www-form-urlencoded"
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise problems.ApiProblem(
-                413, "too_large", f"the form is larger than {MAX_FORM_BYTES} bytes: narrow it"
-            )
-    try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise problems.bad_parameter("body", "the form is not UTF-8") from None
 
 
 def _next_url(request: Request, cursor: str) -> str:

@@ -378,3 +378,18 @@ def test_the_page_preloads_every_module_it_has() -> None:
     preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([\w.]+)">', index))
     modules = {path.name for path in STATIC_DIR.glob("*.js")} - {"app.js"}
     assert preloaded == modules, "list each module of viewer/static in index.html"
+
+
+def test_a_sign_in_form_too_large_or_not_a_form_is_refused_with_a_page() -> None:
+    viewer = page_viewer()
+    huge = viewer.client.post(
+        "/sign-in", data={"token": "sign-in:admin:j1", "pad": "x" * 40_000}, follow_redirects=False
+    )
+    assert huge.status_code == 413
+    assert huge.headers["content-type"].startswith("text/html")
+    assert "set-cookie" not in huge.headers
+    as_json = viewer.client.post(
+        "/sign-in", json={"token": "sign-in:admin:j2"}, follow_redirects=False
+    )
+    assert as_json.status_code == 415
+    assert "Sign-in refused" in as_json.text
