@@ -19,7 +19,8 @@ from accounts.store import AccountStore
 from auditlog.settings import AuditlogSettings
 from consumers.clickhouse_connection import ClickHouseTlsError
 from consumers.clickhouse_connection import connect as connect_clickhouse
-from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
+from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.health import HealthState
 from consumers.telemetry import WriterObserver
 from consumers.writer import ClickHouseWriter, WriterConfig

@@ -62,7 +62,8 @@ from bench.common import (
     publish_backlog,
 )
 from consumers.batches import Batch
-from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
+from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.health import HealthState
 from consumers.inserter import Inserted
 from consumers.metrics import writer_metrics

@@ -4,7 +4,7 @@
 (:mod:`consumers.avro_block`): values written with the current schema go in as they are;
 values of older versions or from a schema registry are decoded and re-encoded as the
 current schema (the slow path); values that are not framed, name an unknown schema or do
-not decode become :class:`~consumers.dead_letters.Poison`. :meth:`BatchInserter.insert`
+not decode become :class:`~consumers.dead_letter_reasons.Poison`. :meth:`BatchInserter.insert`
 frames what is left as one Avro block and inserts it ``FORMAT Avro`` with the batch's
 deduplication token, so a replayed batch is stored once.
 
@@ -35,7 +35,7 @@ from consumers.avro_block import (
     upcast,
 )
 from consumers.batches import Batch, Record, offset_of, value_of
-from consumers.dead_letters import (
+from consumers.dead_letter_reasons import (
     REJECTED_BY_CLICKHOUSE,
     TENANT_MISMATCH,
     DeadLetterReason,

@@ -14,7 +14,7 @@ stays in the group; nothing is skipped). A batch whose partition is revoked mean
 abandoned uncommitted; its next owner re-forms the announced range from the progress log,
 so the insert deduplicates. :meth:`ClickHouseWriter.stop` (SIGTERM, SIGINT) lets the
 current insert finish or abandons its retries, commits what landed, and leaves the group.
-Too many poison records raise :class:`~consumers.dead_letters.DeadLetterLimitExceeded`
+Too many poison records raise :class:`~consumers.dead_letter_budget.DeadLetterLimitExceeded`
 before anything of that batch is dead-lettered or committed.
 """
 
@@ -36,7 +36,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumers.batches import Batch, PartitionBuffer
-from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
+from consumers.dead_letter_budget import DeadLetterBudget
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
