@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from accounts.directory import AccountChange, AccountDirectory
 from accounts.store import AccountStore
+from accounts.topic import accounts_topic_spec
 from auditlog.settings import AuditlogSettings
 from consumers.clickhouse_connection import ClickHouseTlsError
 from consumers.clickhouse_connection import connect as connect_clickhouse
@@ -26,13 +27,14 @@ from consumers.telemetry import WriterObserver
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.producer import AuditProducer
-from producers.topics import TopicSpec, control_topic_spec
-from producers.topics import topic_specs as _topic_specs
+from producers.topic_specs import topic_specs as _topic_specs
 from runtime.compacted_table import CompactedTable, TableWriter
 from runtime.kafka_connection import KafkaConnection
 from runtime.redaction import redact_text, redact_url
+from runtime.topic_spec import TopicSpec
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
+from sinks.control_topics import control_topic_specs
 from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.references import ReferencePolicy, parse_names
@@ -148,20 +150,23 @@ def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
         events_retention_hours=settings.events_retention_hours,
         dead_letter_retention_hours=settings.dead_letter_retention_hours,
     )
-    for name in (
-        settings.destinations_topic,
-        settings.sink_progress_topic,
-        settings.accounts_topic,
-    ):
-        if name in {spec.name for spec in specs}:
-            raise ValueError(f"topic {name!r} is named twice in the topic settings")
-        specs.append(
-            control_topic_spec(
-                name,
-                replication_factor=settings.topic_replication_factor,
-                min_insync_replicas=settings.topic_min_insync_replicas,
-            )
+    specs += control_topic_specs(
+        destinations_topic=settings.destinations_topic,
+        progress_topic=settings.sink_progress_topic,
+        replication_factor=settings.topic_replication_factor,
+        min_insync_replicas=settings.topic_min_insync_replicas,
+    )
+    specs.append(
+        accounts_topic_spec(
+            settings.accounts_topic,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
         )
+    )
+    names = [spec.name for spec in specs]
+    for at, name in enumerate(names):
+        if name in names[:at]:
+            raise ValueError(f"topic {name!r} is named twice in the topic settings")
     return specs
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumers.dead_letter_reasons import DeadLetterReason, Poison
-from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
+from producers.topic_specs import DEAD_LETTER_MAX_MESSAGE_BYTES
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_logs import librdkafka_logger
 

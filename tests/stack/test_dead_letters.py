@@ -19,7 +19,7 @@ from consumers import dead_letter_publisher as dl
 from consumers.dead_letter_publisher import DeadLetterError, DeadLetterPublisher
 from consumers.dead_letter_reasons import MAX_DETAIL_BYTES, Poison
 from deploy.stack.endpoints import StackEndpoints
-from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
+from producers.topic_specs import DEAD_LETTER_MAX_MESSAGE_BYTES
 from runtime.kafka_connection import KafkaConnection
 
 pytestmark = pytest.mark.stack
