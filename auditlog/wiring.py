@@ -22,13 +22,13 @@ from consumers.clickhouse_connection import ClickHouseTlsError
 from consumers.clickhouse_connection import connect as connect_clickhouse
 from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
 from consumers.dead_letter_publisher import DeadLetterPublisher
-from consumers.health import HealthState
 from consumers.telemetry import WriterObserver
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.producer import AuditProducer
 from producers.topic_specs import topic_specs as _topic_specs
 from runtime.compacted_table import CompactedTable, TableWriter
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from runtime.redaction import redact_text, redact_url
 from runtime.topic_spec import TopicSpec

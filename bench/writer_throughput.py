@@ -64,7 +64,6 @@ from bench.common import (
 from consumers.batches import Batch
 from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
 from consumers.dead_letter_publisher import DeadLetterPublisher
-from consumers.health import HealthState
 from consumers.inserter import Inserted
 from consumers.metrics import writer_metrics
 from consumers.migrations import apply_pending
@@ -75,6 +74,7 @@ from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from schemas.validation import EventValidator
 from schemas.wire import Decoder
