@@ -2,11 +2,11 @@
 
 :meth:`InsertRetry.run` calls an action of the writer (announce a batch's range, insert it,
 read the progress log) until it succeeds. When ClickHouse fails transiently
-(:func:`is_transient`: unreachable, overloaded, timing out) it pauses every assigned
-partition and waits out a capped, full-jitter backoff while the consumer keeps polling, so
-the member stays in its group and its rebalance callbacks run; nothing is skipped, nothing
-committed. Once an attempt succeeds the partitions that may be read are resumed. Any other
-error propagates at once.
+(:func:`~runtime.clickhouse_errors.is_transient`: unreachable, overloaded, timing out) it
+pauses every assigned partition and waits out a capped, full-jitter backoff while the
+consumer keeps polling, so the member stays in its group and its rebalance callbacks run;
+nothing is skipped, nothing committed. Once an attempt succeeds the partitions that may be
+read are resumed. Any other error propagates at once.
 
 It gives up with :class:`Abandoned` when, during a wait, the batch's partition is revoked
 (its next owner re-forms the announced range, so the insert deduplicates) or the writer is
@@ -20,12 +20,11 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from consumers.inserter import is_data_error
 from consumers.telemetry import WriterObserver
 from runtime.backoff import Backoff, UniformSource
+from runtime.clickhouse_errors import is_transient
 
 _LOG = logging.getLogger("auditlog.writer")
 _T = TypeVar("_T")
@@ -36,13 +35,6 @@ POLL_S = 0.2
 
 class Abandoned(Exception):
     """The batch's partition was revoked, or the writer is stopping, while retrying."""
-
-
-def is_transient(error: BaseException) -> bool:
-    """Failures worth retrying: ClickHouse unreachable, overloaded or timing out."""
-    if isinstance(error, OperationalError | OSError):
-        return True
-    return isinstance(error, DatabaseError) and not is_data_error(error)
 
 
 class InsertRetry:

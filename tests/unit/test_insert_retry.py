@@ -12,9 +12,10 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from consumers.insert_retry import Abandoned, InsertRetry, is_transient
+from consumers.insert_retry import Abandoned, InsertRetry
 from consumers.telemetry import NoObserver
 from runtime.backoff import Backoff
+from runtime.clickhouse_errors import is_transient
 
 TOPIC = "audit.events"
 
