@@ -38,6 +38,7 @@ from sinks.control_topics import control_topic_specs
 from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.references import ReferencePolicy, parse_names
+from sinks.destinations.rules import DestinationPolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.destinations.store import DestinationCatalog, DestinationStore
 from sinks.metrics import sink_metrics
@@ -217,6 +218,19 @@ def reference_policy(settings: AuditlogSettings) -> ReferencePolicy:
         prefix=settings.sink_secret_ref_prefix,
         names=parse_names(settings.sink_secret_ref_names),
         reserved=AuditlogSettings.variables(),
+    )
+
+
+def destination_policy(
+    settings: AuditlogSettings, references: ReferencePolicy
+) -> DestinationPolicy:
+    """What the operator allows destinations (:mod:`sinks.destinations.rules`):
+    ``references`` (the secret box's, :func:`reference_policy`), local addresses, the
+    workers' own S3 credentials."""
+    return DestinationPolicy(
+        references=references,
+        allow_local=settings.sink_allow_local,
+        s3_worker_credentials=settings.sink_s3_allow_worker_credentials,
     )
 
 
