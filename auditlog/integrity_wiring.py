@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthState
 from integrity.appender import IntegrityAppender
 from integrity.appender_config import AppenderConfig
 from integrity.checkpoint_store import CheckpointStore
@@ -14,6 +13,7 @@ from integrity.heads import LogStore
 from integrity.keys import SigningKey
 from integrity.keystore import KeyStore, KeyStoreError
 from integrity.metrics import IntegrityMetrics
+from runtime.health import HealthState
 
 
 def appender_config(
