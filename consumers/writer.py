@@ -125,6 +125,7 @@ class ClickHouseWriter:
         self._buffers: dict[int, PartitionBuffer] = {}
         self._ready: deque[Batch] = deque()
         self._unchecked: set[int] = set()
+        self._rewound: set[int] = set()  # unchecked after a failed commit: seek back first
         self._stop = threading.Event()
         self._retry = InsertRetry(
             self._consumer,
@@ -220,9 +221,9 @@ class ClickHouseWriter:
             records = list(run)
             if any(map(_error_of, records)):
                 records = self._without_errors(records)
-            buffer = self._buffers.get(partition) if partition is not None else None
+            buffer = self._buffer_for(partition)
             if buffer is None or not records:
-                continue  # revoked in the meantime: its next owner reads it again
+                continue  # revoked (its next owner reads it again) or to be read again
             self._ready.extend(buffer.extend(records, now))
         self.stats.records += len(messages)
         if messages:
@@ -295,21 +296,47 @@ class ClickHouseWriter:
             _low, high = self._consumer.get_watermark_offsets(offsets[0], cached=True)
             self._observer.committed(batch.partition, batch.last_offset + 1, high)
         except KafkaException as exc:
-            # Lost the partition in a rebalance: the rows landed; its next owner re-forms
-            # the announced range and the insert deduplicates.
             _LOG.warning(
-                "commit failed: %s",
+                "commit failed, reading the partition again from its committed offset: %s",
                 exc,
                 extra={"partition": batch.partition, "last_offset": batch.last_offset},
             )
+            self._rewind(batch.partition)
+
+    def _rewind(self, partition: int) -> None:
+        """After a failed commit: forget what was read of ``partition`` and check it again
+        as a new owner would (:meth:`_check_progress`), from its committed offset.
+
+        The rows landed but the offset did not move (refused while the group rebalances,
+        the coordinator moved, the member was fenced). Writing the partition's next batch
+        would announce it over the one just written: should the partition then move, its
+        next owner would find an announcement that does not start at the committed offset,
+        cut freely, and insert both batches again under other tokens (docs/exactly-once.md,
+        section 8, finding 1). Read again instead: the batch just written is re-formed from
+        its announcement, deduplicated by ClickHouse, and committed again; if the partition
+        was revoked meanwhile, its next owner does the same."""
+        self._ready = deque(b for b in self._ready if b.partition != partition)
+        if partition not in self._buffers:
+            return  # revoked in the meantime
+        self._buffers[partition] = self._new_buffer(partition)
+        self._unchecked.add(partition)
+        self._rewound.add(partition)
+        self._consumer.pause(self._partitions({partition}))
 
     def _take_while_paused(self, message: Message) -> None:
         """A record polled while ClickHouse fails: a partition assigned before the pause
         reached it."""
-        partition = message.partition()
-        buffer = self._buffers.get(partition) if partition is not None else None
+        buffer = self._buffer_for(message.partition())
         if buffer is not None:
             self._ready.extend(buffer.add(message, self._clock()))
+
+    def _buffer_for(self, partition: int | None) -> PartitionBuffer | None:
+        """Where a record of ``partition`` goes: None when the partition was revoked, or is
+        to be read again from its committed offset (:meth:`_rewind`): records fetched
+        before the seek are not taken."""
+        if partition is None or partition in self._rewound:
+            return None
+        return self._buffers.get(partition)
 
     def _count_retry(self) -> None:
         self.stats.retries += 1
@@ -322,18 +349,21 @@ class ClickHouseWriter:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         for tp in mine:
-            self._buffers[tp.partition] = PartitionBuffer(
-                self.config.topic,
-                tp.partition,
-                self.config.batch_max_records,
-                self.config.batch_max_bytes,
-                self.config.flush_interval_s,
-            )
+            self._buffers[tp.partition] = self._new_buffer(tp.partition)
             self._unchecked.add(tp.partition)
         # Nothing is read before the progress log was checked for announced ranges.
         consumer.pause(mine)
         self._observer.assigned(mine, consumer.memberid())
         _LOG.info("assigned", extra={"partitions": [tp.partition for tp in mine]})
+
+    def _new_buffer(self, partition: int) -> PartitionBuffer:
+        return PartitionBuffer(
+            self.config.topic,
+            partition,
+            self.config.batch_max_records,
+            self.config.batch_max_bytes,
+            self.config.flush_interval_s,
+        )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
@@ -342,6 +372,7 @@ class ClickHouseWriter:
         for partition in gone:
             self._buffers.pop(partition, None)
             self._unchecked.discard(partition)
+            self._rewound.discard(partition)
         self._ready = deque(b for b in self._ready if b.partition not in gone)
         _LOG.info("revoked", extra={"partitions": sorted(gone)})
 
@@ -367,6 +398,8 @@ class ClickHouseWriter:
             buffer = self._buffers.get(partition)
             if buffer is None:
                 continue
+            if partition in self._rewound and not self._seek(partition, starts[partition]):
+                continue  # still paused and unchecked: tried again at the next turn
             range_ = announced.get(partition)
             if range_ is not None and range_.first_offset == starts[partition]:
                 buffer.must_end_at = range_.last_offset
@@ -378,6 +411,21 @@ class ClickHouseWriter:
                         "last_offset": range_.last_offset,
                     },
                 )
-        self._unchecked.difference_update(partitions)
-        if not self._retry.paused:
-            self._consumer.resume(self._partitions(set(partitions)))
+        checked = set(partitions) - self._rewound
+        self._unchecked.difference_update(checked)
+        if not self._retry.paused and checked:
+            self._consumer.resume(self._partitions(checked))
+
+    def _seek(self, partition: int, offset: int) -> bool:
+        """Move a rewound partition back to ``offset`` (its committed one); False, and the
+        partition stays paused, if the consumer refuses now (it never reads on from where
+        it was: the records after the failed commit would be skipped)."""
+        try:
+            self._consumer.seek(TopicPartition(self.config.topic, partition, offset))
+        except KafkaException as exc:
+            _LOG.warning(
+                "cannot read the partition again yet: %s", exc, extra={"partition": partition}
+            )
+            return False
+        self._rewound.discard(partition)
+        return True
