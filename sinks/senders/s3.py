@@ -14,8 +14,8 @@ share one: a replay's batch that starts where a live batch started but ends else
 gets its own object instead of replacing the live one and the events it held beyond the
 replay's end (docs/exactly-once.md, section 8). Objects written before both offsets were
 in the name (first offset only) keep their names; a batch announced by such a release and
-re-formed by this one is written once more under the new name. Each payload is a single ``PutObject``: visible
-whole or not at all, with ``Content-MD5`` so that S3 refuses a body corrupted on the way,
+re-formed by this one is written once more under the new name. Each payload is a single
+``PutObject``: visible whole or not at all, with ``Content-MD5`` so that S3 refuses a body corrupted on the way,
 and the payload's tenant, destination, partition, offsets and record count in the
 object's metadata (``x-amz-meta-auditlog-*``).
 

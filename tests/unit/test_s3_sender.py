@@ -120,7 +120,8 @@ def test_batches_that_start_at_one_offset_and_end_at_another_have_their_own_obje
 )
 def test_prefix_templates(template: str, prefix: str) -> None:
     key = object_key(keyed_target(prefix_template=template), payload())
-    assert key == f"{prefix}2025/03/04/23/acme_s3-dest_7_00000000000000000042-00000000000000000044.ndjson"
+    name = "acme_s3-dest_7_00000000000000000042-00000000000000000044.ndjson"
+    assert key == f"{prefix}2025/03/04/23/{name}"
 
 
 @pytest.mark.parametrize(

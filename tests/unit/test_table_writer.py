@@ -31,7 +31,8 @@ class FlakyProducer:
         *,
         on_delivery: Report | None = None,
     ) -> None:
-        assert key is not None and on_delivery is not None
+        assert key is not None
+        assert on_delivery is not None
         self.queued.append((key, value, on_delivery))
         self.writes.append(key)
 
