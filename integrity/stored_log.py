@@ -15,6 +15,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from consumers.retention import get_retention
+from integrity.checkpoint_store import CHECKPOINTS_TABLE
+from integrity.prune_store import PRUNE_TABLE
 from integrity.verification import StoredEvent, StoredLeaf, StoredLog
 
 _EVENT_COLUMNS = """
@@ -29,7 +31,8 @@ _EVENT_COLUMNS = """
 
 
 def read_log(client: Client, database: str, account: str) -> StoredLog:
-    """The account's leaves in index order, its stored events by id, and its checkpoints.
+    """The account's leaves in index order, its stored events by id, its checkpoints and
+    prune statements.
     ``database`` is a checked identifier (the settings check it)."""
     leaves = [
         StoredLeaf(int(index), str(event_id), bytes(leaf_hash), int(partition), int(offset))
@@ -48,16 +51,29 @@ def read_log(client: Client, database: str, account: str) -> StoredLog:
     ).result_rows:
         event, ingested_at = _event(row)
         events[str(event["event_id"])] = StoredEvent(event, ingested_at)
-    notes = [
+    notes = _notes(client, f"{database}.{CHECKPOINTS_TABLE}", account, "size, time")
+    prune_notes = _notes(client, f"{database}.{PRUNE_TABLE}", account, "time")
+    retention = get_retention(client, account, database=database)
+    return StoredLog(
+        account,
+        leaves,
+        events,
+        notes,
+        retention_days=retention.retention_days,
+        prune_notes=prune_notes,
+    )
+
+
+def _notes(client: Client, table: str, account: str, order: str) -> list[str]:
+    """The signed notes of ``account`` in ``table`` (a checked name), in ``order``."""
+    return [
         str(note)
         for (note,) in client.query(
-            f"SELECT note FROM {database}.integrity_checkpoints FINAL "  # noqa: S608
-            "WHERE tenant_id = {account:String} ORDER BY size, time",
+            f"SELECT note FROM {table} FINAL WHERE tenant_id = {{account:String}} "  # noqa: S608
+            f"ORDER BY {order}",
             parameters={"account": account},
         ).result_rows
     ]
-    retention = get_retention(client, account, database=database)
-    return StoredLog(account, leaves, events, notes, retention_days=retention.retention_days)
 
 
 def read_event(client: Client, database: str, account: str, event_id: str) -> dict[str, Any] | None:

@@ -5,6 +5,9 @@ What is checked, in this order, and what each failure is called:
 
 1. ``bad-checkpoint``: a checkpoint whose signature does not verify under a key valid at
    its time, or whose origin is not this account's (a forged or misplaced checkpoint).
+   ``bad-prune-statement``: the same of a prune statement, or one that cannot be true of
+   this log (signed after now, ``below`` beyond every checkpoint, or no checkpoint held
+   those leaves long enough before it for its retention to have removed them).
 2. ``gap``: leaf indexes that do not run 0, 1, 2, ... (from the pruned prefix on).
 3. ``moved``: a leaf whose Kafka position (partition, offset) is not after the previous
    leaf's in the same partition: the order was changed.
@@ -16,10 +19,10 @@ What is checked, in this order, and what each failure is called:
 6. ``missing``: a leaf whose event is not stored, unless the retention has provably removed
    it: a checkpoint signed at T already held the leaf, so the event occurred at most the
    producer's future skew after T, and the table drops a row at the start of the month after
-   its ``occurred_at`` plus the account's retention days (:class:`Retention`). Those are
-   counted as ``expired``, not reported. (Signed times make the bound trustworthy; the
-   account's retention is read from the store, so lowering it there would hide deletions of
-   events older than the new retention: a retention change is itself an audit event.)
+   its ``occurred_at`` plus the account's retention days (:class:`Retention`); or the leaf
+   is below a valid prune statement's ``below``. Those are counted as ``expired``, not
+   reported. The retention days are the latest valid prune statement's (signed: lowering
+   the store's value changes nothing already signed); the store's only when there is none.
 7. ``inserted``: a stored event that no leaf names although it was stored more than
    ``grace`` before the newest checkpoint was signed (the appender had seen it by then).
 
@@ -40,12 +43,25 @@ from integrity import merkle
 from integrity.checkpoint import Checkpoint, CheckpointError, origin_for, verify
 from integrity.keys import KeyRing
 from integrity.leaf import event_leaf_hash
+from integrity.prune_statement import PruneStatement, verify_statement
+from integrity.signed_note import NoteError
 
 # How long before a checkpoint an event must have been stored for its absence from the log
 # to count: the appender and the writer read the topic at their own pace.
 DEFAULT_GRACE = timedelta(minutes=5)
+# The producer refuses events more than this far in the future (ValidationPolicy).
+FUTURE_SKEW = timedelta(minutes=5)
 
-Kind = Literal["bad-checkpoint", "gap", "moved", "rewritten", "changed", "missing", "inserted"]
+Kind = Literal[
+    "bad-checkpoint",
+    "bad-prune-statement",
+    "gap",
+    "moved",
+    "rewritten",
+    "changed",
+    "missing",
+    "inserted",
+]
 
 
 @dataclass(frozen=True)
@@ -54,15 +70,21 @@ class Retention:
 
     days: int
     now: datetime
-    # The producer refuses events more than this far in the future (ValidationPolicy).
-    future_skew: timedelta = timedelta(minutes=5)
+    future_skew: timedelta = FUTURE_SKEW
 
     def removed_all_before(self, signed_at: datetime) -> bool:
         """Whether every event a log held at ``signed_at`` is past its TTL by now."""
-        latest = signed_at + self.future_skew
-        month = latest.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        next_month = (month + timedelta(days=32)).replace(day=1)
-        return next_month + timedelta(days=self.days) <= self.now
+        return signed_at < self.signed_before()
+
+    def signed_before(self) -> datetime:
+        """The events of a log held at a time before this one are all past their TTL by
+        now: such an event occurred by ``time + future_skew``, and the table drops it at the
+        start of the next month plus ``days``, which is by now exactly when that month
+        begins no later than the start of the month holding ``now - days``."""
+        latest_month = (self.now.astimezone(UTC) - timedelta(days=self.days)).replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        return latest_month - self.future_skew
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,10 @@ class Report:
     checkpoints: int = 0
     newest: Checkpoint | None = None
     findings: list[Finding] = field(default_factory=list)
+    pruned_below: int = 0  # leaves below this: a valid prune statement says they expired
+    retention_days: int | None = None  # used for the leaves above
+    # The valid prune statement the retention days come from; None: the store's value.
+    retention_statement: PruneStatement | None = None
 
     @property
     def ok(self) -> bool:
@@ -120,6 +146,7 @@ class StoredLog:
     first_index: int = 0
     prefix_root: bytes | None = None  # the root of the pruned prefix, when there is one
     retention_days: int | None = None  # the account's, as the store holds it
+    prune_notes: Sequence[str] = ()  # its signed prune statements
 
 
 def check_log(
@@ -136,15 +163,87 @@ def check_log(
     checkpoints = _checkpoints(log.account, [*log.notes, *trusted], ring, report)
     report.checkpoints = len(checkpoints)
     report.newest = max(checkpoints, key=lambda c: (c.size, c.time_ms), default=None)
+    retention = _pruned(log, checkpoints, ring, retention, report)
     _order(log, report)
     if log.first_index == 0:
         _against_checkpoints(log, checkpoints, report)
     inserted_before = None
     if grace is not None and report.newest is not None:
         inserted_before = datetime.fromtimestamp(report.newest.time_ms / 1000, UTC) - grace
-    removed = _removed_by_retention(checkpoints, retention)
-    _events(log, report, inserted_before, leaf_hash_of, removed)
+    by_ttl = _removed_by_retention(checkpoints, retention)
+    below = report.pruned_below
+    _events(log, report, inserted_before, leaf_hash_of, lambda i: i < below or by_ttl(i))
     return report
+
+
+def _pruned(
+    log: StoredLog,
+    checkpoints: list[Checkpoint],
+    ring: KeyRing,
+    retention: Retention | None,
+    report: Report,
+) -> Retention | None:
+    """Check the log's prune statements; set the report's ``pruned_below`` (the largest
+    ``below`` of the valid ones) and the retention the leaves above it are judged by: the
+    latest valid statement's days, or ``retention`` (the store's) when none is valid."""
+    largest = max((c.size for c in checkpoints), default=0)
+    valid: list[PruneStatement] = []
+    for note in log.prune_notes:
+        try:
+            statement = verify_statement(note, ring, account=log.account)
+        except NoteError as exc:
+            first = " / ".join(note.split("\n", 2)[:2])[:120]
+            report.findings.append(Finding("bad-prune-statement", f"{exc} ({first})"))
+            continue
+        problem = _unjustified(statement, checkpoints, largest, retention)
+        if problem:
+            report.findings.append(
+                Finding(
+                    "bad-prune-statement",
+                    f"the statement of {_when_ms(statement.time_ms)} "
+                    f"(below {statement.below}, retention {statement.retention_days} days) "
+                    f"{problem}",
+                )
+            )
+            continue
+        valid.append(statement)
+    report.pruned_below = max((s.below for s in valid), default=0)
+    latest = max(valid, key=lambda s: s.time_ms, default=None)
+    report.retention_statement = latest
+    if latest is None:
+        report.retention_days = None if retention is None else retention.days
+        return retention
+    report.retention_days = latest.retention_days
+    if retention is None:
+        return None
+    return Retention(latest.retention_days, retention.now, retention.future_skew)
+
+
+def _unjustified(
+    statement: PruneStatement,
+    checkpoints: list[Checkpoint],
+    largest: int,
+    retention: Retention | None,
+) -> str | None:
+    """Why a validly signed statement cannot be true of this log, or None."""
+    signed_at = datetime.fromtimestamp(statement.time_ms / 1000, UTC)
+    if retention is not None and signed_at > retention.now + retention.future_skew:
+        return "was signed after now (the signer's clock is wrong, or it was made to lie)"
+    if statement.below > largest:
+        return f"prunes more leaves than any checkpoint signed ({largest})"
+    if statement.below == 0:
+        return None
+    then = Retention(statement.retention_days, signed_at)
+    if not any(c.size >= statement.below and then.removed_all_before(_utc(c)) for c in checkpoints):
+        return (
+            f"names leaves no checkpoint held long enough before it for a retention of "
+            f"{statement.retention_days} days to have removed them"
+        )
+    return None
+
+
+def _utc(checkpoint: Checkpoint) -> datetime:
+    return datetime.fromtimestamp(checkpoint.time_ms / 1000, UTC)
 
 
 def _removed_by_retention(
@@ -306,6 +405,8 @@ def _events(
 
 
 def _when(checkpoint: Checkpoint) -> str:
-    return (
-        datetime.fromtimestamp(checkpoint.time_ms / 1000).astimezone().isoformat(timespec="seconds")
-    )
+    return _when_ms(checkpoint.time_ms)
+
+
+def _when_ms(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000).astimezone().isoformat(timespec="seconds")

@@ -124,7 +124,8 @@ def _print(report: Report) -> None:
     summary = (
         f"{report.account}: {_count(report.leaves, 'leaf', 'leaves')}, "
         f"{_count(report.events, 'stored event', 'stored events')}{expired}, "
-        f"{_count(report.checkpoints, 'checkpoint', 'checkpoints')} ({signed})"
+        f"{_count(report.checkpoints, 'checkpoint', 'checkpoints')} ({signed}), "
+        f"{_retention(report)}"
     )
     if report.ok:
         print(f"{summary}: verified")
@@ -134,6 +135,20 @@ def _print(report: Report) -> None:
         print(f"  {finding.line()}", file=sys.stderr)
     if len(report.findings) > SHOWN_FINDINGS:
         print(f"  ... and {len(report.findings) - SHOWN_FINDINGS} more", file=sys.stderr)
+
+
+def _retention(report: Report) -> str:
+    """Where the retention days came from: a signed prune statement, or the store."""
+    statement = report.retention_statement
+    if statement is None:
+        if report.retention_days is None:
+            return "no retention known"
+        return f"retention {report.retention_days} days from the store: no signed prune statement"
+    signed_at = datetime.fromtimestamp(statement.time_ms / 1000, UTC)
+    return (
+        f"retention {statement.retention_days} days, pruned below leaf {report.pruned_below} "
+        f"(signed prune statement of {signed_at.isoformat(timespec='seconds')})"
+    )
 
 
 def _count(n: int, one: str, many: str) -> str:

@@ -15,6 +15,7 @@ from integrity import merkle
 from integrity.checkpoint import Checkpoint, origin_for, sign
 from integrity.keys import KeyRing, SigningKey
 from integrity.leaf import event_leaf_hash
+from integrity.prune_statement import PruneStatement, prune_origin_for, sign_statement
 from integrity.verification import Retention, StoredEvent, StoredLeaf, StoredLog, check_log
 from tests.events import valid_event
 
@@ -194,3 +195,101 @@ def test_only_events_a_checkpoint_held_long_ago_count_as_removed_by_retention() 
     found = kinds(pruned, retention=Retention(30, datetime(2027, 1, 31, tzinfo=UTC)))
     # Leaves 6-9 first appear in the checkpoint signed 200 days later: not yet expired.
     assert found == [("missing", i, made[i]["event_id"]) for i in range(6, 10)]
+
+
+# -- prune statements ------------------------------------------------------------------------
+
+JAN_20 = int(datetime(2027, 1, 20, tzinfo=UTC).timestamp() * 1000)
+FEB_1 = int(datetime(2027, 2, 1, 9, tzinfo=UTC).timestamp() * 1000)
+AFTER = datetime(2027, 2, 1, 10, tzinfo=UTC)  # verified an hour after the statement
+
+
+def statement(
+    below: int,
+    days: int = 30,
+    time_ms: int = FEB_1,
+    account: str = ACCOUNT,
+    key: SigningKey = KEY,
+) -> str:
+    return sign_statement(PruneStatement(prune_origin_for(account), below, days, time_ms), [key])
+
+
+def pruned(deleted: range | list[int], *statements: str) -> tuple[StoredLog, list[dict[str, Any]]]:
+    """Leaves 0-3 held by a checkpoint of 1 December, 4-9 first by one of 20 January; the
+    events of ``deleted`` gone; the prune ``statements`` stored."""
+    log, made = stored()
+    notes = [note(list(log.leaves), 4), note(list(log.leaves), 10, JAN_20)]
+    gone = {made[i]["event_id"] for i in deleted}
+    events_ = {k: v for k, v in log.events.items() if k not in gone}
+    return dataclasses.replace(log, events=events_, notes=notes, prune_notes=statements), made
+
+
+def test_events_below_a_signed_statement_are_expired_whatever_the_store_says() -> None:
+    log, _ = pruned(range(4), statement(4))
+    # The store says ten years: without the statement, leaves 0-3 would be deleted events.
+    report = check_log(log, RING, retention=Retention(3650, AFTER))
+    assert report.ok, [f.line() for f in report.findings]
+    assert (report.expired, report.pruned_below, report.retention_days) == (4, 4, 30)
+    assert report.retention_statement is not None
+    unsigned = dataclasses.replace(log, prune_notes=())
+    assert [k for k, _, _ in kinds(unsigned, retention=Retention(3650, AFTER))] == ["missing"] * 4
+
+
+def test_a_deletion_above_the_statement_is_still_missing() -> None:
+    log, _ = pruned([0, 1, 2, 3, 6], statement(4))
+    report = check_log(log, RING, retention=Retention(3650, AFTER))
+    assert [(f.kind, f.leaf_index) for f in report.findings] == [("missing", 6)]
+    assert report.expired == 4
+
+
+def test_the_statements_retention_wins_over_a_lowered_one_in_the_store() -> None:
+    # Someone set the store's retention to 1 day: the events held on 1 December would pass
+    # for expired. The signed statement says 365 days: they are deleted events.
+    log, made = pruned(range(4), statement(0, days=365))
+    assert check_log(
+        dataclasses.replace(log, prune_notes=()), RING, retention=Retention(1, AFTER)
+    ).ok
+    found = kinds(log, retention=Retention(1, AFTER))
+    assert found == [("missing", i, made[i]["event_id"]) for i in range(4)]
+
+
+def test_a_forged_statement_is_named_and_not_used() -> None:
+    forger = SigningKey("auditlog.test", Ed25519PrivateKey.generate())
+    log, _ = pruned(range(4), statement(4, key=forger))
+    report = check_log(log, RING, retention=Retention(3650, AFTER))
+    assert [f.kind for f in report.findings] == ["bad-prune-statement"] + ["missing"] * 4
+    assert "no valid signature" in report.findings[0].message
+    assert (report.pruned_below, report.retention_days) == (0, 3650)
+    assert report.retention_statement is None
+
+
+def test_another_accounts_statement_is_named() -> None:
+    log, _ = pruned([], statement(4, account="globex"))
+    ((kind, message),) = [(f.kind, f.message) for f in check_log(log, RING).findings]
+    assert kind == "bad-prune-statement"
+    assert "not 'auditlog-prune/acme'" in message
+
+
+def test_a_statement_beyond_the_log_is_named() -> None:
+    log, _ = pruned([], statement(11))
+    ((kind, message),) = [(f.kind, f.message) for f in check_log(log, RING).findings]
+    assert kind == "bad-prune-statement"
+    assert "prunes more leaves than any checkpoint signed (10)" in message
+
+
+def test_a_statement_no_checkpoint_justifies_is_named() -> None:
+    # Signed 15 December with 30 days: only what a checkpoint held before 1 November can be
+    # gone, and the first checkpoint is of 1 December.
+    early = int(datetime(2026, 12, 15, tzinfo=UTC).timestamp() * 1000)
+    log, _ = pruned([], statement(4, time_ms=early))
+    ((kind, message),) = [(f.kind, f.message) for f in check_log(log, RING).findings]
+    assert kind == "bad-prune-statement"
+    assert "no checkpoint held long enough" in message
+    # The same statement of 1 February is true of this log.
+    assert check_log(dataclasses.replace(log, prune_notes=[statement(4)]), RING).ok
+
+
+def test_a_statement_signed_after_now_is_named() -> None:
+    log, _ = pruned([], statement(4))
+    before = Retention(30, datetime(2027, 1, 31, tzinfo=UTC))
+    assert [k for k, _, _ in kinds(log, retention=before)] == ["bad-prune-statement"]
