@@ -34,7 +34,7 @@ is shorter than it, or has another root at its size.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -87,7 +87,7 @@ class Retention:
         return latest_month - self.future_skew
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredLeaf:
     index: int
     event_id: str
@@ -128,6 +128,7 @@ class Report:
     retention_days: int | None = None  # used for the leaves above
     # The valid prune statement the retention days come from; None: the store's value.
     retention_statement: PruneStatement | None = None
+    window: Window | None = None  # events outside it were not read: no finding about them
 
     @property
     def ok(self) -> bool:
@@ -135,18 +136,43 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Window:
+    """Events whose ``occurred_at`` is from ``start`` (inclusive) to ``end`` (exclusive);
+    None: unbounded on that side."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __str__(self) -> str:
+        start = "..." if self.start is None else self.start.isoformat(timespec="seconds")
+        end = "..." if self.end is None else self.end.isoformat(timespec="seconds")
+        return f"{start} to {end}"
+
+
+@dataclass(frozen=True)
 class StoredLog:
     """What the store holds of one account: leaves in index order (from ``first_index``,
-    the size of the pruned prefix), events by id, checkpoint notes."""
+    the size of the pruned prefix), events by id (a mapping, or pairs read as they are
+    iterated, once), checkpoint notes. With a ``window`` the events are only those whose
+    ``occurred_at`` it holds, and ``stored`` says which of some event ids are stored at all
+    (outside it)."""
 
     account: str
     leaves: Sequence[StoredLeaf]
-    events: Mapping[str, StoredEvent]
+    events: Mapping[str, StoredEvent] | Iterable[tuple[str, StoredEvent]]
     notes: Sequence[str]
     first_index: int = 0
     prefix_root: bytes | None = None  # the root of the pruned prefix, when there is one
     retention_days: int | None = None  # the account's, as the store holds it
     prune_notes: Sequence[str] = ()  # its signed prune statements
+    window: Window | None = None
+    stored: Callable[[Sequence[str]], Collection[str]] | None = None
+
+
+def stored_events(log: StoredLog) -> Iterable[tuple[str, StoredEvent]]:
+    """The log's events as (id, event) pairs, whichever form it holds them in (a stream is
+    read as it is iterated, once)."""
+    return log.events.items() if isinstance(log.events, Mapping) else log.events
 
 
 def check_log(
@@ -159,7 +185,7 @@ def check_log(
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes] = event_leaf_hash,
 ) -> Report:
     """Every finding about ``log``; an empty list is a verified log."""
-    report = Report(log.account, leaves=len(log.leaves), events=len(log.events))
+    report = Report(log.account, leaves=len(log.leaves), window=log.window)
     checkpoints = _checkpoints(log.account, [*log.notes, *trusted], ring, report)
     report.checkpoints = len(checkpoints)
     report.newest = max(checkpoints, key=lambda c: (c.size, c.time_ms), default=None)
@@ -362,19 +388,23 @@ def _events(
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes],
     removed_by_retention: Callable[[int], bool],
 ) -> None:
-    named: set[str] = set()
-    for leaf in log.leaves:
-        named.add(leaf.event_id)
-        stored = log.events.get(leaf.event_id)
-        if stored is None and removed_by_retention(leaf.index):
-            report.expired += 1
-            continue
-        if stored is None:
-            report.findings.append(
-                Finding(
-                    "missing", "the event of this leaf is not stored", leaf.index, leaf.event_id
-                )
-            )
+    """Each stored event (read once, as the store streams them) against its leaves; then
+    the leaves no event came for. Findings in leaf order, then the inserted ones by the time
+    they were stored."""
+    positions: dict[str, int | list[int]] = {}  # event id -> its leaves' positions
+    for position, leaf in enumerate(log.leaves):
+        held = positions.setdefault(leaf.event_id, position)
+        if held != position:
+            positions[leaf.event_id] = [*(held if isinstance(held, list) else [held]), position]
+    seen = bytearray(len(log.leaves))
+    found: list[Finding] = []
+    inserted: list[tuple[datetime, str]] = []
+    for event_id, stored in stored_events(log):
+        report.events += 1
+        at = positions.get(event_id)
+        if at is None:
+            if inserted_before is not None and stored.ingested_at < inserted_before:
+                inserted.append((stored.ingested_at, event_id))
             continue
         try:
             recomputed = leaf_hash_of(stored.event)
@@ -382,26 +412,59 @@ def _events(
             recomputed, problem = b"", f" (it no longer reads as an event: {exc})"
         else:
             problem = ""
-        if recomputed != leaf.leaf_hash:
-            report.findings.append(
+        for position in at if isinstance(at, list) else (at,):
+            seen[position] = 1
+            leaf = log.leaves[position]
+            if recomputed != leaf.leaf_hash:
+                found.append(
+                    Finding(
+                        "changed",
+                        f"the stored event no longer hashes to its leaf{problem}",
+                        leaf.index,
+                        leaf.event_id,
+                    )
+                )
+    found += _without_event(log, seen, report, removed_by_retention)
+    found.sort(key=lambda finding: finding.leaf_index or 0)
+    report.findings += found
+    report.findings += [
+        Finding(
+            "inserted",
+            f"stored at {ingested_at.isoformat()} but in no leaf of the log",
+            event_id=event_id,
+        )
+        for ingested_at, event_id in sorted(inserted)
+    ]
+
+
+def _without_event(
+    log: StoredLog, seen: bytearray, report: Report, removed_by_retention: Callable[[int], bool]
+) -> list[Finding]:
+    """The leaves no stored event came for: expired, or missing. With a window, only those
+    between its first and last event in log order, and whose event is not stored outside
+    it."""
+    first, last = 0, len(seen) - 1
+    if log.window is not None:
+        first, last = seen.find(1), seen.rfind(1)
+    unseen = [
+        log.leaves[position]
+        for position in (range(first, last + 1) if first >= 0 else ())
+        if not seen[position]
+    ]
+    if log.window is not None and log.stored is not None and unseen:
+        elsewhere = log.stored([leaf.event_id for leaf in unseen])
+        unseen = [leaf for leaf in unseen if leaf.event_id not in elsewhere]
+    missing = []
+    for leaf in unseen:
+        if removed_by_retention(leaf.index):
+            report.expired += 1
+        else:
+            missing.append(
                 Finding(
-                    "changed",
-                    f"the stored event no longer hashes to its leaf{problem}",
-                    leaf.index,
-                    leaf.event_id,
+                    "missing", "the event of this leaf is not stored", leaf.index, leaf.event_id
                 )
             )
-    if inserted_before is None:
-        return
-    for event_id, stored in sorted(log.events.items(), key=lambda item: item[1].ingested_at):
-        if event_id not in named and stored.ingested_at < inserted_before:
-            report.findings.append(
-                Finding(
-                    "inserted",
-                    f"stored at {stored.ingested_at.isoformat()} but in no leaf of the log",
-                    event_id=event_id,
-                )
-            )
+    return missing
 
 
 def _when(checkpoint: Checkpoint) -> str:

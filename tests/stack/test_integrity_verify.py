@@ -44,7 +44,7 @@ from viewer.dev_tokens import mint_development_token
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-ACCOUNTS = [f"tamper-{n}" for n in range(10)]
+ACCOUNTS = [f"tamper-{n}" for n in range(11)]
 PER_ACCOUNT = 12
 KEY_NAME = "auditlog.tamper-test"
 
@@ -422,3 +422,35 @@ def test_a_signed_prune_statement_passes_expired_events_and_finds_a_deletion(
     ]
     assert "(8 past the retention)" in result.stderr
     assert "retention 30 days, pruned below leaf 8 (signed prune statement of " in result.stderr
+
+
+def test_a_window_checks_only_the_events_that_occurred_in_it(pipeline: Pipeline) -> None:
+    account = ACCOUNTS[10]
+    ids = pipeline.event_ids(account)
+    occurred = {
+        str(event_id): moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        for event_id, moment in pipeline.sql(
+            f"SELECT toString(event_id), occurred_at FROM {pipeline.db}.events FINAL "
+            "WHERE tenant_id = {a:String}",
+            a=account,
+        )
+    }
+    pipeline.command(
+        f"ALTER TABLE {pipeline.db}.events DELETE WHERE event_id IN {{ids:Array(UUID)}}",
+        ids=[ids[2], ids[7]],
+    )
+    whole = pipeline.verify(account)
+    assert [line.split(":")[1].strip() for line in _findings(whole)] == [
+        "leaf 2, event " + ids[2],
+        "leaf 7, event " + ids[7],
+    ]
+    start, end = (occurred[ids[n]].isoformat().replace("+00:00", "Z") for n in (5, 10))
+    result = pipeline.verify(account, "--from", start, "--to", end)
+    assert result.returncode == 1, result.stdout
+    assert _findings(result) == [
+        f"missing: leaf 7, event {ids[7]}: the event of this leaf is not stored"
+    ]
+    assert f"{PER_ACCOUNT} leaves, 4 stored events" in result.stderr
+    assert "(findings about events outside it are not reported)" in result.stderr
+    before = pipeline.verify(account, "--to", start)
+    assert [line.split(",")[0] for line in _findings(before)] == ["missing: leaf 2"]
