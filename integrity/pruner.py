@@ -22,7 +22,7 @@ from typing import Protocol
 
 from integrity.checkpoint import origin_for, verify
 from integrity.checkpointer import NoSigningKey, Signers
-from integrity.keys import KeyRing
+from integrity.keys import KeyRing, SigningKey
 from integrity.prune_statement import PruneStatement, prune_origin_for, sign_statement
 from integrity.signed_note import NoteError
 from integrity.verification import FUTURE_SKEW, Retention
@@ -136,6 +136,7 @@ class Pruner:
     ) -> list[PruneRow]:
         days = self._store.retention_days(tenant_ids)
         ring = self._ring()
+        keys: Sequence[SigningKey] = ()
         rows = []
         for tenant_id in tenant_ids:
             retention = Retention(days[tenant_id], _utc(now_ms), self._future_skew)
@@ -150,7 +151,7 @@ class Pruner:
                 )
             if not statement_due(latest.get(tenant_id), below, retention.days):
                 continue
-            keys = self._signers(now_ms)
+            keys = keys or self._signers(now_ms)  # read once per tick, when needed
             if not keys:
                 raise NoSigningKey(f"no signing key is valid at {now_ms}")
             statement = PruneStatement(prune_origin_for(tenant_id), below, retention.days, now_ms)
