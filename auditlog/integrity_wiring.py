@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthState
 from integrity.appender import IntegrityAppender
 from integrity.appender_config import AppenderConfig
 from integrity.checkpoint_store import CheckpointStore
@@ -18,6 +17,7 @@ from integrity.keystore import KeyStore, KeyStoreError
 from integrity.metrics import IntegrityMetrics
 from integrity.prune_store import ClickHousePruneStore
 from integrity.pruner import Pruner
+from runtime.health import HealthState
 
 
 def appender_config(

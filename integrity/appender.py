@@ -31,7 +31,6 @@ from functools import partial
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from consumers.health import HealthState
 from integrity.appender_config import AppenderConfig, AppenderStats
 from integrity.appending import ForeignAccount, PartitionLog
 from integrity.checkpoint_store import CheckpointStore
@@ -42,6 +41,7 @@ from integrity.pruner import Pruner
 from integrity.reading import Leaf, LeafReader, Skipped, without_errors
 from integrity.retrying import Abandoned, Retrier, read_to_end
 from runtime.backoff import Backoff
+from runtime.health import HealthState
 from schemas.wire import Decoder
 
 _LOG = logging.getLogger("auditlog.integrity")

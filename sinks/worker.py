@@ -51,11 +51,11 @@ from typing import Required, TypedDict
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from consumers.health import HealthState
-from consumers.metrics import observe_ages
 from runtime.backoff import Backoff
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_logs import librdkafka_logger
+from runtime.metric_helpers import observe_ages
 from runtime.redaction import redact_text
 from schemas.headers import ACTION, CATEGORY
 from schemas.tenancy import header_tenants, tenant_disagreement

@@ -25,7 +25,7 @@ from auditlog.settings import AuditlogSettings
 from consumers.migrations import apply_pending, migration_status
 from consumers.retention import get_retention, list_retention, set_retention
 from deploy.stack.endpoints import StackEndpoints
-from producers.topics import ensure_topics
+from runtime.topic_admin import ensure_topics
 from schemas.versions import current
 from schemas.wire import Decoder
 
