@@ -91,8 +91,9 @@ def test_migrating_twice_is_a_no_op(client: Client, database: str) -> None:
         "0003_writer_progress",
         "0004_viewer_indexes",
         "0005_integrity",
+        "0006_integrity_prune",
     ]
-    assert client.command(f"SELECT count() FROM {database}.schema_migrations") == 5
+    assert client.command(f"SELECT count() FROM {database}.schema_migrations") == 6
     ddl = str(client.command(f"SHOW CREATE TABLE {database}.events"))
     for part in ("TTL", "idx_actor_id", "idx_resource_id", "idx_action", "ReplacingMergeTree"):
         assert part in ddl
