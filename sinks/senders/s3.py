@@ -15,9 +15,9 @@ gets its own object instead of replacing the live one and the events it held bey
 replay's end (docs/exactly-once.md, section 8). Objects written before both offsets were
 in the name (first offset only) keep their names; a batch announced by such a release and
 re-formed by this one is written once more under the new name. Each payload is a single
-``PutObject``: visible whole or not at all, with ``Content-MD5`` so that S3 refuses a body corrupted on the way,
-and the payload's tenant, destination, partition, offsets and record count in the
-object's metadata (``x-amz-meta-auditlog-*``).
+``PutObject``: visible whole or not at all, with ``Content-MD5`` so that S3 refuses a body
+corrupted on the way, and the payload's tenant, destination, partition, offsets and record
+count in the object's metadata (``x-amz-meta-auditlog-*``).
 
 Credentials (:func:`make_s3_client`): the destination's ``access_key_id`` and
 ``secret_access_key`` when given (S3-compatible stores; references confined by the
