@@ -4,7 +4,7 @@ A :class:`GoTool` names a binary, the module and package it comes from, the pinn
 and the Go release that version needs. :func:`ensure` returns the binary, building it first
 when the cache lacks it::
 
-    GOBIN=<staging> GOTOOLCHAIN=local GOFLAGS=-mod=mod go install <package>@<version>
+    GOBIN=<staging> GOTOOLCHAIN=local GOFLAGS=-mod=mod go install [-tags=...] <package>@<version>
 
 into ``<cache_dir>/tools/<name>-<version>/<name>`` (a tool may keep an older directory of its
 own: :attr:`GoTool.cache_subdir`). The Go toolchain on PATH builds it (``GOTOOLCHAIN=local``:
@@ -52,7 +52,10 @@ class GoTool:
     ``module`` is the module that ``version`` pins (``package`` is that module or a package
     inside it); ``go_needed`` the ``go`` line of that version's go.mod (older toolchains
     refuse it); ``purpose`` says in messages what the tool is for ("the local S3 server
-    (MinIO)"); ``title`` names it in progress lines.
+    (MinIO)"); ``title`` names it in progress lines. ``build_tags`` are passed as ``-tags``
+    (to leave out parts of a large tool); they are part of the pin: changing them needs
+    a new version directory (bump ``version`` or ``cache_subdir``), or the cache keeps the
+    binary built with the old ones.
     """
 
     name: str
@@ -64,6 +67,7 @@ class GoTool:
     title: str = ""
     build_timeout_s: float = 1800.0
     cache_subdir: str | None = None
+    build_tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.package != self.module and not self.package.startswith(self.module + "/"):
@@ -201,9 +205,10 @@ def _go_install(tool: GoTool, go: str, out_dir: Path, environ: Mapping[str, str]
         "GOFLAGS": "-mod=mod",
     }
     target = f"{tool.package}@{tool.version}"
+    tags = [f"-tags={','.join(tool.build_tags)}"] if tool.build_tags else []
     # Its own process group: a timeout stops the compilers go started, not only go.
     build = subprocess.Popen(
-        [go, "install", target],
+        [go, "install", *tags, target],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

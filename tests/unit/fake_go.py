@@ -5,7 +5,8 @@ write the tool.
 ``go env GOVERSION`` answers ``$FAKE_GO_VERSION``. ``go install <package>@<version>`` logs its
 arguments and environment to ``$FAKE_GO_LOG``, waits for ``$FAKE_GO_GATE`` to exist (when
 set), then fails if ``$FAKE_GO_FAIL`` is set, writes nothing if ``$FAKE_GO_NOTHING`` is set,
-and otherwise writes ``$GOBIN/<last element of package>``.
+and otherwise writes ``$GOBIN/<last element of package>`` (the package is the last
+argument).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ if [ -n "$FAKE_GO_GATE" ]; then
 fi
 if [ -n "$FAKE_GO_FAIL" ]; then echo "go: module lookup disabled" >&2; exit 1; fi
 if [ -n "$FAKE_GO_NOTHING" ]; then exit 0; fi
-package="${2%@*}"
+for target; do :; done  # the last argument: <package>@<version>
+package="${target%@*}"
 name="${package##*/}"
 printf '#!/bin/sh\\necho %s\\n' "$name" > "$GOBIN/$name"
 chmod +x "$GOBIN/$name"

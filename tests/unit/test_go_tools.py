@@ -92,6 +92,16 @@ def test_a_cache_subdir_of_its_own_is_kept(tmp_path: Path, environ: dict[str, st
     assert binary == tmp_path / "cache" / "checker-v1.2.3" / "checker"
 
 
+def test_build_tags_go_to_go_install(tmp_path: Path, environ: dict[str, str]) -> None:
+    tool = dataclasses.replace(TOOL, build_tags=("remove_all_sd", "enable_dns_sd"))
+    binary = go_tools.ensure(tool, tmp_path / "cache", environ=environ)
+    [install] = installs(environ)
+    assert install.startswith(
+        "install -tags=remove_all_sd,enable_dns_sd example.com/checks/cmd/checker@v1.2.3 GOBIN="
+    )
+    assert binary.name == "checker"
+
+
 def test_a_package_outside_its_module_is_refused() -> None:
     with pytest.raises(ValueError, match=r"package example.com/other/cmd is not in module"):
         go_tools.GoTool(
