@@ -3,8 +3,12 @@
 Group mode (``subscribe``): the member sees rebalances inside its next ``consume``/``poll``
 (``on_lost``, then ``on_revoke``, then ``on_assign``, each with the partitions that changed,
 as the cooperative protocol does); it starts a newly assigned partition at the group's
-committed offset, or at ``auto.offset.reset``. Assign mode (``assign``): no group, the
-given offsets (``OFFSET_BEGINNING``, ``OFFSET_END``, or the committed one).
+committed offset, or at ``auto.offset.reset``. As with confluent_kafka, the partitions given
+to ``on_assign`` are assigned after it returns unless it called ``incremental_assign``
+itself, and the assignment resumes them: a ``pause`` inside ``on_assign`` holds only after
+``incremental_assign`` (the contract test shows the real client does the same).
+Assign mode (``assign``): no group, the given offsets (``OFFSET_BEGINNING``, ``OFFSET_END``,
+or the committed one).
 
 ``consume`` and ``poll`` never wait: they return what is there (``timeout`` is ignored).
 ``consume`` hands out runs of one partition at a time (at most ``max_run`` records each),
@@ -71,6 +75,7 @@ class FakeConsumer(Consumer):
         self._on_revoke: RebalanceCallback | None = None
         self._on_lost: RebalanceCallback | None = None
         self._assigned: set[PartitionKey] = set()
+        self._assigning: set[PartitionKey] = set()  # given to on_assign, not yet assigned
         self._fetch_at: dict[PartitionKey, int] = {}
         self._returned_until: dict[PartitionKey, int] = {}
         self._paused: set[PartitionKey] = set()
@@ -128,9 +133,12 @@ class FakeConsumer(Consumer):
             self._forget(revoked)
         gained = self.broker.claim(self)
         if gained:
-            self._start(gained, OFFSET_INVALID)
+            self._assigning = gained
             if self._on_assign is not None:
                 self._on_assign(self, topic_partitions(gained))
+            if self._assigning:  # the callback did not assign them: the client does, now
+                self._start(gained, OFFSET_INVALID)
+                self._assigning = set()
 
     def _forget(self, keys: set[PartitionKey]) -> None:
         self._assigned -= keys
@@ -141,7 +149,9 @@ class FakeConsumer(Consumer):
             self._eof_at.pop(key, None)
 
     def _start(self, keys: set[PartitionKey] | dict[PartitionKey, int], offset: int) -> None:
-        """Start fetching ``keys`` at their offsets (or ``offset`` for a set)."""
+        """Assign ``keys``, fetching from their offsets (or ``offset`` for a set). As in
+        librdkafka, the assignment resumes them: a pause made before it is lost."""
+        self._paused -= set(keys)
         for key in keys:
             requested = keys[key] if isinstance(keys, dict) else offset
             self._assigned.add(key)
@@ -164,10 +174,27 @@ class FakeConsumer(Consumer):
 
     @operation("assign")
     def assign(self, partitions: list[TopicPartition]) -> None:
+        """The whole assignment (assign mode); inside ``on_assign``: as incremental_assign."""
         if self.topics is not None:
-            return  # inside on_assign: the assignment is already applied
+            self._add(partitions)
+            return
         self._forget(set(self._assigned))
-        self._start({(tp.topic, tp.partition): tp.offset for tp in partitions}, OFFSET_INVALID)
+        self._add(partitions)
+
+    @operation("incremental_assign")
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        """Add ``partitions`` to the assignment. Called inside ``on_assign``, it assigns
+        them there (the client then does not): a pause made after it holds."""
+        self._add(partitions)
+
+    @operation("incremental_unassign")
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        self._forget({(tp.topic, tp.partition) for tp in partitions})
+
+    def _add(self, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition): tp.offset for tp in partitions}
+        self._assigning -= set(keys)
+        self._start(keys, OFFSET_INVALID)
 
     @operation("unassign")
     def unassign(self) -> None:

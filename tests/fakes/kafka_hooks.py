@@ -27,6 +27,8 @@ Operation = Literal[
     "pause",
     "resume",
     "assign",
+    "incremental_assign",
+    "incremental_unassign",
     "unassign",
     "assignment",
     "seek",

@@ -375,13 +375,25 @@ def test_an_explicit_rebalance_moves_exactly_what_it_says() -> None:
     assert first_events.seen[-1] == ("assign", [2])
 
 
-def test_a_pause_made_in_on_assign_holds() -> None:
+def test_a_pause_in_on_assign_holds_only_after_incremental_assign() -> None:
+    """As the real client: the partitions given to on_assign are assigned (and so resumed)
+    when it returns, unless it assigned them itself."""
     broker = broker_with(partitions=2, records=4)
-    consumer = broker.consumer("g")
-    consumer.subscribe(
-        [TOPIC], on_assign=lambda c, tps: c.pause([tp for tp in tps if tp.partition == 0])
-    )
-    assert offsets(consumer.consume(100)) == [(1, 0), (1, 1)]
+
+    def pause_first(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.pause([tp for tp in partitions if tp.partition == 0])
+
+    def assign_then_pause_first(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.incremental_assign(partitions)
+        pause_first(consumer, partitions)
+
+    lost, held = broker.consumer("lost"), broker.consumer("held")
+    lost.subscribe([TOPIC], on_assign=pause_first)
+    held.subscribe([TOPIC], on_assign=assign_then_pause_first)
+    assert offsets(lost.consume(100)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert offsets(held.consume(100)) == [(1, 0), (1, 1)]
+    held.resume([TopicPartition(TOPIC, 0)])
+    assert offsets(held.consume(100)) == [(0, 0), (0, 1)]
 
 
 @pytest.mark.parametrize(
