@@ -375,7 +375,11 @@ class ClickHouseWriter:
                 self.config.flush_interval_s,
             )
             self._unchecked.add(tp.partition)
-        # Nothing is read before the progress log was checked for announced ranges.
+        # Nothing is read before the progress log was checked for announced ranges. The
+        # partitions are assigned here, not by the client after this callback: that
+        # assignment would resume them, and their records would arrive unchecked (in the
+        # same consume call), to be cut into ranges other than the announced ones.
+        consumer.incremental_assign(partitions)
         consumer.pause(mine)
         self._observer.assigned(mine, consumer.memberid())
         _LOG.info("assigned", extra={"partitions": [tp.partition for tp in mine]})

@@ -61,6 +61,9 @@ class FakeConsumer:
         self.clock.now += max(timeout, 0.0)
         self.on_poll()
 
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused.update(tp.partition for tp in partitions)
 
