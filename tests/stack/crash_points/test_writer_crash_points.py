@@ -160,21 +160,30 @@ def test_w4_crash_after_dead_letters_before_commit_repeats_them_identically(
 def test_w5_crash_during_commit(
     harness: CrashHarness, reached_the_broker: bool, crash: bool
 ) -> None:
-    """The second commit reaches the broker or not; the writer then dies, or hears an error
-    and goes on. Either way each event is stored once: a commit that did not land leaves
-    the announced range for the next owner (or the next commit) to cover."""
+    """The commit of the second batch (the first commit after its announcement) reaches the
+    broker or not; the writer then dies, or hears an error and goes on. Either way each
+    event is stored once: a commit that did not land leaves the announced range for the
+    next owner to re-form; one that did, nothing to redo."""
     published = harness.publish(FEW, seed=6)
     first = harness.start()
 
     def fail_the_next_commit() -> None:
         harness.broker.fail_next_commit(first.consumer, after_apply=reached_the_broker, crash=crash)
 
-    harness.broker.hook("after", "commit", fail_the_next_commit, client=first.consumer)
+    first.clickhouse.inject("announce", fail_the_next_commit, nth=2, when="after")
     if crash:
         _crashes(first)
     else:
         first.writer.run()
-    _next_owner_finishes(harness, published)
+    announced = first.clickhouse.announced()[1]
+    assert announced in first.clickhouse.tokens(), "inserted before the commit"
+    partition = _partition_of(announced)
+    last_offset = int(announced.rsplit("-", 1)[1])
+    assert harness.committed()[partition] == (last_offset + 1 if reached_the_broker else None)
+
+    second = _next_owner_finishes(harness, published)
+    if not reached_the_broker:
+        assert _first_token(second, partition) == announced
 
 
 def test_w6_partition_revoked_while_the_batch_retries(harness: CrashHarness) -> None:
