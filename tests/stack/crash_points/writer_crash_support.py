@@ -277,10 +277,14 @@ class CrashHarness:
 
     def assert_each_event_once(self, published: set[str]) -> None:
         """count() == uniqExact(event_id) == published, and each published id once."""
-        assert self.stored() == StoredRows(rows=len(published), events=len(published))
         ids = self.event_ids()
-        assert set(ids) == published, "no event missing, none foreign"
-        assert set(ids.values()) == {1}, "no event twice"
+        missing = published - set(ids)
+        twice = sorted(event for event, n in ids.items() if n > 1)
+        assert not twice, f"{len(twice)} of {len(published)} events stored more than once"
+        assert not missing, f"{len(missing)} of {len(published)} events missing"
+        assert set(ids) == published, "no foreign event"
+        stored = self.stored()
+        assert stored == StoredRows(rows=len(published), events=len(published)), stored
 
 
 def create_harness(clickhouse_url: str) -> CrashHarness:
