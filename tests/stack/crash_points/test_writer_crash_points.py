@@ -36,12 +36,17 @@ def _crashes(process: WriterProcess) -> None:
 
 
 def _next_owner_finishes(
-    harness: CrashHarness, published: set[str], *, dead_letters: int = 0
+    harness: CrashHarness,
+    published: set[str],
+    *,
+    dead_letters: int = 0,
+    second: WriterProcess | None = None,
 ) -> WriterProcess:
-    """More events arrive; the next owner writes everything and exits when idle. Every
-    event is then stored once, every offset committed, and ``dead_letters`` published."""
+    """More events arrive; the next owner (``second``, or a new process) writes everything
+    and exits when idle. Every event is then stored once, every offset committed, and
+    ``dead_letters`` published."""
     published |= harness.publish(24, seed=99)
-    second = harness.start()
+    second = second or harness.start()
     second.writer.run()
     harness.assert_each_event_once(published)
     assert harness.committed() == harness.ends()
@@ -209,6 +214,29 @@ def test_w6_partition_revoked_while_the_batch_retries(harness: CrashHarness) -> 
 
     second = _next_owner_finishes(harness, published)
     assert _first_token(second, 0) == abandoned
+
+
+def test_w6_a_member_joins_while_the_batch_retries(harness: CrashHarness) -> None:
+    """ClickHouse refuses the insert of partition 1's batch; while the writer backs off, a
+    second writer joins the group and the rebalance moves partition 1 to it. The first
+    abandons that batch uncommitted and finishes partition 0; the second re-forms the
+    announced range of partition 1."""
+    published = harness.publish(FEW, seed=9)
+    first, second = harness.start(), harness.start()
+
+    def a_member_joins() -> None:
+        second.consumer.subscribe([TOPIC])  # joining: the group rebalances now
+        raise unreachable()
+
+    first.clickhouse.inject("insert", a_member_joins, nth=2)
+    first.writer.run()
+    abandoned = first.clickhouse.announced()[1]
+    assert _partition_of(abandoned) == 1
+    assert first.clickhouse.tokens() == [first.clickhouse.announced()[0]]
+    assert harness.committed() == {0: harness.ends()[0], 1: None}
+
+    _next_owner_finishes(harness, published, second=second)
+    assert _first_token(second, 1) == abandoned
 
 
 def test_w7_killed_while_backing_off(harness: CrashHarness) -> None:
