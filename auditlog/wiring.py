@@ -23,7 +23,8 @@ from consumers.clickhouse_connection import connect as connect_clickhouse
 from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.telemetry import WriterObserver
-from consumers.writer import ClickHouseWriter, WriterConfig
+from consumers.writer import ClickHouseWriter
+from consumers.writer_config import WriterConfig
 from producers.config import ProducerConfig
 from producers.producer import AuditProducer
 from producers.topic_specs import topic_specs as _topic_specs
