@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from auditlog.doctor.model import CheckResult, Problem, Status, result, skipped
+from auditlog.doctor.model import CheckResult, Problem, Status, count, result, skipped
 from runtime.redaction import redact_text
 from sinks.destinations.model import Destination
 from sinks.progress import DestinationHealth, LaneProgress
@@ -62,7 +62,7 @@ def check_destinations(
     counted = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
     return result(
         NAME,
-        f"{len(destinations)} destinations" + (f": {counted}" if counted else ""),
+        count(len(destinations), "destination") + (f": {counted}" if counted else ""),
         problems,
         destinations=details,
     )

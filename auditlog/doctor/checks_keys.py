@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from auditlog.doctor.model import CheckResult, Problem, Status, result
+from auditlog.doctor.model import CheckResult, Problem, Status, count, result
 from integrity.keys import KeyFormatError
 from integrity.keystore import METADATA_FILE, KeyStore, KeyStoreError
 
@@ -36,7 +36,7 @@ def check_keys(directory: Path, now_ms: int) -> CheckResult:
     if not active:
         return result(
             NAME,
-            f"{len(listing)} keys at {directory}, none valid now",
+            f"{count(len(listing), 'key')} at {directory}, none valid now",
             [
                 Problem(
                     Status.FAIL,
@@ -61,7 +61,7 @@ def check_keys(directory: Path, now_ms: int) -> CheckResult:
         )
     return result(
         NAME,
-        f"{len(listing)} keys at {directory}; signing now: {current}",
+        f"{count(len(listing), 'key')} at {directory}; signing now: {current}",
         problems,
         keys=names,
         current=[signer.name for signer in active],

@@ -63,6 +63,11 @@ def skipped(name: str, why: str) -> CheckResult:
     return CheckResult(name, f"not checked: {why}", skipped=True)
 
 
+def count(n: int, noun: str) -> str:
+    """``1 key``, ``2 keys``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def worst(results: Sequence[CheckResult]) -> Status:
     return max((r.status for r in results), default=Status.OK)
 

@@ -433,7 +433,7 @@ def test_destination_health(
 ) -> None:
     check = check_destinations([destination(state, reason)], lanes)
     assert check.status is status
-    assert check.summary == f"1 destinations: 1 {word}"
+    assert check.summary == f"1 destination: 1 {word}"
     if fix is not None:
         assert fix in check.problems[0].fix
         assert "pw" not in check.problems[0].what
