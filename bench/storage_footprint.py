@@ -50,7 +50,8 @@ from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.metrics import writer_metrics
 from consumers.migrations import apply_pending
 from consumers.telemetry import Telemetry
-from consumers.writer import ClickHouseWriter, WriterConfig
+from consumers.writer import ClickHouseWriter
+from consumers.writer_config import WriterConfig
 from deploy.stack import kafka, processes
 from producers.generator import GeneratorConfig, generate
 from runtime.health import HealthState
