@@ -30,12 +30,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal, get_args
 
 from sinks.batch_shape import BatchShape
 from sinks.destinations.model import Destination, Filters
 
 LaneMode = Literal["live", "catchup", "paused"]
+LANE_MODES: Final[tuple[LaneMode, ...]] = get_args(LaneMode)
 
 #: Closed batches a live lane may hold behind the one in flight before it is parked (and
 #: then reads at its own pace): bounds a lane's memory to about this many ``max_bytes``.

@@ -14,6 +14,7 @@ from typing import Final
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from runtime.metric_helpers import BulkHistogram
+from sinks.lane import LANE_MODES
 
 DELIVERY_BUCKETS_S: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LATENCY_BUCKETS_S: Final = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 3600)
@@ -31,14 +32,25 @@ class SinkMetrics:
     last_success: Gauge
     lag_records: Gauge
     lanes: Gauge
+    destination_lanes: Gauge
+    parked: Counter
+    auto_paused: Counter
     latency: BulkHistogram
 
     def forget(self, destination_id: str) -> None:
-        for gauge in (self.consecutive_failures, self.last_success, self.lag_records):
+        for metric in (
+            self.consecutive_failures,
+            self.last_success,
+            self.lag_records,
+            self.records_delivered,
+            self.parked,
+            self.auto_paused,
+        ):
             with suppress(KeyError):
-                gauge.remove(destination_id)
-        with suppress(KeyError):
-            self.records_delivered.remove(destination_id)
+                metric.remove(destination_id)
+        for mode in LANE_MODES:
+            with suppress(KeyError):
+                self.destination_lanes.remove(destination_id, mode)
 
 
 @cache
@@ -104,6 +116,26 @@ def sink_metrics(registry: CollectorRegistry = REGISTRY) -> SinkMetrics:
             "auditlog_sink_lanes",
             "Destination x partition lanes on this worker, by mode (live, catchup, paused).",
             ["mode"],
+            registry=registry,
+        ),
+        destination_lanes=Gauge(
+            "auditlog_sink_destination_lanes",
+            "A destination's lanes on this worker, by mode: live (in the group's stream), "
+            "catchup (parked, resumed or replaying: reading on its own), paused.",
+            ["destination", "mode"],
+            registry=registry,
+        ),
+        parked=Counter(
+            "auditlog_sink_lanes_parked_total",
+            "Lanes of a destination parked: taken out of the group's stream after failing "
+            "for park_after_s, a permanent error or a backlog it could not send.",
+            ["destination"],
+            registry=registry,
+        ),
+        auto_paused=Counter(
+            "auditlog_sink_destinations_auto_paused_total",
+            "Destinations this worker paused because they failed for auto_pause_after_s.",
+            ["destination"],
             registry=registry,
         ),
         latency=BulkHistogram(

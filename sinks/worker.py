@@ -65,7 +65,7 @@ from sinks.behind import LaneBehind
 from sinks.delivery import DeliveryResult, deliver, is_permanent
 from sinks.destinations.model import Destination
 from sinks.destinations.store import CatalogChange, DestinationCatalog
-from sinks.lane import Batch, Lane, LaneMode, Stream
+from sinks.lane import LANE_MODES, Batch, Lane, LaneMode, Stream
 from sinks.metrics import SinkMetrics
 from sinks.progress import LaneProgress, ProgressStore
 from sinks.reader import PartitionReader
@@ -756,6 +756,7 @@ class SinkWorker:
         lane.drop_unsent()
         lane.mode = "catchup"
         self.stats.parked += 1
+        self._metrics.parked.labels(lane.destination.id).inc()
         self._write_progress(lane)
         _LOG.warning(
             "destination parked: it continues on its own, the others flow",
@@ -771,6 +772,7 @@ class SinkWorker:
             _LOG.error("automatic pause failed: %s", exc)
             return
         self._paused_by_us.add(lane.destination.id)
+        self._metrics.auto_paused.labels(lane.destination.id).inc()
 
     # -- progress and commits ------------------------------------------------------------
 
@@ -825,6 +827,30 @@ class SinkWorker:
             )
         self._progress.write(record.replace(**changes))
 
+    def _report_lanes(self) -> None:
+        """Set the lane gauges: lanes by mode, and per destination its lag and its lanes by
+        mode."""
+        lanes_by_mode = dict.fromkeys(LANE_MODES, 0)
+        lag: dict[str, int] = {}
+        destination_lanes: dict[str, dict[LaneMode, int]] = {}
+        for part in self._partitions.values():
+            for lane in part.lanes.values():
+                lanes_by_mode[lane.mode] += 1
+                modes = destination_lanes.setdefault(
+                    lane.destination.id, dict.fromkeys(LANE_MODES, 0)
+                )
+                modes[lane.mode] += 1
+                lag[lane.destination.id] = lag.get(lane.destination.id, 0) + lane.lag(
+                    part.live_next
+                )
+        for mode, count in lanes_by_mode.items():
+            self._metrics.lanes.labels(mode).set(count)
+        for destination_id, behind in lag.items():
+            self._metrics.lag_records.labels(destination_id).set(behind)
+        for destination_id, modes in destination_lanes.items():
+            for mode, count in modes.items():
+                self._metrics.destination_lanes.labels(destination_id, mode).set(count)
+
     def _checkpoint(self, *, force: bool = False, only: set[int] | None = None) -> None:
         """Make progress durable, then commit each partition up to the first record an
         in-sync lane still holds."""
@@ -832,26 +858,17 @@ class SinkWorker:
         if not force and now < self._next_checkpoint:
             return
         self._next_checkpoint = now + self._config.checkpoint_interval_s
+        self._report_lanes()
         offsets = []
-        lanes_by_mode = {"live": 0, "catchup": 0, "paused": 0}
-        lag: dict[str, int] = {}
         for partition, part in self._partitions.items():
             safe = part.live_next
             for lane in part.lanes.values():
-                lanes_by_mode[lane.mode] += 1
-                lag[lane.destination.id] = lag.get(lane.destination.id, 0) + lane.lag(
-                    part.live_next
-                )
                 if lane.mode == "live" and lane.stream == "live":
                     pending = lane.first_pending()
                     if pending is not None:
                         safe = min(safe, pending)
             if safe > part.committed and (only is None or partition in only):
                 offsets.append(TopicPartition(self._config.topic, partition, safe))
-        for mode, count in lanes_by_mode.items():
-            self._metrics.lanes.labels(mode).set(count)
-        for destination_id, behind in lag.items():
-            self._metrics.lag_records.labels(destination_id).set(behind)
         if not offsets:
             return
         try:

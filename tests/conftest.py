@@ -22,6 +22,7 @@ from deploy.stack.containers import docker_available, docker_stack
 from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3Keys, StackEndpoints
 from deploy.stack.errors import StackError
 from deploy.stack.layout import PreferredPorts, StackLayout
+from tests import go_tool_support
 
 # On CI (CI set, as CI services and .ci/run do) property tests draw the same examples every
 # run, so a failure there is reproducible; locally they keep exploring new ones.
@@ -31,24 +32,30 @@ if os.environ.get("CI"):
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the local stack's S3 server (MinIO) before the first test when stack tests will
-    run on the local stack and the cache lacks it: the build takes minutes, more than one
-    test may take (pytest-timeout). A missing Go toolchain stops the run with its line."""
-    if session.config.option.collectonly or not any(
-        item.get_closest_marker("stack") for item in session.items
-    ):
+    """Build what the selected tests need and the cache lacks before the first test: the
+    builds take minutes, more than one test may take (pytest-timeout). The Go tools that
+    tests mark (see :mod:`tests.go_tool_support`); the local stack's S3 server (MinIO) when
+    stack tests will run on the local stack, where a missing Go toolchain stops the run
+    with its line."""
+    if session.config.option.collectonly:
         return
     settings = AuditlogSettings()
     cache_dir = settings.cache_dir.resolve()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(msg: str) -> None:
+        if reporter:
+            reporter.write_line(msg)
+
+    go_tool_support.build_marked_tools(session.config, session.items, cache_dir, say)
+    if not any(item.get_closest_marker("stack") for item in session.items):
+        return
     if minio_binary.is_built(cache_dir) or settings.test_stack in ("external", "docker"):
         return
     if settings.test_stack == "auto" and docker_available():
         return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     try:
-        minio_binary.ensure_minio(
-            cache_dir, on_progress=lambda msg: reporter.write_line(msg) if reporter else None
-        )
+        minio_binary.ensure_minio(cache_dir, on_progress=say)
     except StackError as exc:
         pytest.exit(f"auditlog: {exc}", returncode=3)
 

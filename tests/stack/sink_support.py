@@ -350,17 +350,19 @@ def running_worker(
     settings: AuditlogSettings,
     monkeypatch: Any,
     s3_stack: StackEndpoints | None = None,
+    registry: CollectorRegistry | None = None,
     **overrides: Any,
 ) -> Iterator[SinkWorker]:
     """A sink worker running on a thread until the block ends (then stopped, joined);
-    ``s3_stack``: the stack whose S3 keys the S3 destinations reference."""
+    ``s3_stack``: the stack whose S3 keys the S3 destinations reference; ``registry``: where
+    its metrics go (a registry of its own by default)."""
     for name, value in secret_environment(s3_stack).items():
         monkeypatch.setenv(name, value)
     with wiring.sink_worker(
         settings,
         HealthState(settings.sink_group_id),
         exit_when_idle_s=None,
-        registry=CollectorRegistry(),
+        registry=CollectorRegistry() if registry is None else registry,
     ) as worker:
         failure: list[BaseException] = []
 

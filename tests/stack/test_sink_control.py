@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
@@ -106,6 +107,7 @@ def test_a_destination_failing_too_long_is_paused_and_that_is_published(
     stack_endpoints: StackEndpoints, monkeypatch: Any
 ) -> None:
     settings = sink_settings(stack_endpoints, sink_auto_pause_after_s=3.0, sink_park_after_s=1.0)
+    registry = CollectorRegistry()
     try:
 
         def respond(_path: str, _attempt: int) -> Reply:
@@ -114,7 +116,7 @@ def test_a_destination_failing_too_long_is_paused_and_that_is_published(
         with webhook_receiver(Receiver(respond=respond)) as receiver:
             hook = webhook_destination("acme", receiver.url + "/acme")
             put_destinations(settings, hook)
-            with running_worker(settings, monkeypatch):
+            with running_worker(settings, monkeypatch, registry=registry):
                 publish(settings, tenant_events("acme", 10))
                 store = wiring.destination_store(settings)
                 try:
@@ -132,6 +134,11 @@ def test_a_destination_failing_too_long_is_paused_and_that_is_published(
         assert "503" in paused.state_reason
         actions = _actions_of(settings, "acme")
         assert "audit_stream.destination_auto_paused" in actions
+        # What the alerts AuditlogSinkDestinationParked and ...AutoPaused watch.
+        labels = {"destination": hook.id}
+        assert registry.get_sample_value("auditlog_sink_lanes_parked_total", labels)
+        paused_total = "auditlog_sink_destinations_auto_paused_total"
+        assert registry.get_sample_value(paused_total, labels) == 1
     finally:
         drop_topics(settings)
 
