@@ -1,7 +1,8 @@
-"""Building the MinIO binary, with a fake ``go`` on PATH that writes a small file where the
-real one would write the server: the command it is given, one build for concurrent
-callers, an interrupted build never taken for a finished one, and one line when Go is
-missing or too old."""
+"""Building the MinIO binary, with a fake ``go`` on PATH (:mod:`tests.unit.fake_go`) that
+writes a small file where the real one would write the server: the command it is given, one
+build for concurrent callers, an interrupted build never taken for a finished one, and one
+line when Go is missing or too old. The generic builder's own cases are in
+``test_go_tools.py``."""
 
 from __future__ import annotations
 
@@ -14,40 +15,12 @@ import pytest
 
 from deploy.stack import minio_binary
 from deploy.stack.errors import StackError
-
-# Answers `go env GOVERSION` with $FAKE_GO_VERSION; `go install` logs its environment and
-# arguments to $FAKE_GO_LOG, waits for $FAKE_GO_GATE to exist (when set), then writes
-# $GOBIN/minio unless $FAKE_GO_FAIL is set.
-FAKE_GO = """#!/bin/sh
-if [ "$1" = env ]; then echo "$FAKE_GO_VERSION"; exit 0; fi
-echo "$* GOBIN=$GOBIN GOTOOLCHAIN=$GOTOOLCHAIN GOFLAGS=$GOFLAGS" >> "$FAKE_GO_LOG"
-if [ -n "$FAKE_GO_GATE" ]; then
-  while [ ! -e "$FAKE_GO_GATE" ]; do sleep 0.01; done
-fi
-if [ -n "$FAKE_GO_FAIL" ]; then echo "go: module lookup disabled" >&2; exit 1; fi
-printf '#!/bin/sh\\necho minio\\n' > "$GOBIN/minio"
-chmod +x "$GOBIN/minio"
-"""
+from tests.unit.fake_go import fake_go_environ, installs
 
 
 @pytest.fixture
 def environ(tmp_path: Path) -> dict[str, str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "go").write_text(FAKE_GO)
-    (bin_dir / "go").chmod(0o755)
-    return {
-        "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
-        "FAKE_GO_VERSION": "go1.26.8",
-        "FAKE_GO_LOG": str(tmp_path / "go.log"),
-        "FAKE_GO_GATE": "",
-        "FAKE_GO_FAIL": "",
-    }
-
-
-def _installs(environ: dict[str, str]) -> list[str]:
-    log = Path(environ["FAKE_GO_LOG"])
-    return log.read_text().splitlines() if log.exists() else []
+    return fake_go_environ(tmp_path)
 
 
 def test_the_pinned_version_is_installed_into_the_cache(
@@ -60,7 +33,7 @@ def test_the_pinned_version_is_installed_into_the_cache(
 
     assert binary == cache / f"minio-{minio_binary.MINIO_VERSION}" / "minio"
     assert os.access(binary, os.X_OK)
-    [install] = _installs(environ)
+    [install] = installs(environ)
     assert install.startswith(
         f"install {minio_binary.MINIO_MODULE}@{minio_binary.MINIO_VERSION} GOBIN="
     )
@@ -76,7 +49,7 @@ def test_a_built_binary_is_reused_without_go(tmp_path: Path, environ: dict[str, 
     minio_binary.ensure_minio(cache, environ=environ)
     again = minio_binary.ensure_minio(cache, environ={"PATH": str(tmp_path / "nothing")})
     assert again == minio_binary.binary_path(cache)
-    assert len(_installs(environ)) == 1
+    assert len(installs(environ)) == 1
 
 
 def test_concurrent_callers_wait_for_one_build(tmp_path: Path, environ: dict[str, str]) -> None:
@@ -100,7 +73,7 @@ def test_concurrent_callers_wait_for_one_build(tmp_path: Path, environ: dict[str
     for thread in threads:
         thread.join(30)
     assert results == [minio_binary.binary_path(cache)] * 3
-    assert len(_installs(environ)) == 1
+    assert len(installs(environ)) == 1
 
 
 def test_a_failed_build_leaves_nothing_that_looks_built(
@@ -134,7 +107,7 @@ def test_a_go_too_old_is_one_line_naming_both_versions(
     assert "\n" not in message
     assert "is Go 1.19, too old to build the local S3 server" in message
     assert "needs 1.24" in message
-    assert _installs(environ) == []
+    assert installs(environ) == []
 
 
 def test_a_build_killed_half_way_leaves_no_litter_after_the_next(
