@@ -50,10 +50,11 @@ ENV PATH=/opt/auditlog/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     AUDITLOG_METRICS_HOST=0.0.0.0 \
     AUDITLOG_VIEWER_HOST=0.0.0.0 \
-    AUDITLOG_INTEGRITY_KEYS_DIR=/var/run/auditlog/integrity-keys
+    AUDITLOG_INTEGRITY_KEYS_DIR=/var/lib/auditlog/integrity-keys
 RUN groupadd --system --gid 10001 auditlog \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/auditlog \
-        --create-home --shell /usr/sbin/nologin auditlog
+        --create-home --shell /usr/sbin/nologin auditlog \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/auditlog/integrity-keys
 COPY --from=builder /opt/auditlog /opt/auditlog
 WORKDIR /home/auditlog
 USER 10001:10001
