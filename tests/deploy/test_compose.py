@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from auditlog.cli import build_parser
-from tests.unit.deploy_settings import SECRET_VARIABLES, VARIABLE_NAME, unknown_variables
+from tests.deploy.deploy_settings import SECRET_VARIABLES, VARIABLE_NAME, unknown_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
