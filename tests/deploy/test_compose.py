@@ -214,23 +214,53 @@ def test_prometheus_and_grafana_read_the_ops_alerts_paths(
         assert f"./{path}" in mounts
 
 
+def _container_ports(services: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
+    return {
+        name: {str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])}
+        for name, service in services.items()
+    }
+
+
 def test_prometheus_scrapes_the_compose_services(services: dict[str, dict[str, Any]]) -> None:
     config_path = DEPLOY / "prometheus" / "prometheus.yml"
     if not config_path.exists():
         pytest.skip("deploy/prometheus/prometheus.yml is written by the ops-alerts work")
     config = yaml.safe_load(config_path.read_text())
-    container_ports = {
-        name: {str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])}
-        for name, service in services.items()
-    }
+    ports = _container_ports(services)
+    targets: list[tuple[str, str, str]] = []
     for job in config.get("scrape_configs", []):
         for static in job.get("static_configs", []):
             for target in static.get("targets", []):
                 host, _, port = str(target).partition(":")
-                if host in ("localhost", "127.0.0.1"):
-                    continue
-                assert host in services, f"{job['job_name']}: {target} is no compose service"
-                assert port in container_ports[host], f"{job['job_name']}: {target}"
+                targets.append((job["job_name"], host, port))
+        for dns in job.get("dns_sd_configs", []):
+            targets += [(job["job_name"], name, str(dns["port"])) for name in dns["names"]]
+    scraped = {host for _, host, _ in targets}
+    assert {"writer", "sinks", "viewer", "integrity"} <= scraped
+    for job_name, host, port in targets:
+        if host in ("localhost", "127.0.0.1"):
+            continue
+        assert host in services, f"{job_name}: {host} is no compose service"
+        assert port in ports[host], f"{job_name}: {host}:{port} is not a port of {host}"
+    for rule_file in config.get("rule_files", []):
+        mounted = {str(v).split(":")[1] for v in services["prometheus"]["volumes"]}
+        assert f"/etc/prometheus/{rule_file}" in mounted, rule_file
+
+
+def test_grafana_finds_the_dashboards_and_prometheus(services: dict[str, dict[str, Any]]) -> None:
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    if not provisioning.exists():
+        pytest.skip("deploy/grafana/ is written by the ops-alerts work")
+    mounts = dict(str(v).split(":")[:2] for v in services["grafana"]["volumes"])
+    for path in sorted(provisioning.glob("dashboards/*.y*ml")):
+        for provider in yaml.safe_load(path.read_text()).get("providers", []):
+            assert provider["options"]["path"] == mounts["./grafana/dashboards"], path.name
+    ports = _container_ports(services)
+    for path in sorted(provisioning.glob("datasources/*.y*ml")):
+        for source in yaml.safe_load(path.read_text()).get("datasources", []):
+            host, _, port = source["url"].split("://", 1)[1].partition(":")
+            assert host in services, f"{path.name}: {source['url']}"
+            assert port.rstrip("/") in ports[host], f"{path.name}: {source['url']}"
 
 
 def _compose_plugin() -> str | None:
