@@ -324,6 +324,14 @@ def test_secrets_only_by_reference(objects: list[Manifest]) -> None:
     assert unknown_variables(settings) == []
 
 
+def test_no_container_sets_a_variable_twice(objects: list[Manifest]) -> None:
+    for name, pod in _pod_specs(objects):
+        for container in _containers(pod):
+            names = [variable["name"] for variable in container.get("env", [])]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            assert twice == [], f"{name}/{container['name']}: {twice}"
+
+
 def test_the_migrate_job_runs_before_install_and_upgrade(objects: list[Manifest]) -> None:
     hooks = [o for o in objects if "helm.sh/hook" in o["metadata"].get("annotations", {})]
     (job,) = _of_kind(hooks, "Job")
