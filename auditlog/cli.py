@@ -15,6 +15,7 @@ from auditlog.commands import (
     consume,
     demo,
     destinations,
+    doctor,
     generate,
     integrity,
     keys,
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     viewer.register(commands)
     keys.register(commands)
     verify.register(commands)
+    doctor.register(commands)
     return parser
 
 
@@ -71,13 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = AuditlogSettings()
     except ValidationError as exc:
-        for error in exc.errors():
-            if not error["loc"]:  # settings that do not go together; each line names them
-                for line in error["msg"].splitlines():
-                    print(f"auditlog: {line}", file=sys.stderr)
-                continue
-            name = "AUDITLOG_" + "_".join(str(part) for part in error["loc"]).upper()
-            print(f"auditlog: {name}: {error['msg']}", file=sys.stderr)
+        on_invalid = getattr(args, "on_invalid_settings", None)
+        if on_invalid is not None:  # `doctor` reports it as its settings check
+            invalid: int = on_invalid(args, exc)
+            return invalid
+        for line in setup_failures.settings_lines(exc):
+            print(f"auditlog: {line}", file=sys.stderr)
         return ExitCode.INVALID
     try:
         code: int = args.run(args, settings)

@@ -3,9 +3,11 @@
 0-6 keep the meanings each command documents (``--help`` and the README): 1 a service
 failed while the command worked, 2 invalid input or settings, 3-6 command-specific outcomes
 (rejected lines, the dead-letter limit, drift, no such destination, an audit event not
-published, destinations behind). 10-17 are setup mistakes, the same code for the same
-mistake whichever command meets it, each printed as one line saying what to do
-(:mod:`auditlog.setup_failures`). 130 is Ctrl-C, as shells report SIGINT.
+published, destinations behind; ``doctor``'s warnings under ``--strict``, 3). 10-17 are
+setup mistakes, the same code for the same mistake whichever command meets it, each printed
+as one line saying what to do (:mod:`auditlog.setup_failures`); ``doctor`` reports them as
+failed checks (1) instead, since it goes on after the first. 130 is Ctrl-C, as shells
+report SIGINT.
 """
 
 from __future__ import annotations

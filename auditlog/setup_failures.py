@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 
+from pydantic import ValidationError
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from auditlog.exit_codes import ExitCode
@@ -165,3 +166,16 @@ def secrets_key_missing() -> SetupFailure:
         "make a key with `auditlog destinations keygen` and export "
         "AUDITLOG_SECRETS_KEY=<key> (or pass the secret by reference, --secret-ref env:NAME)",
     )
+
+
+def settings_lines(error: ValidationError) -> list[str]:
+    """Why the settings did not load, one line each naming the variables (a value of a
+    secret setting is never in pydantic's message)."""
+    lines: list[str] = []
+    for item in error.errors():
+        if not item["loc"]:  # settings that do not go together; each line names them
+            lines += item["msg"].splitlines()
+            continue
+        name = "AUDITLOG_" + "_".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"{name}: {item['msg']}")
+    return lines

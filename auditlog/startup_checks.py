@@ -18,7 +18,7 @@ from runtime.health import HealthServer
 from runtime.kafka_refusal import KafkaRefusedError, RefusalKind, cluster_topics
 
 # What to look at when Kafka refuses us, in the settings' own names.
-_KAFKA_REFUSAL_HINTS: dict[RefusalKind, str] = {
+KAFKA_REFUSAL_HINTS: dict[RefusalKind, str] = {
     "authentication": (
         "check AUDITLOG_KAFKA_SASL_MECHANISM, AUDITLOG_KAFKA_SASL_USERNAME and "
         "AUDITLOG_KAFKA_SASL_PASSWORD"
@@ -46,7 +46,7 @@ def check_kafka(
     Kafka call it first, with the topics they read or write."""
     connection = wiring.kafka_connection(settings)
     try:
-        found = cluster_topics(connection, timeout_s=timeout_s, hints=_KAFKA_REFUSAL_HINTS)
+        found = cluster_topics(connection, timeout_s=timeout_s, hints=KAFKA_REFUSAL_HINTS)
     except KafkaRefusedError as exc:
         raise setup_failures.kafka_refused(str(exc)) from None
     if found is None:

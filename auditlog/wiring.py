@@ -23,7 +23,8 @@ from consumers.clickhouse_connection import connect as connect_clickhouse
 from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.telemetry import WriterObserver
-from consumers.writer import ClickHouseWriter, WriterConfig
+from consumers.writer import ClickHouseWriter
+from consumers.writer_config import WriterConfig
 from producers.config import ProducerConfig
 from producers.producer import AuditProducer
 from producers.topic_specs import topic_specs as _topic_specs
@@ -290,15 +291,18 @@ def s3_client(settings: AuditlogSettings, destination: Destination, secrets: Sec
     )
 
 
-def clickhouse_client(settings: AuditlogSettings, *, session: bool = True) -> ClickHouseClient:
+def clickhouse_client(
+    settings: AuditlogSettings, *, session: bool = True, timeout_s: float | None = None
+) -> ClickHouseClient:
     """A clickhouse-connect client for ``settings.clickhouse_url`` with the ClickHouse TLS
     settings (connects now; raises clickhouse-connect's errors when ClickHouse does not
     answer, and :class:`~consumers.clickhouse_connection.ClickHouseTlsError` naming the
     settings when its certificate cannot be verified). ``session=False``: no ClickHouse
-    session, for clients that run queries from several threads."""
+    session, for clients that run queries from several threads. ``timeout_s``: see
+    :func:`~consumers.clickhouse_connection.connect`."""
     try:
         return connect_clickhouse(
-            settings.clickhouse_url, settings.clickhouse_tls(), session=session
+            settings.clickhouse_url, settings.clickhouse_tls(), session=session, timeout_s=timeout_s
         )
     except ClickHouseTlsError as exc:
         raise ClickHouseTlsError(

@@ -69,7 +69,8 @@ from consumers.metrics import writer_metrics
 from consumers.migrations import apply_pending
 from consumers.migrations.runner import load_migrations
 from consumers.telemetry import Telemetry
-from consumers.writer import ClickHouseWriter, WriterConfig
+from consumers.writer import ClickHouseWriter
+from consumers.writer_config import WriterConfig
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics

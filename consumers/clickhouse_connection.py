@@ -77,11 +77,19 @@ class ClickHouseTlsError(OperationalError):
     """ClickHouse's certificate could not be verified (or it refused ours)."""
 
 
-def connect(url: str, tls: ClickHouseTls | None = None, *, session: bool = True) -> Client:
+def connect(
+    url: str,
+    tls: ClickHouseTls | None = None,
+    *,
+    session: bool = True,
+    timeout_s: float | None = None,
+) -> Client:
     """A clickhouse-connect client for ``url`` (``http[s]://[user:password@]host:port``).
 
     ``session=False`` makes a client without a ClickHouse session, which can run queries
     from several threads at once (the viewer's); with one, concurrent queries are refused.
+    ``timeout_s``: the longest wait to connect and for each answer, with no retries (a
+    health check's client); None: clickhouse-connect's defaults (10 s, 300 s, 2 retries).
 
     The URL's scheme decides between http and https (clickhouse-connect itself looks only
     at the port: 8443 and 443 mean https, anything else http). Connects now. Raises
@@ -94,6 +102,12 @@ def connect(url: str, tls: ClickHouseTls | None = None, *, session: bool = True)
         options["interface"] = scheme
     if not session:
         options["autogenerate_session_id"] = False
+    if timeout_s is not None:
+        options |= {
+            "connect_timeout": timeout_s,
+            "send_receive_timeout": timeout_s,
+            "query_retries": 0,
+        }
     try:
         return clickhouse_connect.get_client(dsn=url, **options)
     except OperationalError as exc:

@@ -92,7 +92,8 @@ class DeadLetterPublisher:
     ``max.message.bytes``; its log lines go to the ``librdkafka.dead_letters`` logger.
     A record not acknowledged within ``delivery_timeout_s`` (a missing topic, an
     unreachable broker) fails. Delivery reports are served by :meth:`publish` (without
-    waiting) and :meth:`flush`; use the publisher from one thread at a time.
+    waiting) and :meth:`flush`; use the publisher from one thread at a time. ``producer``
+    (built from the settings above when not given) is a seam for tests.
     """
 
     def __init__(
@@ -104,12 +105,13 @@ class DeadLetterPublisher:
         delivery_timeout_s: float = 30.0,
         linger_ms: int = 5,
         librdkafka: dict[str, Any] | None = None,
+        producer: Producer | None = None,
     ) -> None:
         if delivery_timeout_s <= 0:
             raise ValueError(f"delivery_timeout_s must be positive, got {delivery_timeout_s}")
         self.topic = topic
         self.delivery_timeout_s = delivery_timeout_s
-        self._producer = Producer(
+        self._producer = producer or Producer(
             {
                 **kafka.properties(),
                 "client.id": client_id,

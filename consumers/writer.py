@@ -29,8 +29,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -42,53 +40,13 @@ from consumers.insert_retry import POLL_S, Abandoned, InsertRetry
 from consumers.inserter import BatchInserter
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
+from consumers.writer_config import WriterConfig, WriterStats
 from runtime.backoff import Backoff, UniformSource
-from runtime.group_consumer import committing_member
-from runtime.kafka_connection import KafkaConnection
-from runtime.kafka_logs import librdkafka_logger
 
 _LOG = logging.getLogger("auditlog.writer")
-_CLIENT_LOG = librdkafka_logger("writer")
 _partition_of = operator.methodcaller("partition")
 _error_of = operator.methodcaller("error")
 _OFFSET_INVALID = -1001
-
-
-@dataclass(frozen=True)
-class WriterConfig:
-    """What one writer process does; built from settings at the edge."""
-
-    kafka: KafkaConnection
-    topic: str = "audit.events"
-    group_id: str = "clickhouse-writer"
-    table: str = "audit.events"
-    progress_table: str = "audit.writer_progress"
-    batch_max_records: int = 50_000
-    batch_max_bytes: int = 32 * 1024 * 1024
-    flush_interval_s: float = 1.0
-    retry_initial_s: float = 0.5
-    retry_max_s: float = 30.0
-    exit_when_idle_s: float | None = None
-    librdkafka: Mapping[str, Any] = field(default_factory=dict)
-
-    def consumer_properties(self) -> dict[str, Any]:
-        return {
-            **committing_member(self.kafka, self.group_id, _CLIENT_LOG),
-            "fetch.max.bytes": 64 * 1024 * 1024,
-            "max.partition.fetch.bytes": 8 * 1024 * 1024,
-            **self.librdkafka,
-        }
-
-
-@dataclass
-class WriterStats:
-    """What the writer did, for ``--exit-when-idle`` reports and tests."""
-
-    records: int = 0
-    rows: int = 0
-    batches: int = 0
-    dead_lettered: int = 0
-    retries: int = 0
 
 
 class ClickHouseWriter:
@@ -351,7 +309,11 @@ class ClickHouseWriter:
         for tp in mine:
             self._buffers[tp.partition] = self._new_buffer(tp.partition)
             self._unchecked.add(tp.partition)
-        # Nothing is read before the progress log was checked for announced ranges.
+        # Nothing is read before the progress log was checked for announced ranges. The
+        # partitions are assigned here, not by the client after this callback: that
+        # assignment would resume them, and their records would arrive unchecked (in the
+        # same consume call), to be cut into ranges other than the announced ones.
+        consumer.incremental_assign(partitions)
         consumer.pause(mine)
         self._observer.assigned(mine, consumer.memberid())
         _LOG.info("assigned", extra={"partitions": [tp.partition for tp in mine]})

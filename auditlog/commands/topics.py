@@ -10,7 +10,6 @@ topic, 1 the broker did not answer or refused.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from typing import Any
 
@@ -19,9 +18,9 @@ from confluent_kafka.admin import AdminClient
 
 from auditlog import startup_checks, wiring
 from auditlog.settings import AuditlogSettings
+from auditlog.topic_remedies import remedies
 from runtime.kafka_connection import KafkaConnection
 from runtime.topic_admin import EnsureReport, TopicsError, describe_topics, ensure_topics
-from runtime.topic_drift import Drift
 from runtime.topic_spec import TopicSpec
 
 EXIT_DRIFT = 4
@@ -37,9 +36,6 @@ SHOWN_CONFIGS = (
     "min.insync.replicas",
     "unclean.leader.election.enable",
 )
-
-# Drift in these is not fixed with kafka-configs.sh.
-_STRUCTURAL = frozenset({"partitions", "replication.factor"})
 
 
 def register(commands: Any) -> None:
@@ -160,58 +156,8 @@ def _print_outcome(
         print(f"    {d.message}")
     events = spec.name == settings.events_topic
     kafka = wiring.kafka_connection(settings)
-    for line in _remedies(kafka, spec.name, drift, events=events):
+    for line in remedies(kafka, spec.name, drift, events=events):
         print(f"  {line}")
-
-
-def _remedies(kafka: KafkaConnection, topic: str, drift: list[Drift], *, events: bool) -> list[str]:
-    """What an operator can run or set about ``drift``; printed, never run."""
-    lines: list[str] = []
-    configs = [d for d in drift if d.setting not in _STRUCTURAL]
-    if configs:
-        values = ",".join(f"{d.setting}={d.expected}" for d in configs)
-        command = [
-            "kafka-configs.sh",
-            "--bootstrap-server",
-            kafka.bootstrap,
-            # A secured cluster wants the client's SASL/TLS settings too.
-            *(
-                ["--command-config", "client.properties"]
-                if kafka.security.security_protocol != "PLAINTEXT"
-                else []
-            ),
-            "--alter",
-            "--entity-type",
-            "topics",
-            "--entity-name",
-            topic,
-            "--add-config",
-            values,
-        ]
-        lines.append("fix: " + shlex.join(command))
-    for d in drift:
-        if d.setting == "partitions":
-            accept = (
-                f", or set AUDITLOG_TOPIC_PARTITIONS={d.actual} to accept the live count"
-                if events
-                else " (this topic's count is min(AUDITLOG_TOPIC_PARTITIONS, 3))"
-            )
-            lines.append(
-                "partitions: changing the count remaps tenants to partitions and breaks their "
-                f"order across the change: plan a migration to a new topic{accept}"
-            )
-        elif d.setting == "replication.factor" and d.expected.startswith(">="):
-            lines.append(
-                "replication factor: raise it with kafka-reassign-partitions.sh, or lower "
-                f"AUDITLOG_TOPIC_MIN_INSYNC_REPLICAS and the topic's min.insync.replicas to "
-                f"{d.actual}"
-            )
-        elif d.setting == "replication.factor":
-            lines.append(
-                "replication factor: change it with kafka-reassign-partitions.sh, or set "
-                f"AUDITLOG_TOPIC_REPLICATION_FACTOR={d.actual} to accept it"
-            )
-    return lines
 
 
 def _show(args: argparse.Namespace, settings: AuditlogSettings) -> int:

@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.migrations import apply_pending
-from consumers.writer import ClickHouseWriter, WriterConfig
+from consumers.writer import ClickHouseWriter
+from consumers.writer_config import WriterConfig
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from consumers.writer import WriterConfig
+from consumers.writer_config import WriterConfig
 from producers.config import ProducerConfig
 from runtime.kafka_connection import KafkaConnection, KafkaSecurity
 from sinks.worker import SinkConfig

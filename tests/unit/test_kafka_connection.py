@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from auditlog.commands.topics import _remedies
+from auditlog.topic_remedies import remedies
 from runtime.kafka_connection import KafkaConnection, KafkaSecurity
 from runtime.topic_drift import Drift
 
@@ -259,8 +259,8 @@ def test_secrets_never_show_in_repr_str_or_description(pem: Path) -> None:
 
 def test_topic_fixes_printed_for_a_secured_cluster_ask_for_its_client_settings() -> None:
     drift = [Drift("audit.events", "retention.ms", "604800000", "86400000", "retention")]
-    plain = _remedies(KafkaConnection("k:9092"), "audit.events", drift, events=True)
-    secured = _remedies(
+    plain = remedies(KafkaConnection("k:9092"), "audit.events", drift, events=True)
+    secured = remedies(
         KafkaConnection("k:9096", KafkaSecurity("SSL")), "audit.events", drift, events=True
     )
     assert "--command-config" not in plain[0]

@@ -16,7 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
 from consumers.dead_letter_publisher import DeadLetterPublisher
-from consumers.writer import ClickHouseWriter, WriterConfig
+from consumers.writer import ClickHouseWriter
+from consumers.writer_config import WriterConfig
 from runtime.kafka_connection import KafkaConnection
 
 TOPIC = "audit.events"
@@ -61,6 +62,9 @@ class FakeConsumer:
         self.polls += 1
         self.clock.now += max(timeout, 0.0)
         self.on_poll()
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        pass
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused.update(tp.partition for tp in partitions)
