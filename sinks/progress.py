@@ -99,7 +99,8 @@ class LaneProgress:
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> LaneProgress:
-        return dataclasses.replace(self, updated_at=datetime.now(UTC), **changes)
+        """A copy with ``changes`` (``updated_at`` too: :mod:`sinks.progress_update`)."""
+        return dataclasses.replace(self, **changes)
 
 
 def _shape(value: Any, record: dict[str, Any]) -> BatchShape | None:
