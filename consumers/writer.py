@@ -414,7 +414,7 @@ class ClickHouseWriter:
                 continue
             range_ = announced.get(partition)
             if range_ is not None and range_.first_offset == starts[partition]:
-                buffer.must_end_at = range_.last_offset
+                buffer.announced_last = range_.last_offset
                 _LOG.info(
                     "re-forming an announced range",
                     extra={

@@ -4,8 +4,8 @@ A lane is behind the group when it was parked (its destination kept failing or c
 keep up), when its destination was resumed after a pause, when the batch it must re-form
 starts before the group's position, and always for a replay. Such a lane (``catchup``
 mode) gets a reader of its own (:class:`sinks.reader.PartitionReader`: ``assign``, no
-group, no commits) from :attr:`sinks.lane.Lane.resume_from`: after its batch in flight,
-else at its ``next_offset``. The reader is read only while the lane has nothing in flight
+group, no commits) from :attr:`sinks.lane.Lane.unsent_from`: after its batch in flight,
+else at its ``done_until``. The reader is read only while the lane has nothing in flight
 and room for a batch, so a failing destination reads nothing more until it answers.
 
 - **Expired offsets.** If the topic's retention removed records before the lane read them
@@ -13,10 +13,10 @@ and room for a batch, so a failing destination reads nothing more until it answe
   held, and the gap is recorded as the lane's error in the progress topic and logged.
 - **Hand-over.** Once a live-stream lane has been offered everything below the group's
   position, its reader is closed and the lane is fed by the group again (``live``). The
-  group may commit past its records once it is in sync (``sync_guard``: its position
+  group may commit past its records once it is in sync (``in_sync_from``: its position
   reached what the reader offered); until then the commit rule counts what it holds
   (:mod:`sinks.commit_rule`).
-- **Replay end.** A replay reads up to its end (``stop_at``, the group's position when the
+- **Replay end.** A replay reads up to its end (``replay_end``, the group's position when the
   replay began); its last batch is closed then, and once delivered the lane is removed
   and its record marked ``replay_done``.
 """
@@ -74,7 +74,7 @@ class CatchUp:
         return did
 
     def _open(self, registry: LaneRegistry, key: LaneKey, lane: Lane) -> PartitionReader:
-        start = lane.resume_from
+        start = lane.unsent_from
         reader = self._make_reader(lane.partition, start)
         first = reader.log_start()
         if first > start:
@@ -87,7 +87,7 @@ class CatchUp:
                     "to_offset": first - 1,
                 },
             )
-            lane.next_offset = lane.seen_until = first
+            lane.done_until = lane.offered_until = first
             registry.write_progress(
                 lane,
                 error=(
@@ -104,8 +104,8 @@ class CatchUp:
     ) -> bool:
         """True when the lane's reader is no longer needed (and closes it)."""
         if lane.stream == "replay":
-            assert lane.stop_at is not None
-            if lane.seen_until < lane.stop_at:
+            assert lane.replay_end is not None
+            if lane.offered_until < lane.replay_end:
                 return False
             self.close(key)
             lane.flush_open()
@@ -117,13 +117,13 @@ class CatchUp:
                     extra={"destination": lane.destination.id, "partition": lane.partition},
                 )
             return True
-        if lane.seen_until < part.live_next:
+        if lane.offered_until < part.position:
             return False
         self.close(key)
         lane.mode = "live"
-        lane.sync_guard = lane.seen_until
+        lane.in_sync_from = lane.offered_until
         if lane.idle:
-            lane.next_offset = max(lane.next_offset, lane.seen_until)
+            lane.done_until = max(lane.done_until, lane.offered_until)
         registry.write_progress(lane)
         _LOG.info(
             "destination caught up: back with the group",

@@ -31,7 +31,7 @@ def offset_to_commit(position: int, committed: int, lanes: Iterable[Lane]) -> in
     safe = position
     for lane in lanes:
         if lane.mode == "live" and lane.stream == "live":
-            held = lane.first_pending()
+            held = lane.first_held()
             if held is not None and held < safe:
                 safe = held
     return safe if safe > committed else None

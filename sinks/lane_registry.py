@@ -7,12 +7,12 @@ re-form, an unfinished replay: :meth:`LaneRegistry.assign`), or when the group h
 first record of its tenant (:meth:`LaneRegistry.lane`):
 
 - *live start*: no record, or an in-sync one: from the group's committed offset (or the
-  record's ``next_offset`` if further, or the first record asking for the lane), fed by
+  record's ``done_until`` if further, or the first record asking for the lane), fed by
   the group (``live``);
 - *restore*: a record not in sync (the lane was parked, or paused): from its
-  ``next_offset``, on its own reader (``catchup``), or ``paused`` if the destination is;
+  ``done_until``, on its own reader (``catchup``), or ``paused`` if the destination is;
 - *replay start*: a replay's own lane reads from the replay's first offset up to the
-  group's position when it began (``stop_at``), or goes on from its own record;
+  group's position when it began (``replay_end``), or goes on from its own record;
 - *re-forming*: a record that announced a batch starting at or after where the lane starts
   makes the lane start at the batch's first offset and form it again exactly, up to its
   announced last offset with its announced shape, whatever changed in the destination
@@ -60,7 +60,7 @@ LaneKey = tuple[str, int, str]  # destination id, partition, stream
 class OwnedPartition:
     """A partition of the events topic assigned to this worker, and its lanes."""
 
-    live_next: int  # the group consumer's position: next offset it hands out
+    position: int  # the group consumer's position: next offset it hands out
     committed: int
     lanes: dict[LaneKey, Lane] = field(default_factory=dict)
 
@@ -242,7 +242,7 @@ class LaneRegistry:
             next_progress(
                 self._progress.get(destination.id, lane.partition, lane.stream),
                 lane,
-                position=part.live_next if part else lane.next_offset,
+                position=part.position if part else lane.done_until,
                 now=self._wall_clock(),
                 announced=announced,
                 delivered=delivered,
@@ -275,7 +275,7 @@ class LaneRegistry:
                     destination.kind,
                     lane.partition,
                     lane.stream,
-                    lane.lag(part.live_next),
+                    lane.lag(part.position),
                     lane.attempt,
                     failed.last_error if failed else None,
                     failed.last_error_at if failed else None,
@@ -291,7 +291,7 @@ class LaneRegistry:
             for lane in part.lanes.values():
                 lanes_by_mode[lane.mode] += 1
                 destination_id = lane.destination.id
-                lag[destination_id] = lag.get(destination_id, 0) + lane.lag(part.live_next)
+                lag[destination_id] = lag.get(destination_id, 0) + lane.lag(part.position)
         for mode, count in lanes_by_mode.items():
             self._metrics.lanes.labels(mode).set(count)
         for destination_id, behind in lag.items():
@@ -306,14 +306,14 @@ def _live_lane(
     first_seen: int | None,
 ) -> Lane:
     if record is None or record.in_sync:
-        start = max(part.committed, record.next_offset if record else 0, first_seen or 0)
+        start = max(part.committed, record.done_until if record else 0, first_seen or 0)
         behind = False
     else:
-        start = record.next_offset
+        start = record.done_until
         behind = True
     mode: LaneMode = "paused" if not destination.deliverable else "catchup" if behind else "live"
     lane = Lane(destination, partition, mode=mode, **_start(record, start))
-    if mode == "live" and lane.must_end_at is not None and lane.next_offset < part.live_next:
+    if mode == "live" and lane.announced_last is not None and lane.done_until < part.position:
         lane.mode = "catchup"  # the announced batch starts before the group's position
     return lane
 
@@ -327,9 +327,9 @@ def _replay_lane(
     replay = destination.replay
     assert replay is not None
     if record is not None and record.replay_id == replay.id and record.replay_end is not None:
-        start, stop_at = record.next_offset, record.replay_end
+        start, replay_end = record.done_until, record.replay_end
     else:
-        start, stop_at = replay.offsets[partition], part.live_next
+        start, replay_end = replay.offsets[partition], part.position
     mode: LaneMode = "catchup" if destination.deliverable else "paused"
     same = record is not None and record.replay_id == replay.id
     return Lane(
@@ -337,14 +337,14 @@ def _replay_lane(
         partition,
         mode=mode,
         stream="replay",
-        stop_at=stop_at,
+        replay_end=replay_end,
         **_start(record if same else None, start),
     )
 
 
 class _Start(TypedDict, total=False):
-    next_offset: Required[int]
-    must_end_at: int
+    done_until: Required[int]
+    announced_last: int
     announced_shape: BatchShape | None
 
 
@@ -358,9 +358,9 @@ def _start(record: LaneProgress | None, start: int) -> _Start:
         or record.announced_last is None
         or record.announced_first < start
     ):
-        return {"next_offset": start}
+        return {"done_until": start}
     return {
-        "next_offset": record.announced_first,
-        "must_end_at": record.announced_last,
+        "done_until": record.announced_first,
+        "announced_last": record.announced_last,
         "announced_shape": record.announced_shape,
     }

@@ -2,7 +2,7 @@
 record, the lane and the time in, the record to write out (:mod:`sinks.progress` says what
 each field means).
 
-Events, and what they change besides the lane's position and health summary (``next_offset``,
+Events, and what they change besides the lane's position and health summary (``done_until``,
 ``in_sync``, ``lag_records``, ``stream``), which every write refreshes:
 
 - ``announced``: a batch is about to be sent for the first time: its range and shape are
@@ -44,9 +44,9 @@ def next_progress(
     position in the lane's partition (for the lag), ``now``: the wall-clock time."""
     destination = lane.destination
     if record is None:
-        record = LaneProgress(destination.id, lane.partition, lane.next_offset)
+        record = LaneProgress(destination.id, lane.partition, lane.done_until)
     changes: dict[str, object] = {
-        "next_offset": lane.next_offset,
+        "done_until": lane.done_until,
         "in_sync": lane.in_sync if lane.stream == "live" else True,
         "lag_records": lane.lag(position),
         "stream": lane.stream,
@@ -61,7 +61,7 @@ def next_progress(
         changes.update(announced_first=None, announced_last=None, announced_shape=None)
     if lane.stream == "replay" and destination.replay is not None:
         changes["replay_id"] = destination.replay.id
-        changes["replay_end"] = lane.stop_at
+        changes["replay_end"] = lane.replay_end
         changes["replay_done"] = replay_done
     if delivered:
         changes.update(

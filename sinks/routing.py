@@ -66,7 +66,7 @@ class Router:
         part = registry.partitions.get(partition)
         if part is None:
             return
-        part.live_next = offset + 1
+        part.position = offset + 1
         key = message.key()
         if not key:
             return

@@ -244,7 +244,7 @@ class SinkWorker:
             _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:
                 _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
-            if part.live_next < high:
+            if part.position < high:
                 return False
         return True
 
@@ -294,7 +294,7 @@ class SinkWorker:
         self._lanes.report()
         offsets = []
         for partition, part in self._lanes.partitions.items():
-            safe = offset_to_commit(part.live_next, part.committed, part.lanes.values())
+            safe = offset_to_commit(part.position, part.committed, part.lanes.values())
             if safe is not None and (only is None or partition in only):
                 offsets.append(TopicPartition(self._config.topic, partition, safe))
         if not offsets:

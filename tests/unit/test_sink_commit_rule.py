@@ -38,16 +38,16 @@ def _lane(
     lane = Lane(
         destination,
         0,
-        next_offset=start,
+        done_until=start,
         mode="live",
         stream=stream,
-        stop_at=10_000 if stream == "replay" else None,
+        replay_end=10_000 if stream == "replay" else None,
     )
     for offset in held:
         lane.add(offset, b"{}", AT_MS, AT_MS, 0.0)
     for _ in range(in_flight):
         assert lane.next_batch(0.0) is not None
-    lane.sync_guard = handed_over_at
+    lane.in_sync_from = handed_over_at
     lane.mode = mode
     return lane
 
