@@ -41,7 +41,7 @@ from consumers.inserter import BatchInserter, is_data_error
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
 from runtime.backoff import Backoff, UniformSource
-from runtime.group_consumer import committing_member
+from runtime.group_consumer import GroupConsumer, committing_member
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_logs import librdkafka_logger
 
@@ -114,7 +114,7 @@ class ClickHouseWriter:
         budget: DeadLetterBudget,
         observer: WriterObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
-        consumer: Consumer | None = None,
+        consumer: GroupConsumer | None = None,
         rng: UniformSource | None = None,
     ) -> None:
         self.config = config
@@ -125,7 +125,7 @@ class ClickHouseWriter:
         self._budget = budget
         self._observer: WriterObserver = observer or NoObserver()
         self._clock = clock
-        self._consumer = consumer or Consumer(config.consumer_properties())
+        self._consumer: GroupConsumer = consumer or Consumer(config.consumer_properties())
         self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._buffers: dict[int, PartitionBuffer] = {}
@@ -364,7 +364,7 @@ class ClickHouseWriter:
 
     # -- rebalancing ----------------------------------------------------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         for tp in mine:
             self._buffers[tp.partition] = PartitionBuffer(
@@ -380,7 +380,7 @@ class ClickHouseWriter:
         self._observer.assigned(mine, consumer.memberid())
         _LOG.info("assigned", extra={"partitions": [tp.partition for tp in mine]})
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         gone = {tp.partition for tp in mine}
         self._observer.revoked(mine)

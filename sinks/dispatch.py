@@ -119,6 +119,7 @@ class Dispatch:
                 batch,
                 sender=functools.partial(self._sender, destination),
                 make_durable=self._progress.flush,
+                clock=self._clock,
             )
             self._in_flight[future] = (key, lane)
 

@@ -31,15 +31,16 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from consumers.health import HealthState
 from runtime.backoff import Backoff
+from runtime.group_consumer import GroupConsumer
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_logs import librdkafka_logger
 from schemas.wire import Decoder
@@ -113,7 +114,13 @@ class SinkStats:
 
 class SinkWorker:
     """See the module docstring. :meth:`run` blocks until :meth:`stop` (any thread) or
-    idleness (``exit_when_idle_s``)."""
+    idleness (``exit_when_idle_s``).
+
+    Seams, built for real in :func:`auditlog.wiring.sink_worker`: ``consumer``, the group
+    consumer (subscribed by :meth:`run`, closed when it returns); ``executor``, where
+    deliveries run (shut down when :meth:`run` returns); ``clock``, monotonic seconds
+    (batch ages, retries, checkpoints, idleness); ``wall_clock``, the time progress records
+    and metrics carry; ``rng``, the retry jitter; ``readers`` and ``senders``."""
 
     def __init__(
         self,
@@ -127,6 +134,10 @@ class SinkWorker:
         metrics: SinkMetrics,
         health: HealthState,
         auto_pause: AutoPause,
+        consumer: GroupConsumer,
+        executor: Executor,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], datetime],
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
@@ -134,8 +145,8 @@ class SinkWorker:
         self._progress = progress
         self._metrics = metrics
         self._health = health
-        self._clock = time.monotonic
-        self._consumer = Consumer(config.consumer_properties())
+        self._clock = clock
+        self._consumer = consumer
         self.stats = SinkStats()
         self._catchup = CatchUp(readers, metrics)
         self._lanes = LaneRegistry(
@@ -145,12 +156,12 @@ class SinkWorker:
             stats=self.stats,
             stop_reading=self._catchup.close,
             clock=self._clock,
-            wall_clock=_utc_now,
+            wall_clock=wall_clock,
         )
         self._router = Router(catalog, decoder, metrics, self.stats)
         self._dispatch = Dispatch(
             topic=config.topic,
-            executor=ThreadPoolExecutor(config.delivery_threads, "auditlog-sink-delivery"),
+            executor=executor,
             senders=senders,
             progress=progress,
             policy=config.failure_policy(),
@@ -158,8 +169,8 @@ class SinkWorker:
             metrics=metrics,
             stats=self.stats,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not secrets
-            clock=self._clock,
-            wall_clock=_utc_now,
+            clock=clock,
+            wall_clock=wall_clock,
         )
         self._stop = threading.Event()
         self._next_checkpoint = 0.0
@@ -250,7 +261,7 @@ class SinkWorker:
 
     # -- assignment ----------------------------------------------------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         """Partitions assigned: each starts from the group's committed offset (the log
         start for a new group), with the lanes its progress records call for."""
         if not partitions:
@@ -265,10 +276,10 @@ class SinkWorker:
             self._lanes.assign(tp.partition, start)
         _LOG.info("assigned", extra={"partitions": sorted(tp.partition for tp in partitions)})
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         self._release(partitions, commit=True)
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         self._release(partitions, commit=False)
 
     def _release(self, partitions: list[TopicPartition], *, commit: bool) -> None:
@@ -310,7 +321,3 @@ class SinkWorker:
             committed = self._lanes.partitions.get(tp.partition)
             if committed is not None:
                 committed.committed = tp.offset
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
