@@ -386,7 +386,7 @@ def sink_worker(
         owned.callback(producer.close)
 
         def make_reader(partition: int, start: int) -> PartitionReader:
-            return PartitionReader(
+            return PartitionReader.connect(
                 kafka,
                 settings.events_topic,
                 partition,

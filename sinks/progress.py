@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.compacted_table import CompactedTable, TableWriter
+from runtime.compacted_table import CompactedTable, FollowedTable, KeyedWriter
 from runtime.kafka_connection import KafkaConnection
 from sinks.batch_shape import BatchShape
 
@@ -140,7 +140,7 @@ class ProgressStore:
     :meth:`refresh`, and writes that :meth:`flush` confirms. Reads from one thread; writes
     from any."""
 
-    def __init__(self, table: CompactedTable, writer: TableWriter) -> None:
+    def __init__(self, table: FollowedTable, writer: KeyedWriter) -> None:
         self._table = table
         self._writer = writer
         self._records: dict[bytes, LaneProgress] = {}
