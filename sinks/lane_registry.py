@@ -1,26 +1,12 @@
 """The partitions a sink worker owns and their lanes (:mod:`sinks.lane`: one destination in
 one partition), and how each lane comes to be and follows its destination.
 
-**Creating a lane.** A lane is created from its progress record (:mod:`sinks.progress`)
-when the partition is assigned (destinations behind the group, an announced batch to
-re-form, an unfinished replay: :meth:`LaneRegistry.assign`), or when the group hands out the
-first record of its tenant (:meth:`LaneRegistry.lane`):
-
-- *live start*: no record, or an in-sync one: from the group's committed offset (or the
-  record's ``done_until`` if further, or the first record asking for the lane), fed by
-  the group (``live``);
-- *restore*: a record not in sync (the lane was parked, or paused): from its
-  ``done_until``, on its own reader (``catchup``), or ``paused`` if the destination is;
-- *replay start*: a replay's own lane reads from the replay's first offset up to the
-  group's position when it began (``replay_end``), or goes on from its own record;
-- *re-forming*: a record that announced a batch starting at or after where the lane starts
-  makes the lane start at the batch's first offset and form it again exactly, up to its
-  announced last offset with its announced shape, whatever changed in the destination
-  meanwhile; a live lane whose announced batch starts before the group's position reads it
-  on its own reader first (``catchup``).
-
-A lane that is not created in sync writes its record at once, so the next owner sees it
-behind the group even if nothing else happens.
+**Creating a lane.** A lane is created from its progress record (:mod:`sinks.progress`;
+where it starts: :mod:`sinks.lane_start`) when the partition is assigned (destinations
+behind the group, an announced batch to re-form, an unfinished replay:
+:meth:`LaneRegistry.assign`), or when the group hands out the first record of its tenant
+(:meth:`LaneRegistry.lane`). A lane that is not created in sync writes its record at once,
+so the next owner sees it behind the group even if nothing else happens.
 
 **Following destination changes** (:meth:`LaneRegistry.apply_change`): a changed
 destination applies to its lanes (new limits from the next record, a new shape from the next
@@ -38,15 +24,15 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Required, TypedDict
+from typing import TYPE_CHECKING
 
-from sinks.batch_shape import BatchShape
 from sinks.behind import LaneBehind
 from sinks.destinations.model import Destination
 from sinks.destinations.store import CatalogChange, DestinationCatalog
-from sinks.lane import Batch, Lane, LaneMode, Stream
+from sinks.lane import Batch, Lane, Stream
+from sinks.lane_start import live_lane, replay_lane
 from sinks.metrics import SinkMetrics
-from sinks.progress import LaneProgress, ProgressStore
+from sinks.progress import ProgressStore
 from sinks.progress_update import next_progress
 
 if TYPE_CHECKING:
@@ -155,9 +141,16 @@ class LaneRegistry:
             return lane
         record = self._progress.get(destination.id, partition, stream)
         if stream == "replay":
-            lane = _replay_lane(destination, partition, part, record)
+            lane = replay_lane(destination, partition, record, position=part.position)
         else:
-            lane = _live_lane(destination, partition, part, record, first_seen)
+            lane = live_lane(
+                destination,
+                partition,
+                record,
+                position=part.position,
+                committed=part.committed,
+                first_seen=first_seen,
+            )
         part.lanes[key] = lane
         if lane.mode != "live":
             self.write_progress(lane)
@@ -296,71 +289,3 @@ class LaneRegistry:
             self._metrics.lanes.labels(mode).set(count)
         for destination_id, behind in lag.items():
             self._metrics.lag_records.labels(destination_id).set(behind)
-
-
-def _live_lane(
-    destination: Destination,
-    partition: int,
-    part: OwnedPartition,
-    record: LaneProgress | None,
-    first_seen: int | None,
-) -> Lane:
-    if record is None or record.in_sync:
-        start = max(part.committed, record.done_until if record else 0, first_seen or 0)
-        behind = False
-    else:
-        start = record.done_until
-        behind = True
-    mode: LaneMode = "paused" if not destination.deliverable else "catchup" if behind else "live"
-    lane = Lane(destination, partition, mode=mode, **_start(record, start))
-    if mode == "live" and lane.announced_last is not None and lane.done_until < part.position:
-        lane.mode = "catchup"  # the announced batch starts before the group's position
-    return lane
-
-
-def _replay_lane(
-    destination: Destination,
-    partition: int,
-    part: OwnedPartition,
-    record: LaneProgress | None,
-) -> Lane:
-    replay = destination.replay
-    assert replay is not None
-    if record is not None and record.replay_id == replay.id and record.replay_end is not None:
-        start, replay_end = record.done_until, record.replay_end
-    else:
-        start, replay_end = replay.offsets[partition], part.position
-    mode: LaneMode = "catchup" if destination.deliverable else "paused"
-    same = record is not None and record.replay_id == replay.id
-    return Lane(
-        destination,
-        partition,
-        mode=mode,
-        stream="replay",
-        replay_end=replay_end,
-        **_start(record if same else None, start),
-    )
-
-
-class _Start(TypedDict, total=False):
-    done_until: Required[int]
-    announced_last: int
-    announced_shape: BatchShape | None
-
-
-def _start(record: LaneProgress | None, start: int) -> _Start:
-    """Where a lane starts: at ``start``; or, when ``record`` announced a batch from there
-    on, at that batch's first offset (every record before it is done), to re-form it up to
-    its last offset with its shape."""
-    if (
-        record is None
-        or record.announced_first is None
-        or record.announced_last is None
-        or record.announced_first < start
-    ):
-        return {"done_until": start}
-    return {
-        "done_until": record.announced_first,
-        "announced_last": record.announced_last,
-        "announced_shape": record.announced_shape,
-    }
