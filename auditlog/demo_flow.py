@@ -33,7 +33,7 @@ from auditlog.demo_viewer import ViewerReport, ask, demo_viewer
 from auditlog.settings import AuditlogSettings
 from consumers.migrations import apply_pending
 from producers.generator import GeneratorConfig, generate
-from producers.topics import ensure_topics
+from runtime.topic_admin import ensure_topics
 
 _GAP_MS = 200.0
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthState
 from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
+from runtime.health import HealthState
 from sinks.destinations.model import (
     BatchLimits,
     Destination,

@@ -3,17 +3,21 @@ writer and the sinks): the one place its settings become constructor arguments."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthState
 from integrity.appender import IntegrityAppender
 from integrity.appender_config import AppenderConfig
 from integrity.checkpoint_store import CheckpointStore
 from integrity.checkpointer import CheckpointPolicy, NoSigningKey, Signers
 from integrity.heads import LogStore
-from integrity.keys import SigningKey
+from integrity.keys import KeyRing, SigningKey
 from integrity.keystore import KeyStore, KeyStoreError
 from integrity.metrics import IntegrityMetrics
+from integrity.prune_store import ClickHousePruneStore
+from integrity.pruner import Pruner
+from runtime.health import HealthState
 
 
 def appender_config(
@@ -43,9 +47,11 @@ def appender(
     health: HealthState | None = None,
 ) -> IntegrityAppender:
     """The appender, with a ClickHouse client of its own (connects now; raises as
-    :func:`~auditlog.wiring.clickhouse_client`)."""
+    :func:`~auditlog.wiring.clickhouse_client`). Its prune statements check old checkpoints
+    against the public keys of ``AUDITLOG_INTEGRITY_KEYS_DIR``."""
     config = appender_config(settings, exit_when_idle_s=exit_when_idle_s)
     client = wiring.clickhouse_client(settings)
+    keys = KeyStore(settings.integrity_keys_dir)
     return IntegrityAppender(
         config,
         LogStore(client, config.database),
@@ -54,6 +60,7 @@ def appender(
         decoder=wiring.decoder(settings),
         metrics=metrics,
         health=health,
+        pruner=Pruner(ClickHousePruneStore(client, config.database), signers, ring(keys)),
     )
 
 
@@ -69,3 +76,16 @@ def signers(store: KeyStore) -> Signers:
             raise NoSigningKey(str(exc)) from exc
 
     return active
+
+
+def ring(store: KeyStore) -> Callable[[], KeyRing]:
+    """``store``'s public keys, read anew at each call; a key document gone bad is
+    :class:`~integrity.checkpointer.NoSigningKey` (logged; the statements wait)."""
+
+    def read() -> KeyRing:
+        try:
+            return store.ring()
+        except KeyStoreError as exc:
+            raise NoSigningKey(str(exc)) from exc
+
+    return read

@@ -13,8 +13,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from auditlog import setup_failures, wiring
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthServer
 from consumers.migrations.schema_check import check_schema
+from runtime.health import HealthServer
 from runtime.kafka_refusal import KafkaRefusedError, RefusalKind, cluster_topics
 
 # What to look at when Kafka refuses us, in the settings' own names.

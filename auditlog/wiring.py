@@ -19,25 +19,29 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from accounts.directory import AccountChange, AccountDirectory
 from accounts.store import AccountStore
+from accounts.topic import accounts_topic_spec
 from auditlog.settings import AuditlogSettings
 from consumers.clickhouse_connection import ClickHouseTlsError
 from consumers.clickhouse_connection import connect as connect_clickhouse
-from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
-from consumers.health import HealthState
+from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.telemetry import WriterObserver
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig
 from producers.producer import AuditProducer
-from producers.topics import TopicSpec, control_topic_spec
-from producers.topics import topic_specs as _topic_specs
+from producers.topic_specs import topic_specs as _topic_specs
 from runtime.compacted_table import CompactedTable, TableWriter
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from runtime.redaction import redact_text, redact_url
+from runtime.topic_spec import TopicSpec
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
+from sinks.control_topics import control_topic_specs
 from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.references import ReferencePolicy, parse_names
+from sinks.destinations.rules import DestinationPolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.destinations.store import DestinationCatalog, DestinationStore
 from sinks.metrics import sink_metrics
@@ -150,20 +154,23 @@ def topic_specs(settings: AuditlogSettings) -> list[TopicSpec]:
         events_retention_hours=settings.events_retention_hours,
         dead_letter_retention_hours=settings.dead_letter_retention_hours,
     )
-    for name in (
-        settings.destinations_topic,
-        settings.sink_progress_topic,
-        settings.accounts_topic,
-    ):
-        if name in {spec.name for spec in specs}:
-            raise ValueError(f"topic {name!r} is named twice in the topic settings")
-        specs.append(
-            control_topic_spec(
-                name,
-                replication_factor=settings.topic_replication_factor,
-                min_insync_replicas=settings.topic_min_insync_replicas,
-            )
+    specs += control_topic_specs(
+        destinations_topic=settings.destinations_topic,
+        progress_topic=settings.sink_progress_topic,
+        replication_factor=settings.topic_replication_factor,
+        min_insync_replicas=settings.topic_min_insync_replicas,
+    )
+    specs.append(
+        accounts_topic_spec(
+            settings.accounts_topic,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
         )
+    )
+    names = [spec.name for spec in specs]
+    for at, name in enumerate(names):
+        if name in names[:at]:
+            raise ValueError(f"topic {name!r} is named twice in the topic settings")
     return specs
 
 
@@ -214,6 +221,19 @@ def reference_policy(settings: AuditlogSettings) -> ReferencePolicy:
         prefix=settings.sink_secret_ref_prefix,
         names=parse_names(settings.sink_secret_ref_names),
         reserved=AuditlogSettings.variables(),
+    )
+
+
+def destination_policy(
+    settings: AuditlogSettings, references: ReferencePolicy
+) -> DestinationPolicy:
+    """What the operator allows destinations (:mod:`sinks.destinations.rules`):
+    ``references`` (the secret box's, :func:`reference_policy`), local addresses, the
+    workers' own S3 credentials."""
+    return DestinationPolicy(
+        references=references,
+        allow_local=settings.sink_allow_local,
+        s3_worker_credentials=settings.sink_s3_allow_worker_credentials,
     )
 
 

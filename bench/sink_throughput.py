@@ -87,13 +87,13 @@ from prometheus_client import CollectorRegistry
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from bench.common import machine, private_kafka, private_s3, publish_at_rate, publish_backlog
-from consumers.health import HealthState
 from deploy.stack import s3
 from deploy.stack.endpoints import S3Keys
 from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from schemas.avro_decoder import generate_reader, without_logical_types
 from schemas.validation import EventValidator

@@ -62,8 +62,8 @@ from bench.common import (
     publish_backlog,
 )
 from consumers.batches import Batch
-from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
-from consumers.health import HealthState
+from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.inserter import Inserted
 from consumers.metrics import writer_metrics
 from consumers.migrations import apply_pending
@@ -74,6 +74,7 @@ from producers.config import ProducerConfig
 from producers.generator import GeneratorConfig, generate
 from producers.metrics import producer_metrics
 from producers.producer import AuditProducer
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from schemas.validation import EventValidator
 from schemas.wire import Decoder

@@ -1,6 +1,7 @@
 """Raw Avro datums of a batch, framed as one Avro object-container file for ``FORMAT Avro``.
 
-The ClickHouse writer does not decode records (DESIGN.md, decision 2). It slices the datum
+The ClickHouse writer does not decode records: ClickHouse decodes them, and Python decodes a
+record only to find the bad one of a block ClickHouse rejected. The writer slices the datum
 out of each framed Kafka value (:func:`split_by_schema`, header bytes only), and for each
 writer schema builds one in-memory Avro Object Container File (:func:`frame_block`) that
 ClickHouse decodes itself on ``INSERT INTO db.table (columns...) FORMAT Avro``:

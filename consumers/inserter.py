@@ -4,7 +4,7 @@
 (:mod:`consumers.avro_block`): values written with the current schema go in as they are;
 values of older versions or from a schema registry are decoded and re-encoded as the
 current schema (the slow path); values that are not framed, name an unknown schema or do
-not decode become :class:`~consumers.dead_letters.Poison`. :meth:`BatchInserter.insert`
+not decode become :class:`~consumers.dead_letter_reasons.Poison`. :meth:`BatchInserter.insert`
 frames what is left as one Avro block and inserts it ``FORMAT Avro`` with the batch's
 deduplication token, so a replayed batch is stored once.
 
@@ -35,28 +35,18 @@ from consumers.avro_block import (
     upcast,
 )
 from consumers.batches import Batch, Record, offset_of, value_of
-from consumers.dead_letters import (
+from consumers.dead_letter_reasons import (
     REJECTED_BY_CLICKHOUSE,
     TENANT_MISMATCH,
     DeadLetterReason,
     Poison,
 )
+from runtime.clickhouse_errors import is_data_error
 from schemas.headers import header_list
 from schemas.tenancy import disagreements
 from schemas.versions import current
 from schemas.wire import SINGLE_OBJECT_HEADER_BYTES as _HEADER_BYTES
 from schemas.wire import SINGLE_OBJECT_MAGIC, Decoder, Frame
-
-# ClickHouse error codes that mean "this data is wrong", not "try again later":
-# CANNOT_PARSE_* (6, 26, 27, 38, 41, 69, 72, 376), TYPE_MISMATCH (53), TOO_LARGE_STRING_SIZE
-# (131), number of tuple leaves (117), INCORRECT_DATA (117), Avro errors (1001, as
-# std::exception), VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE (321), CANNOT_READ_ALL_DATA (33).
-DATA_ERROR_CODES = frozenset({6, 26, 27, 33, 38, 41, 53, 69, 72, 117, 131, 321, 376, 1001})
-
-
-def is_data_error(error: Exception) -> bool:
-    """True if ClickHouse refused the data itself (retrying the same bytes cannot help)."""
-    return isinstance(error, DatabaseError) and getattr(error, "code", None) in DATA_ERROR_CODES
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typing import Protocol
 from confluent_kafka import TopicPartition
 
 from consumers.batches import Batch
-from consumers.health import HealthState
 from consumers.inserter import Inserted
 from consumers.metrics import WriterMetrics, forget_partition, observe_freshness, record_lag
+from runtime.health import HealthState
 
 
 class WriterObserver(Protocol):

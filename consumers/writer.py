@@ -10,12 +10,13 @@ Offsets are never committed past what landed.
 
 Faults: a transient ClickHouse failure pauses every assigned partition, and the insert is
 retried with capped, full-jitter exponential backoff while the consumer keeps polling (it
-stays in the group; nothing is skipped). A batch whose partition is revoked meanwhile is
-abandoned uncommitted; its next owner re-forms the announced range from the progress log,
-so the insert deduplicates. :meth:`ClickHouseWriter.stop` (SIGTERM, SIGINT) lets the
-current insert finish or abandons its retries, commits what landed, and leaves the group.
-Too many poison records raise :class:`~consumers.dead_letters.DeadLetterLimitExceeded`
-before anything of that batch is dead-lettered or committed.
+stays in the group; nothing is skipped; :mod:`consumers.insert_retry`). A batch whose
+partition is revoked meanwhile is abandoned uncommitted; its next owner re-forms the
+announced range from the progress log, so the insert deduplicates.
+:meth:`ClickHouseWriter.stop` (SIGTERM, SIGINT) lets the current insert finish or abandons
+its retries, commits what landed, and leaves the group. Too many poison records raise
+:class:`~consumers.dead_letter_budget.DeadLetterLimitExceeded` before anything of that batch
+is dead-lettered or committed.
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumers.batches import Batch, PartitionBuffer
-from consumers.dead_letters import DeadLetterBudget, DeadLetterPublisher
-from consumers.inserter import BatchInserter, is_data_error
+from consumers.dead_letter_budget import DeadLetterBudget
+from consumers.dead_letter_publisher import DeadLetterPublisher
+from consumers.insert_retry import POLL_S, Abandoned, InsertRetry
+from consumers.inserter import BatchInserter
 from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
 from runtime.backoff import Backoff, UniformSource
@@ -47,8 +49,6 @@ from runtime.kafka_logs import librdkafka_logger
 
 _LOG = logging.getLogger("auditlog.writer")
 _CLIENT_LOG = librdkafka_logger("writer")
-_T = TypeVar("_T")
-_POLL_S = 0.2
 _partition_of = operator.methodcaller("partition")
 _error_of = operator.methodcaller("error")
 _OFFSET_INVALID = -1001
@@ -78,10 +78,6 @@ class WriterConfig:
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
             **self.librdkafka,
         }
-
-
-class _Abandoned(Exception):
-    """The batch's partition was revoked, or the writer is stopping, while retrying."""
 
 
 @dataclass
@@ -126,14 +122,24 @@ class ClickHouseWriter:
         self._observer: WriterObserver = observer or NoObserver()
         self._clock = clock
         self._consumer: GroupConsumer = consumer or Consumer(config.consumer_properties())
-        self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._buffers: dict[int, PartitionBuffer] = {}
         self._ready: deque[Batch] = deque()
         self._unchecked: set[int] = set()
-        self._revoked: set[int] = set()
-        self._paused = False
+        self._rewound: set[int] = set()  # unchecked after a failed commit: seek back first
         self._stop = threading.Event()
+        self._retry = InsertRetry(
+            self._consumer,
+            backoff=Backoff(config.retry_initial_s, config.retry_max_s),
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+            clock=clock,
+            observer=self._observer,
+            assigned=lambda: self._partitions(self._buffers),
+            readable=lambda: self._partitions(set(self._buffers) - self._unchecked),
+            owns=self._buffers.__contains__,
+            stopping=self._stop.is_set,
+            take=self._take_while_paused,
+            on_retry=self._count_retry,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -209,15 +215,15 @@ class ClickHouseWriter:
     def _receive(self, max_records: int) -> int:
         """Consume what is there (up to ``max_records``) into the buffers, a run of one
         partition's records at a time (``consume`` returns them in such runs)."""
-        messages = self._consumer.consume(num_messages=max_records, timeout=_POLL_S)
+        messages = self._consumer.consume(num_messages=max_records, timeout=POLL_S)
         now = self._clock()
         for partition, run in itertools.groupby(messages, _partition_of):
             records = list(run)
             if any(map(_error_of, records)):
                 records = self._without_errors(records)
-            buffer = self._buffers.get(partition) if partition is not None else None
+            buffer = self._buffer_for(partition)
             if buffer is None or not records:
-                continue  # revoked in the meantime: its next owner reads it again
+                continue  # revoked (its next owner reads it again) or to be read again
             self._ready.extend(buffer.extend(records, now))
         self.stats.records += len(messages)
         if messages:
@@ -252,10 +258,10 @@ class ClickHouseWriter:
         )
         self._budget.check()
         try:
-            self._retrying(lambda: self._progress.announce(batch), batch.partition)
+            self._retry.run(lambda: self._progress.announce(batch), batch.partition)
             started = self._clock()
-            inserted = self._retrying(lambda: self._inserter.insert(prepared), batch.partition)
-        except _Abandoned:
+            inserted = self._retry.run(lambda: self._inserter.insert(prepared), batch.partition)
+        except Abandoned:
             _LOG.info(
                 "batch abandoned uncommitted",
                 extra={"partition": batch.partition, "first_offset": batch.first_offset},
@@ -290,74 +296,50 @@ class ClickHouseWriter:
             _low, high = self._consumer.get_watermark_offsets(offsets[0], cached=True)
             self._observer.committed(batch.partition, batch.last_offset + 1, high)
         except KafkaException as exc:
-            # Lost the partition in a rebalance: the rows landed; its next owner re-forms
-            # the announced range and the insert deduplicates.
             _LOG.warning(
-                "commit failed: %s",
+                "commit failed, reading the partition again from its committed offset: %s",
                 exc,
                 extra={"partition": batch.partition, "last_offset": batch.last_offset},
             )
+            self._rewind(batch.partition)
 
-    def _retrying(self, action: Callable[[], _T], partition: int | None = None) -> _T:
-        """Run ``action`` until it succeeds, backing off (capped, full jitter) while
-        ClickHouse fails transiently, with every partition paused and the consumer polling.
-        Raises :class:`_Abandoned` when ``partition`` is revoked or the writer stops."""
-        attempt = 0
-        while True:
-            try:
-                result = action()
-            except Exception as exc:
-                if not _transient(exc):
-                    raise
-                delay = self._backoff.delay(attempt, self._rng)
-                attempt += 1
-                self.stats.retries += 1
-                self._observer.retrying(exc)
-                _LOG.warning(
-                    "ClickHouse failed, retrying in %.2f s: %s",
-                    delay,
-                    exc,
-                    extra={"partition": partition, "attempt": attempt},
-                )
-                self._pause_all()
-                self._wait(delay, partition)
-                continue
-            if self._paused:
-                self._resume_all()
-            return result
+    def _rewind(self, partition: int) -> None:
+        """After a failed commit: forget what was read of ``partition`` and check it again
+        as a new owner would (:meth:`_check_progress`), from its committed offset.
 
-    def _wait(self, delay_s: float, partition: int | None) -> None:
-        """Keep polling (rebalances, group membership) while waiting out ``delay_s``."""
-        deadline = self._clock() + delay_s
-        while True:
-            if self._stop.is_set() or (partition is not None and partition not in self._buffers):
-                raise _Abandoned
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return
-            self._receive_while_paused(min(remaining, _POLL_S))
+        The rows landed but the offset did not move (refused while the group rebalances,
+        the coordinator moved, the member was fenced). Writing the partition's next batch
+        would announce it over the one just written: should the partition then move, its
+        next owner would find an announcement that does not start at the committed offset,
+        cut freely, and insert both batches again under other tokens (docs/exactly-once.md,
+        section 8, finding 1). Read again instead: the batch just written is re-formed from
+        its announcement, deduplicated by ClickHouse, and committed again; if the partition
+        was revoked meanwhile, its next owner does the same."""
+        self._ready = deque(b for b in self._ready if b.partition != partition)
+        if partition not in self._buffers:
+            return  # revoked in the meantime
+        self._buffers[partition] = self._new_buffer(partition)
+        self._unchecked.add(partition)
+        self._rewound.add(partition)
+        self._consumer.pause(self._partitions({partition}))
 
-    def _receive_while_paused(self, timeout_s: float) -> None:
-        message = self._consumer.poll(timeout_s)
-        if message is not None and message.error() is None:
-            partition = message.partition()
-            buffer = self._buffers.get(partition) if partition is not None else None
-            if buffer is not None:  # assigned while paused, before the pause reached it
-                self._ready.extend(buffer.add(message, self._clock()))
+    def _take_while_paused(self, message: Message) -> None:
+        """A record polled while ClickHouse fails: a partition assigned before the pause
+        reached it."""
+        buffer = self._buffer_for(message.partition())
+        if buffer is not None:
+            self._ready.extend(buffer.add(message, self._clock()))
 
-    def _pause_all(self) -> None:
-        if not self._paused:
-            partitions = self._partitions(self._buffers)
-            self._consumer.pause(partitions)
-            self._observer.paused(partitions)
-            self._paused = True
+    def _buffer_for(self, partition: int | None) -> PartitionBuffer | None:
+        """Where a record of ``partition`` goes: None when the partition was revoked, or is
+        to be read again from its committed offset (:meth:`_rewind`): records fetched
+        before the seek are not taken."""
+        if partition is None or partition in self._rewound:
+            return None
+        return self._buffers.get(partition)
 
-    def _resume_all(self) -> None:
-        """Resume every partition except those still waiting for their progress check."""
-        partitions = self._partitions(set(self._buffers) - self._unchecked)
-        self._consumer.resume(partitions)
-        self._observer.resumed(partitions)
-        self._paused = False
+    def _count_retry(self) -> None:
+        self.stats.retries += 1
 
     def _partitions(self, partitions: Mapping[int, object] | set[int]) -> list[TopicPartition]:
         return [TopicPartition(self.config.topic, p) for p in partitions]
@@ -367,18 +349,21 @@ class ClickHouseWriter:
     def _on_assign(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         for tp in mine:
-            self._buffers[tp.partition] = PartitionBuffer(
-                self.config.topic,
-                tp.partition,
-                self.config.batch_max_records,
-                self.config.batch_max_bytes,
-                self.config.flush_interval_s,
-            )
+            self._buffers[tp.partition] = self._new_buffer(tp.partition)
             self._unchecked.add(tp.partition)
         # Nothing is read before the progress log was checked for announced ranges.
         consumer.pause(mine)
         self._observer.assigned(mine, consumer.memberid())
         _LOG.info("assigned", extra={"partitions": [tp.partition for tp in mine]})
+
+    def _new_buffer(self, partition: int) -> PartitionBuffer:
+        return PartitionBuffer(
+            self.config.topic,
+            partition,
+            self.config.batch_max_records,
+            self.config.batch_max_bytes,
+            self.config.flush_interval_s,
+        )
 
     def _on_revoke(self, _consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
@@ -387,6 +372,7 @@ class ClickHouseWriter:
         for partition in gone:
             self._buffers.pop(partition, None)
             self._unchecked.discard(partition)
+            self._rewound.discard(partition)
         self._ready = deque(b for b in self._ready if b.partition not in gone)
         _LOG.info("revoked", extra={"partitions": sorted(gone)})
 
@@ -403,15 +389,17 @@ class ClickHouseWriter:
                 offset = low
             starts[tp.partition] = offset
         try:
-            announced = self._retrying(
+            announced = self._retry.run(
                 lambda: self._progress.announced(self.config.topic, partitions)
             )
-        except _Abandoned:
+        except Abandoned:
             return  # stopping: the partitions stay paused and unchecked, nothing was read
         for partition in partitions:
             buffer = self._buffers.get(partition)
             if buffer is None:
                 continue
+            if partition in self._rewound and not self._seek(partition, starts[partition]):
+                continue  # still paused and unchecked: tried again at the next turn
             range_ = announced.get(partition)
             if range_ is not None and range_.first_offset == starts[partition]:
                 buffer.announced_last = range_.last_offset
@@ -423,13 +411,21 @@ class ClickHouseWriter:
                         "last_offset": range_.last_offset,
                     },
                 )
-        self._unchecked.difference_update(partitions)
-        if not self._paused:
-            self._consumer.resume(self._partitions(set(partitions)))
+        checked = set(partitions) - self._rewound
+        self._unchecked.difference_update(checked)
+        if not self._retry.paused and checked:
+            self._consumer.resume(self._partitions(checked))
 
-
-def _transient(error: BaseException) -> bool:
-    """Failures worth retrying: ClickHouse unreachable, overloaded or timing out."""
-    if isinstance(error, OperationalError | OSError):
+    def _seek(self, partition: int, offset: int) -> bool:
+        """Move a rewound partition back to ``offset`` (its committed one); False, and the
+        partition stays paused, if the consumer refuses now (it never reads on from where
+        it was: the records after the failed commit would be skipped)."""
+        try:
+            self._consumer.seek(TopicPartition(self.config.topic, partition, offset))
+        except KafkaException as exc:
+            _LOG.warning(
+                "cannot read the partition again yet: %s", exc, extra={"partition": partition}
+            )
+            return False
+        self._rewound.discard(partition)
         return True
-    return isinstance(error, DatabaseError) and not is_data_error(error)

@@ -9,7 +9,8 @@ already a leaf). Every ``batch_max_records`` records or ``flush_interval_s`` sec
 partition's batch is stored: its leaves, then its accounts' heads, under deduplication
 tokens of its offset range (:mod:`integrity.heads`), THEN its offsets are committed,
 synchronously. Every ``checkpoint interval`` everything pending is stored and committed
-first, then the accounts due are signed (:mod:`integrity.checkpointer`).
+first, then the accounts due are signed (:mod:`integrity.checkpointer`), and, with a
+``pruner``, their prune statements when due (:mod:`integrity.pruner`, once a day).
 
 Faults: transient ClickHouse failures are retried with every partition paused
 (:mod:`integrity.retrying`). A revoked or lost partition's state and pending batch are
@@ -25,21 +26,22 @@ import logging
 import operator
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from consumers.health import HealthState
 from integrity.appender_config import AppenderConfig, AppenderStats
 from integrity.appending import ForeignAccount, PartitionLog
 from integrity.checkpoint_store import CheckpointStore
 from integrity.checkpointer import Checkpointer, CheckpointSchedule, NoSigningKey, Signers
 from integrity.heads import LogStore
 from integrity.metrics import IntegrityMetrics, integrity_metrics
+from integrity.pruner import Pruner
 from integrity.reading import Leaf, LeafReader, Skipped, without_errors
 from integrity.retrying import Abandoned, Retrier, read_to_end
 from runtime.backoff import Backoff
+from runtime.health import HealthState
 from schemas.wire import Decoder
 
 _LOG = logging.getLogger("auditlog.integrity")
@@ -63,6 +65,7 @@ class IntegrityAppender:
         metrics: IntegrityMetrics | None = None,
         health: HealthState | None = None,
         consumer: Consumer | None = None,
+        pruner: Pruner | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
@@ -77,6 +80,7 @@ class IntegrityAppender:
         self._consumer = consumer or Consumer(config.consumer_properties())
         self._clock = clock
         self._wall_ms = wall_ms
+        self._pruner = pruner
         self._stop = threading.Event()
         self._logs: dict[int, PartitionLog] = {}
         # Partitions assigned and not loaded yet, with records that arrived meanwhile.
@@ -259,20 +263,36 @@ class IntegrityAppender:
         return True
 
     def _sign(self, *, grown_only: bool) -> None:
-        """Store what is pending, then sign the owned accounts that are due."""
+        """Store what is pending, then sign the owned accounts that are due: checkpoints,
+        then (not on the way out) prune statements."""
         if not self._flush(lambda _log: True):
             return
         heads = [(a.tenant_id, a.frontier) for log in self._logs.values() for a in log]
-        try:
-            rows = self._retrier.run(
-                lambda: self._checkpointer.sign_due(heads, self._wall_ms(), grown_only=grown_only)
+        signed = self._signed(
+            "checkpoints",
+            lambda: self._checkpointer.sign_due(heads, self._wall_ms(), grown_only=grown_only),
+        )
+        if signed is None:
+            return
+        self.stats.checkpoints += signed
+        pruner = self._pruner
+        if pruner is not None and not grown_only:
+            tenant_ids = [tenant_id for tenant_id, _ in heads]
+            signed = self._signed(
+                "prune statements", lambda: pruner.sign_due(tenant_ids, self._wall_ms())
             )
+            self.stats.prune_statements += signed or 0
+
+    def _signed(self, what: str, action: Callable[[], Sequence[object]]) -> int | None:
+        """How many notes ``action`` signed and stored (retried), or None when no key is
+        valid (logged) or the process is stopping."""
+        try:
+            return len(self._retrier.run(action))
         except NoSigningKey as exc:
-            _LOG.error("checkpoints not signed: %s (run auditlog keys generate)", exc)
-            return
+            _LOG.error("%s not signed: %s (run auditlog keys generate)", what, exc)
         except Abandoned:
-            return
-        self.stats.checkpoints += len(rows)
+            pass
+        return None
 
     def _on_retry(self, error: BaseException) -> None:
         self.stats.retries += 1

@@ -40,4 +40,5 @@ class AppenderStats:
     skipped: int = 0
     batches: int = 0
     checkpoints: int = 0
+    prune_statements: int = 0
     retries: int = 0

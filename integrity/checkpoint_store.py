@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -30,28 +31,12 @@ class CheckpointStore:
         self._table = f"{database}.{CHECKPOINTS_TABLE}"
 
     def insert(self, rows: Sequence[CheckpointRow]) -> None:
-        if not rows:
-            return
-        digest = hashlib.sha256()
-        for row in rows:
-            digest.update(f"{row.tenant_id}\x00{row.size}\x00{row.time_ms}\n".encode())
-        self._client.insert(
+        insert_once(
+            self._client,
             self._table,
-            [
-                (
-                    row.tenant_id,
-                    row.size,
-                    row.root,
-                    datetime.fromtimestamp(row.time_ms / 1000, UTC),
-                    row.note,
-                )
-                for row in rows
-            ],
-            column_names=["tenant_id", "size", "root", "time", "note"],
-            settings={
-                "insert_deduplication_token": f"{CHECKPOINTS_TABLE}-{digest.hexdigest()}",
-                "insert_deduplicate": 1,
-            },
+            ["tenant_id", "size", "root", "time", "note"],
+            [(r.tenant_id, r.size, r.root, _utc(r.time_ms), r.note) for r in rows],
+            [f"{r.tenant_id}\x00{r.size}\x00{r.time_ms}" for r in rows],
         )
 
     def latest(self, tenant_ids: Iterable[str]) -> dict[str, Signed]:
@@ -74,3 +59,31 @@ class CheckpointStore:
             parameters={"tenant": tenant_id},
         )
         return [str(row[0]) for row in result.result_rows]
+
+
+def insert_once(
+    client: Client,
+    table: str,
+    columns: list[str],
+    rows: Sequence[tuple[Any, ...]],
+    keys: Sequence[str],
+) -> None:
+    """Insert ``rows`` (nothing for none) under a deduplication token that digests their
+    ``keys`` (what names each row's fact): a retried insert is a no-op."""
+    if not rows:
+        return
+    digest = hashlib.sha256("\n".join(keys).encode())
+    name = table.rsplit(".", 1)[-1]
+    client.insert(
+        table,
+        list(rows),
+        column_names=columns,
+        settings={
+            "insert_deduplication_token": f"{name}-{digest.hexdigest()}",
+            "insert_deduplicate": 1,
+        },
+    )
+
+
+def _utc(time_ms: int) -> datetime:
+    return datetime.fromtimestamp(time_ms / 1000, UTC)

@@ -9,7 +9,7 @@ from functools import cache
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from consumers.metrics import INSERT_BUCKETS_S
+from runtime.metric_helpers import INSERT_BUCKETS_S
 
 
 @dataclass(frozen=True)

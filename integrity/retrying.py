@@ -18,11 +18,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from consumers.inserter import is_data_error
 from runtime.backoff import Backoff, UniformSource
+from runtime.clickhouse_errors import is_transient
 
 _LOG = logging.getLogger("auditlog.integrity")
 _T = TypeVar("_T")
@@ -31,13 +30,6 @@ POLL_S = 0.2
 
 class Abandoned(Exception):
     """The partition was revoked, or the process is stopping, while retrying."""
-
-
-def transient(error: BaseException) -> bool:
-    """Failures worth retrying: ClickHouse unreachable, overloaded or timing out."""
-    if isinstance(error, OperationalError | OSError):
-        return True
-    return isinstance(error, DatabaseError) and not is_data_error(error)
 
 
 class Retrier:
@@ -72,7 +64,7 @@ class Retrier:
             try:
                 result = action()
             except Exception as exc:
-                if not transient(exc):
+                if not is_transient(exc):
                     raise
                 delay = self._backoff.delay(attempt, self._rng)
                 attempt += 1

@@ -1,5 +1,6 @@
-"""Reading one account's log as the store holds it (leaves, events, checkpoints) from
-ClickHouse, for :func:`integrity.verification.check_log`.
+"""Reading one account's log as the store holds it (leaves, events, checkpoints, prune
+statements) from ClickHouse, for :func:`integrity.verification.check_log`. Leaves (32
+bytes of hash each) are read whole; events are streamed, a block at a time.
 
 Every read is ``FINAL``: a row written twice is one fact. The events are read back into
 the nested shape :mod:`integrity.leaf` hashes (tuples as objects, changes as a list of
@@ -8,15 +9,19 @@ objects), so a verifier recomputes exactly what the appender hashed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from consumers.retention import get_retention
-from integrity.verification import StoredEvent, StoredLeaf, StoredLog
+from integrity.checkpoint_store import CHECKPOINTS_TABLE
+from integrity.prune_store import PRUNE_TABLE
+from integrity.verification import StoredEvent, StoredLeaf, StoredLog, Window
 
+_IDS_PER_QUERY = 10_000
 _EVENT_COLUMNS = """
     toString(event_id), tenant_id, occurred_at, action, category,
     actor.type, actor.id, actor.name, actor.email,
@@ -28,36 +33,90 @@ _EVENT_COLUMNS = """
 """
 
 
-def read_log(client: Client, database: str, account: str) -> StoredLog:
-    """The account's leaves in index order, its stored events by id, and its checkpoints.
-    ``database`` is a checked identifier (the settings check it)."""
-    leaves = [
-        StoredLeaf(int(index), str(event_id), bytes(leaf_hash), int(partition), int(offset))
-        for index, event_id, leaf_hash, partition, offset in client.query(
-            f"SELECT leaf_index, toString(event_id), leaf_hash, partition, kafka_offset "  # noqa: S608
-            f"FROM {database}.integrity_leaves FINAL WHERE tenant_id = {{account:String}} "
-            "ORDER BY leaf_index",
-            parameters={"account": account},
-        ).result_rows
-    ]
-    events: dict[str, StoredEvent] = {}
-    for row in client.query(
-        f"SELECT {_EVENT_COLUMNS} FROM {database}.events FINAL "  # noqa: S608
-        "WHERE tenant_id = {account:String}",
+def read_log(
+    client: Client, database: str, account: str, window: Window | None = None
+) -> StoredLog:
+    """The account's leaves in index order, its checkpoints and prune statements, read
+    now; its stored events (those ``window`` holds, when given) read as the log's
+    ``events`` are iterated, a block of rows at a time (bounded memory), through
+    ``client``, which must stay open until then. ``database`` is a checked identifier
+    (the settings check it)."""
+    leaves = []
+    with client.query_row_block_stream(  # a block at a time: no second copy of every row
+        f"SELECT leaf_index, toString(event_id), leaf_hash, partition, kafka_offset "  # noqa: S608
+        f"FROM {database}.integrity_leaves FINAL WHERE tenant_id = {{account:String}} "
+        "ORDER BY leaf_index",
         parameters={"account": account},
-    ).result_rows:
-        event, ingested_at = _event(row)
-        events[str(event["event_id"])] = StoredEvent(event, ingested_at)
-    notes = [
+    ) as stream:
+        for block in stream:
+            leaves += [
+                StoredLeaf(int(index), str(event_id), bytes(leaf_hash), int(partition), int(offset))
+                for index, event_id, leaf_hash, partition, offset in block
+            ]
+    notes = _notes(client, f"{database}.{CHECKPOINTS_TABLE}", account, "size, time")
+    prune_notes = _notes(client, f"{database}.{PRUNE_TABLE}", account, "time")
+    retention = get_retention(client, account, database=database)
+    return StoredLog(
+        account,
+        leaves,
+        _events(client, database, account, window or Window()),
+        notes,
+        retention_days=retention.retention_days,
+        prune_notes=prune_notes,
+        window=window,
+        stored=None if window is None else partial(_stored_ids, client, database, account),
+    )
+
+
+def _events(
+    client: Client, database: str, account: str, window: Window
+) -> Iterator[tuple[str, StoredEvent]]:
+    """The account's stored events in ``window``, streamed (rows are read as the iterator
+    is advanced; the query is sent at the first)."""
+    where = ["tenant_id = {account:String}"]
+    parameters: dict[str, Any] = {"account": account}
+    if window.start is not None:
+        where.append("occurred_at >= {start:DateTime64(3, 'UTC')}")
+        parameters["start"] = window.start
+    if window.end is not None:
+        where.append("occurred_at < {end:DateTime64(3, 'UTC')}")
+        parameters["end"] = window.end
+    with client.query_row_block_stream(
+        f"SELECT {_EVENT_COLUMNS} FROM {database}.events FINAL "  # noqa: S608
+        f"WHERE {' AND '.join(where)}",
+        parameters=parameters,
+    ) as stream:
+        for block in stream:
+            for row in block:
+                event, ingested_at = _event(row)
+                yield str(event["event_id"]), StoredEvent(event, ingested_at)
+
+
+def _stored_ids(client: Client, database: str, account: str, event_ids: Sequence[str]) -> set[str]:
+    """Which of ``event_ids`` the account has stored, in any window."""
+    found: set[str] = set()
+    for start in range(0, len(event_ids), _IDS_PER_QUERY):
+        found.update(
+            str(event_id)
+            for (event_id,) in client.query(
+                f"SELECT DISTINCT toString(event_id) FROM {database}.events "  # noqa: S608
+                "WHERE tenant_id = {account:String} AND event_id IN {ids:Array(UUID)}",
+                parameters={"account": account, "ids": event_ids[start : start + _IDS_PER_QUERY]},
+            ).result_rows
+        )
+    return found
+
+
+def _notes(client: Client, table: str, account: str, order: str) -> list[str]:
+    """The signed notes of ``account`` in ``table`` (a checked name), in ``order``."""
+    return [
         str(note)
         for (note,) in client.query(
-            f"SELECT note FROM {database}.integrity_checkpoints FINAL "  # noqa: S608
-            "WHERE tenant_id = {account:String} ORDER BY size, time",
+            f"SELECT note FROM {table} FINAL WHERE tenant_id = {{account:String}} "  # noqa: S608
+            f"ORDER BY {order}",
             parameters={"account": account},
         ).result_rows
     ]
-    retention = get_retention(client, account, database=database)
-    return StoredLog(account, leaves, events, notes, retention_days=retention.retention_days)
 
 
 def read_event(client: Client, database: str, account: str, event_id: str) -> dict[str, Any] | None:

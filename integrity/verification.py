@@ -5,6 +5,9 @@ What is checked, in this order, and what each failure is called:
 
 1. ``bad-checkpoint``: a checkpoint whose signature does not verify under a key valid at
    its time, or whose origin is not this account's (a forged or misplaced checkpoint).
+   ``bad-prune-statement``: the same of a prune statement, or one that cannot be true of
+   this log (signed after now, ``below`` beyond every checkpoint, or no checkpoint held
+   those leaves long enough before it for its retention to have removed them).
 2. ``gap``: leaf indexes that do not run 0, 1, 2, ... (from the pruned prefix on).
 3. ``moved``: a leaf whose Kafka position (partition, offset) is not after the previous
    leaf's in the same partition: the order was changed.
@@ -16,10 +19,10 @@ What is checked, in this order, and what each failure is called:
 6. ``missing``: a leaf whose event is not stored, unless the retention has provably removed
    it: a checkpoint signed at T already held the leaf, so the event occurred at most the
    producer's future skew after T, and the table drops a row at the start of the month after
-   its ``occurred_at`` plus the account's retention days (:class:`Retention`). Those are
-   counted as ``expired``, not reported. (Signed times make the bound trustworthy; the
-   account's retention is read from the store, so lowering it there would hide deletions of
-   events older than the new retention: a retention change is itself an audit event.)
+   its ``occurred_at`` plus the account's retention days (:class:`Retention`); or the leaf
+   is below a valid prune statement's ``below``. Those are counted as ``expired``, not
+   reported. The retention days are the latest valid prune statement's (signed: lowering
+   the store's value changes nothing already signed); the store's only when there is none.
 7. ``inserted``: a stored event that no leaf names although it was stored more than
    ``grace`` before the newest checkpoint was signed (the appender had seen it by then).
 
@@ -31,7 +34,7 @@ is shorter than it, or has another root at its size.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -40,12 +43,25 @@ from integrity import merkle
 from integrity.checkpoint import Checkpoint, CheckpointError, origin_for, verify
 from integrity.keys import KeyRing
 from integrity.leaf import event_leaf_hash
+from integrity.prune_statement import PruneStatement, verify_statement
+from integrity.signed_note import NoteError
 
 # How long before a checkpoint an event must have been stored for its absence from the log
 # to count: the appender and the writer read the topic at their own pace.
 DEFAULT_GRACE = timedelta(minutes=5)
+# The producer refuses events more than this far in the future (ValidationPolicy).
+FUTURE_SKEW = timedelta(minutes=5)
 
-Kind = Literal["bad-checkpoint", "gap", "moved", "rewritten", "changed", "missing", "inserted"]
+Kind = Literal[
+    "bad-checkpoint",
+    "bad-prune-statement",
+    "gap",
+    "moved",
+    "rewritten",
+    "changed",
+    "missing",
+    "inserted",
+]
 
 
 @dataclass(frozen=True)
@@ -54,18 +70,24 @@ class Retention:
 
     days: int
     now: datetime
-    # The producer refuses events more than this far in the future (ValidationPolicy).
-    future_skew: timedelta = timedelta(minutes=5)
+    future_skew: timedelta = FUTURE_SKEW
 
     def removed_all_before(self, signed_at: datetime) -> bool:
         """Whether every event a log held at ``signed_at`` is past its TTL by now."""
-        latest = signed_at + self.future_skew
-        month = latest.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        next_month = (month + timedelta(days=32)).replace(day=1)
-        return next_month + timedelta(days=self.days) <= self.now
+        return signed_at < self.signed_before()
+
+    def signed_before(self) -> datetime:
+        """The events of a log held at a time before this one are all past their TTL by
+        now: such an event occurred by ``time + future_skew``, and the table drops it at the
+        start of the next month plus ``days``, which is by now exactly when that month
+        begins no later than the start of the month holding ``now - days``."""
+        latest_month = (self.now.astimezone(UTC) - timedelta(days=self.days)).replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        return latest_month - self.future_skew
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredLeaf:
     index: int
     event_id: str
@@ -102,6 +124,11 @@ class Report:
     checkpoints: int = 0
     newest: Checkpoint | None = None
     findings: list[Finding] = field(default_factory=list)
+    pruned_below: int = 0  # leaves below this: a valid prune statement says they expired
+    retention_days: int | None = None  # used for the leaves above
+    # The valid prune statement the retention days come from; None: the store's value.
+    retention_statement: PruneStatement | None = None
+    window: Window | None = None  # events outside it were not read: no finding about them
 
     @property
     def ok(self) -> bool:
@@ -109,17 +136,43 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Window:
+    """Events whose ``occurred_at`` is from ``start`` (inclusive) to ``end`` (exclusive);
+    None: unbounded on that side."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __str__(self) -> str:
+        start = "..." if self.start is None else self.start.isoformat(timespec="seconds")
+        end = "..." if self.end is None else self.end.isoformat(timespec="seconds")
+        return f"{start} to {end}"
+
+
+@dataclass(frozen=True)
 class StoredLog:
     """What the store holds of one account: leaves in index order (from ``first_index``,
-    the size of the pruned prefix), events by id, checkpoint notes."""
+    the size of the pruned prefix), events by id (a mapping, or pairs read as they are
+    iterated, once), checkpoint notes. With a ``window`` the events are only those whose
+    ``occurred_at`` it holds, and ``stored`` says which of some event ids are stored at all
+    (outside it)."""
 
     account: str
     leaves: Sequence[StoredLeaf]
-    events: Mapping[str, StoredEvent]
+    events: Mapping[str, StoredEvent] | Iterable[tuple[str, StoredEvent]]
     notes: Sequence[str]
     first_index: int = 0
     prefix_root: bytes | None = None  # the root of the pruned prefix, when there is one
     retention_days: int | None = None  # the account's, as the store holds it
+    prune_notes: Sequence[str] = ()  # its signed prune statements
+    window: Window | None = None
+    stored: Callable[[Sequence[str]], Collection[str]] | None = None
+
+
+def stored_events(log: StoredLog) -> Iterable[tuple[str, StoredEvent]]:
+    """The log's events as (id, event) pairs, whichever form it holds them in (a stream is
+    read as it is iterated, once)."""
+    return log.events.items() if isinstance(log.events, Mapping) else log.events
 
 
 def check_log(
@@ -132,19 +185,91 @@ def check_log(
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes] = event_leaf_hash,
 ) -> Report:
     """Every finding about ``log``; an empty list is a verified log."""
-    report = Report(log.account, leaves=len(log.leaves), events=len(log.events))
+    report = Report(log.account, leaves=len(log.leaves), window=log.window)
     checkpoints = _checkpoints(log.account, [*log.notes, *trusted], ring, report)
     report.checkpoints = len(checkpoints)
     report.newest = max(checkpoints, key=lambda c: (c.size, c.time_ms), default=None)
+    retention = _pruned(log, checkpoints, ring, retention, report)
     _order(log, report)
     if log.first_index == 0:
         _against_checkpoints(log, checkpoints, report)
     inserted_before = None
     if grace is not None and report.newest is not None:
         inserted_before = datetime.fromtimestamp(report.newest.time_ms / 1000, UTC) - grace
-    removed = _removed_by_retention(checkpoints, retention)
-    _events(log, report, inserted_before, leaf_hash_of, removed)
+    by_ttl = _removed_by_retention(checkpoints, retention)
+    below = report.pruned_below
+    _events(log, report, inserted_before, leaf_hash_of, lambda i: i < below or by_ttl(i))
     return report
+
+
+def _pruned(
+    log: StoredLog,
+    checkpoints: list[Checkpoint],
+    ring: KeyRing,
+    retention: Retention | None,
+    report: Report,
+) -> Retention | None:
+    """Check the log's prune statements; set the report's ``pruned_below`` (the largest
+    ``below`` of the valid ones) and the retention the leaves above it are judged by: the
+    latest valid statement's days, or ``retention`` (the store's) when none is valid."""
+    largest = max((c.size for c in checkpoints), default=0)
+    valid: list[PruneStatement] = []
+    for note in log.prune_notes:
+        try:
+            statement = verify_statement(note, ring, account=log.account)
+        except NoteError as exc:
+            first = " / ".join(note.split("\n", 2)[:2])[:120]
+            report.findings.append(Finding("bad-prune-statement", f"{exc} ({first})"))
+            continue
+        problem = _unjustified(statement, checkpoints, largest, retention)
+        if problem:
+            report.findings.append(
+                Finding(
+                    "bad-prune-statement",
+                    f"the statement of {_when_ms(statement.time_ms)} "
+                    f"(below {statement.below}, retention {statement.retention_days} days) "
+                    f"{problem}",
+                )
+            )
+            continue
+        valid.append(statement)
+    report.pruned_below = max((s.below for s in valid), default=0)
+    latest = max(valid, key=lambda s: s.time_ms, default=None)
+    report.retention_statement = latest
+    if latest is None:
+        report.retention_days = None if retention is None else retention.days
+        return retention
+    report.retention_days = latest.retention_days
+    if retention is None:
+        return None
+    return Retention(latest.retention_days, retention.now, retention.future_skew)
+
+
+def _unjustified(
+    statement: PruneStatement,
+    checkpoints: list[Checkpoint],
+    largest: int,
+    retention: Retention | None,
+) -> str | None:
+    """Why a validly signed statement cannot be true of this log, or None."""
+    signed_at = datetime.fromtimestamp(statement.time_ms / 1000, UTC)
+    if retention is not None and signed_at > retention.now + retention.future_skew:
+        return "was signed after now (the signer's clock is wrong, or it was made to lie)"
+    if statement.below > largest:
+        return f"prunes more leaves than any checkpoint signed ({largest})"
+    if statement.below == 0:
+        return None
+    then = Retention(statement.retention_days, signed_at)
+    if not any(c.size >= statement.below and then.removed_all_before(_utc(c)) for c in checkpoints):
+        return (
+            f"names leaves no checkpoint held long enough before it for a retention of "
+            f"{statement.retention_days} days to have removed them"
+        )
+    return None
+
+
+def _utc(checkpoint: Checkpoint) -> datetime:
+    return datetime.fromtimestamp(checkpoint.time_ms / 1000, UTC)
 
 
 def _removed_by_retention(
@@ -263,19 +388,23 @@ def _events(
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes],
     removed_by_retention: Callable[[int], bool],
 ) -> None:
-    named: set[str] = set()
-    for leaf in log.leaves:
-        named.add(leaf.event_id)
-        stored = log.events.get(leaf.event_id)
-        if stored is None and removed_by_retention(leaf.index):
-            report.expired += 1
-            continue
-        if stored is None:
-            report.findings.append(
-                Finding(
-                    "missing", "the event of this leaf is not stored", leaf.index, leaf.event_id
-                )
-            )
+    """Each stored event (read once, as the store streams them) against its leaves; then
+    the leaves no event came for. Findings in leaf order, then the inserted ones by the time
+    they were stored."""
+    positions: dict[str, int | list[int]] = {}  # event id -> its leaves' positions
+    for position, leaf in enumerate(log.leaves):
+        held = positions.setdefault(leaf.event_id, position)
+        if held != position:
+            positions[leaf.event_id] = [*(held if isinstance(held, list) else [held]), position]
+    seen = bytearray(len(log.leaves))
+    found: list[Finding] = []
+    inserted: list[tuple[datetime, str]] = []
+    for event_id, stored in stored_events(log):
+        report.events += 1
+        at = positions.get(event_id)
+        if at is None:
+            if inserted_before is not None and stored.ingested_at < inserted_before:
+                inserted.append((stored.ingested_at, event_id))
             continue
         try:
             recomputed = leaf_hash_of(stored.event)
@@ -283,29 +412,64 @@ def _events(
             recomputed, problem = b"", f" (it no longer reads as an event: {exc})"
         else:
             problem = ""
-        if recomputed != leaf.leaf_hash:
-            report.findings.append(
+        for position in at if isinstance(at, list) else (at,):
+            seen[position] = 1
+            leaf = log.leaves[position]
+            if recomputed != leaf.leaf_hash:
+                found.append(
+                    Finding(
+                        "changed",
+                        f"the stored event no longer hashes to its leaf{problem}",
+                        leaf.index,
+                        leaf.event_id,
+                    )
+                )
+    found += _without_event(log, seen, report, removed_by_retention)
+    found.sort(key=lambda finding: finding.leaf_index or 0)
+    report.findings += found
+    report.findings += [
+        Finding(
+            "inserted",
+            f"stored at {ingested_at.isoformat()} but in no leaf of the log",
+            event_id=event_id,
+        )
+        for ingested_at, event_id in sorted(inserted)
+    ]
+
+
+def _without_event(
+    log: StoredLog, seen: bytearray, report: Report, removed_by_retention: Callable[[int], bool]
+) -> list[Finding]:
+    """The leaves no stored event came for: expired, or missing. With a window, only those
+    between its first and last event in log order, and whose event is not stored outside
+    it."""
+    first, last = 0, len(seen) - 1
+    if log.window is not None:
+        first, last = seen.find(1), seen.rfind(1)
+    unseen = [
+        log.leaves[position]
+        for position in (range(first, last + 1) if first >= 0 else ())
+        if not seen[position]
+    ]
+    if log.window is not None and log.stored is not None and unseen:
+        elsewhere = log.stored([leaf.event_id for leaf in unseen])
+        unseen = [leaf for leaf in unseen if leaf.event_id not in elsewhere]
+    missing = []
+    for leaf in unseen:
+        if removed_by_retention(leaf.index):
+            report.expired += 1
+        else:
+            missing.append(
                 Finding(
-                    "changed",
-                    f"the stored event no longer hashes to its leaf{problem}",
-                    leaf.index,
-                    leaf.event_id,
+                    "missing", "the event of this leaf is not stored", leaf.index, leaf.event_id
                 )
             )
-    if inserted_before is None:
-        return
-    for event_id, stored in sorted(log.events.items(), key=lambda item: item[1].ingested_at):
-        if event_id not in named and stored.ingested_at < inserted_before:
-            report.findings.append(
-                Finding(
-                    "inserted",
-                    f"stored at {stored.ingested_at.isoformat()} but in no leaf of the log",
-                    event_id=event_id,
-                )
-            )
+    return missing
 
 
 def _when(checkpoint: Checkpoint) -> str:
-    return (
-        datetime.fromtimestamp(checkpoint.time_ms / 1000).astimezone().isoformat(timespec="seconds")
-    )
+    return _when_ms(checkpoint.time_ms)
+
+
+def _when_ms(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000).astimezone().isoformat(timespec="seconds")

@@ -6,7 +6,7 @@ package, and imports nothing else of auditlog. It re-implements, on purpose, wha
 service does (docs/integrity.md), so that you need not trust the service's code.
 
     python verify_standalone.py --keys keys.json --checkpoint note.txt --events events.ndjson
-        [--old-checkpoint older-note.txt]
+        [--old-checkpoint older-note.txt] [--prune-statement statement.txt ...]
 
 - ``keys.json``: the public keys with their validity windows (``auditlog keys export``).
 - ``note.txt``: a checkpoint (a C2SP signed note) of the account's log.
@@ -17,7 +17,11 @@ service does (docs/integrity.md), so that you need not trust the service's code.
 It recomputes each event's leaf hash (RFC 9162 over the RFC 8785 canonical JSON), the tree
 of the first ``size`` events, and checks that root and the note's signature by a key valid
 at the checkpoint's time; with ``--old-checkpoint``, also that the older checkpoint is a
-prefix of the same events (the log was only appended to).
+prefix of the same events (the log was only appended to). With ``--prune-statement``, a
+prune statement (``auditlog-prune/<account>``, ``below N``, ``retention D``, ``time T``:
+by T, with D days of retention, our store's TTL had removed the events of the leaves below
+N) is checked too: signed by a key valid at its time, of the checkpoint's account, N no
+larger than the checkpoint's size.
 
 Limit: the canonical JSON here covers only what events hold, strings, objects and arrays
 (the event schema has no numbers, booleans or nulls that survive: nulls, empty objects and
@@ -41,6 +45,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 LEAF_PREFIX = b"auditlog.event.v1\n"
+PRUNE_PREFIX = "auditlog-prune/"
 FIELDS = [
     "event_id",
     "tenant_id",
@@ -166,13 +171,21 @@ def read_keys(document: Any) -> dict[tuple[str, int], tuple[Ed25519PublicKey, in
     return keys
 
 
+def split_note(note: str, what: str) -> tuple[list[str], bytes, list[str]]:
+    """The body's lines, the signed body and the signature lines of a signed note."""
+    if any(c < " " and c != "\n" for c in note) or not note.endswith("\n"):
+        raise Unusable(f"{what}: control characters, or no final newline")
+    body, blank, signatures = note.rpartition("\n\n")
+    sig_lines = signatures.split("\n")[:-1]
+    if not blank or not sig_lines:
+        raise Unusable(f"{what}: no blank line and signature lines after the body")
+    return body.split("\n"), (body + "\n").encode(), sig_lines
+
+
 def parse_note(note: str) -> tuple[str, int, bytes, int, bytes, list[str]]:
     """(origin, size, root, time_ms, signed body, signature lines) of a checkpoint note."""
-    if any(c < " " and c != "\n" for c in note) or not note.endswith("\n"):
-        raise Unusable("checkpoint: control characters, or no final newline")
-    body, blank, signatures = note.rpartition("\n\n")
-    lines = (body + "\n").split("\n")
-    if not blank or len(lines) != 5 or not lines[0]:
+    lines, body, sig_lines = split_note(note, "checkpoint")
+    if len(lines) != 4 or not lines[0]:
         raise Unusable("checkpoint: expected origin, size, root, 'time <ms>', a blank line")
     size_text, root_text, time_line = lines[1:4]
     time_text = time_line.removeprefix("time ")
@@ -184,24 +197,20 @@ def parse_note(note: str) -> tuple[str, int, bytes, int, bytes, list[str]]:
         raise Unusable("checkpoint: the root is not base64") from exc
     if len(root) != 32 or base64.b64encode(root).decode() != root_text:
         raise Unusable("checkpoint: the root is not 32 bytes of canonical base64")
-    sig_lines = signatures.split("\n")[:-1]
-    if not sig_lines:
-        raise Unusable("checkpoint: no signature line")
-    return lines[0], int(size_text), root, int(time_text), (body + "\n").encode(), sig_lines
+    return lines[0], int(size_text), root, int(time_text), body, sig_lines
 
 
-def check_signature(note: str, keys: dict[Any, Any]) -> tuple[str, int, bytes, int]:
-    """The note's (origin, size, root, time_ms) if a known key valid at its time signed it."""
-    origin, size, root, time_ms, body, lines = parse_note(note)
+def check_signatures(body: bytes, lines: list[str], time_ms: int, keys: dict[Any, Any]) -> None:
+    """Returns if a known key valid at ``time_ms`` signed ``body``; raises Failed if not."""
     reasons = []
     for line in lines:
         name, _, encoded = line.removeprefix("\u2014 ").partition(" ")
         try:
             raw = base64.b64decode(encoded, validate=True)
         except binascii.Error as exc:
-            raise Unusable(f"checkpoint: a signature line is malformed: {line!r:.80}") from exc
+            raise Unusable(f"a signature line is malformed: {line!r:.80}") from exc
         if not line.startswith("\u2014 ") or len(raw) < 5:
-            raise Unusable(f"checkpoint: a signature line is malformed: {line!r:.80}")
+            raise Unusable(f"a signature line is malformed: {line!r:.80}")
         found = keys.get((name, int.from_bytes(raw[:4], "big")))
         if found is None:
             reasons.append(f"unknown key {name}")
@@ -214,8 +223,34 @@ def check_signature(note: str, keys: dict[Any, Any]) -> tuple[str, int, bytes, i
         if time_ms < not_before_ms or (not_after_ms is not None and time_ms >= not_after_ms):
             reasons.append(f"key {name} is not valid at time {time_ms}")
             continue
-        return origin, size, root, time_ms
+        return
     raise Failed("no valid signature: " + "; ".join(reasons))
+
+
+def check_signature(note: str, keys: dict[Any, Any]) -> tuple[str, int, bytes, int]:
+    """The note's (origin, size, root, time_ms) if a known key valid at its time signed it."""
+    origin, size, root, time_ms, body, lines = parse_note(note)
+    check_signatures(body, lines, time_ms, keys)
+    return origin, size, root, time_ms
+
+
+def check_prune_statement(note: str, keys: dict[Any, Any]) -> tuple[str, int, int, int]:
+    """A prune statement's (account, below, retention days, time_ms) if a known key valid
+    at its time signed it. Its body: ``auditlog-prune/<account>``, ``below <N>``,
+    ``retention <days>``, ``time <ms>``: the TTL had removed the events of the leaves
+    below N by that time."""
+    lines, body, sig_lines = split_note(note, "prune statement")
+    numbers = []
+    for line, keyword in zip(lines[1:], ("below ", "retention ", "time "), strict=False):
+        value = line.removeprefix(keyword)
+        if value == line or not DECIMAL.match(value):
+            raise Unusable(f"prune statement: expected '{keyword}<number>', not {line!r:.40}")
+        numbers.append(int(value))
+    if len(lines) != 4 or not lines[0].startswith(PRUNE_PREFIX) or len(numbers) != 3:
+        raise Unusable("prune statement: expected auditlog-prune/<account>, below, retention, time")
+    below, days, time_ms = numbers
+    check_signatures(body, sig_lines, time_ms, keys)
+    return lines[0].removeprefix(PRUNE_PREFIX), below, days, time_ms
 
 
 def read_leaves(path: str) -> list[bytes]:
@@ -231,12 +266,30 @@ def read_leaves(path: str) -> list[bytes]:
     return leaves
 
 
-def verify(keys_path: str, note_path: str, events_path: str, old_path: str | None) -> str:
+def verify(
+    keys_path: str,
+    note_path: str,
+    events_path: str,
+    old_path: str | None,
+    prune_paths: list[str] | None = None,
+) -> str:
     """What was verified, in one line; raises Failed or Unusable."""
     with open(keys_path, encoding="utf-8") as file:
         keys = read_keys(json.load(file))
     with open(note_path, encoding="utf-8") as file:
         origin, size, root, time_ms = check_signature(file.read(), keys)
+    statements = []
+    for path in prune_paths or []:
+        with open(path, encoding="utf-8") as file:
+            account, below, days, signed_ms = check_prune_statement(file.read(), keys)
+        if "auditlog/" + account != origin:
+            raise Failed(f"{path}: the prune statement is for {account}, not {origin}")
+        if below > size:
+            raise Failed(f"{path}: the prune statement names {below} leaves, the checkpoint {size}")
+        statements.append(
+            f"; prune statement of time {signed_ms}: the events of leaves below {below} are "
+            f"expired (retention {days} days)"
+        )
     leaves = read_leaves(events_path)
     if len(leaves) < size:
         raise Failed(f"the checkpoint covers {size} events, the file holds {len(leaves)}")
@@ -253,7 +306,7 @@ def verify(keys_path: str, note_path: str, events_path: str, old_path: str | Non
         summary += f"; the old checkpoint of {old_size} events is a prefix"
     if len(leaves) > size:
         summary += f"; {len(leaves) - size} later events are not covered by this checkpoint"
-    return summary
+    return summary + "".join(statements)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,9 +315,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="the signed checkpoint note")
     parser.add_argument("--events", required=True, help="the account's events, NDJSON")
     parser.add_argument("--old-checkpoint", help="an older checkpoint that must be a prefix")
+    parser.add_argument(
+        "--prune-statement",
+        action="append",
+        default=[],
+        help="a signed prune statement of the same account, checked (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
-        print(verify(args.keys, args.checkpoint, args.events, args.old_checkpoint))
+        print(
+            verify(
+                args.keys, args.checkpoint, args.events, args.old_checkpoint, args.prune_statement
+            )
+        )
     except Failed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ raises unless every write was acknowledged by all in-sync replicas.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,9 @@ from runtime.kafka_logs import librdkafka_logger
 from runtime.standalone_consumer import standalone_consumer
 
 Change = tuple[bytes, bytes | None]
+
+#: How often a flush rewrites a key whose latest write failed before it raises.
+REWRITE_ROUNDS = 2
 
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
@@ -196,12 +200,43 @@ def _changes(messages: list[Message]) -> Iterator[Change]:
         yield bytes(key), message.value()
 
 
-class TableWriter:
-    """Writes keyed records to a compacted topic (idempotent, acks=all). Thread-safe."""
+class ProducerLike(Protocol):
+    """The part of ``confluent_kafka.Producer`` a :class:`TableWriter` uses (a fake in tests)."""
 
-    def __init__(self, kafka: KafkaConnection, topic: str, *, client_id: str) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = ...,
+        key: bytes | None = ...,
+        *,
+        on_delivery: Callable[[KafkaError | None, Message], None] = ...,
+    ) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+class TableWriter:
+    """Writes keyed records to a compacted topic (idempotent, acks=all). Thread-safe.
+
+    A write that fails is not forgotten by the next :meth:`flush` that sees it: until a later
+    write of the same key is acknowledged, every flush rewrites the key's latest value (up to
+    :data:`REWRITE_ROUNDS` times) and raises if it still does not land. Callers flush
+    concurrently (the sinks' delivery threads before a send, their loop before a commit);
+    each of them must learn that what it relies on may not be stored, not only the first.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaConnection,
+        topic: str,
+        *,
+        client_id: str,
+        producer: ProducerLike | None = None,
+    ) -> None:
         self._topic = topic
-        self._producer = Producer(
+        self._producer: ProducerLike = producer or Producer(
             {
                 **kafka.properties(),
                 "client.id": client_id,
@@ -213,30 +248,64 @@ class TableWriter:
             }
         )
         self._lock = threading.Lock()
-        self._failures: list[str] = []
+        self._sequence = 0
+        # key -> (sequence, value) of its latest write not acknowledged yet
+        self._unacknowledged: dict[bytes, tuple[int, bytes | None]] = {}
+        # key -> why its latest write failed; kept until a later write of it is acknowledged
+        self._failed: dict[bytes, str] = {}
 
-    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            with self._lock:
-                self._failures.append(f"{message.key()!r}: {error.str()}")
+    def _on_delivery(
+        self, key: bytes, sequence: int, error: KafkaError | None, _message: Message
+    ) -> None:
+        # Reports of one key come in the order of its writes (one partition per key).
+        with self._lock:
+            latest = self._unacknowledged.get(key)
+            if error is None:
+                self._failed.pop(key, None)  # this value supersedes every earlier one
+                if latest is not None and latest[0] == sequence:
+                    del self._unacknowledged[key]
+            else:
+                self._failed[key] = error.str()
 
     def put(self, key: bytes, value: bytes | None) -> None:
         """Queue a write (``None`` deletes the key); :meth:`flush` confirms it."""
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+            self._unacknowledged[key] = (sequence, value)
+        on_delivery = functools.partial(self._on_delivery, key, sequence)
         try:
-            self._producer.produce(self._topic, value, key, on_delivery=self._on_delivery)
+            self._producer.produce(self._topic, value, key, on_delivery=on_delivery)
         except BufferError:
             self._producer.flush(5.0)
-            self._producer.produce(self._topic, value, key, on_delivery=self._on_delivery)
+            self._producer.produce(self._topic, value, key, on_delivery=on_delivery)
         self._producer.poll(0)
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Block until every queued write is acknowledged; raises :class:`TableError` when
-        one failed or is still pending after ``timeout_s``."""
+        """Block until every queued write is acknowledged; raises :class:`TableError` when a
+        key's latest write failed (after rewriting it) or is still pending after
+        ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
         pending = self._producer.flush(timeout_s)
+        for _ in range(REWRITE_ROUNDS):
+            with self._lock:
+                retry = [
+                    (key, self._unacknowledged[key][1])
+                    for key in self._failed
+                    if key in self._unacknowledged
+                ]
+            if not retry or pending:
+                break
+            for key, value in retry:
+                self.put(key, value)
+            pending = self._producer.flush(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            failures, self._failures = self._failures, []
+            failures = [f"{key!r}: {why}" for key, why in self._failed.items()]
         if failures:
-            raise TableError(f"writing {self._topic} failed: {'; '.join(failures[:3])}")
+            raise TableError(
+                f"writing {self._topic} failed ({len(failures)} keys not stored): "
+                f"{'; '.join(failures[:3])}"
+            )
         if pending:
             raise TableError(
                 f"writing {self._topic}: {pending} writes not acknowledged within {timeout_s} s"

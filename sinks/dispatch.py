@@ -34,7 +34,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from consumers.metrics import observe_ages
+from runtime.metric_helpers import observe_ages
 from sinks.delivery import DeliveryResult, deliver
 from sinks.destinations.model import Destination
 from sinks.destinations.store import CatalogChange

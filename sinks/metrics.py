@@ -13,7 +13,7 @@ from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from consumers.metrics import BulkHistogram
+from runtime.metric_helpers import BulkHistogram
 
 DELIVERY_BUCKETS_S: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LATENCY_BUCKETS_S: Final = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 3600)

@@ -38,9 +38,9 @@ from datetime import datetime
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
-from consumers.health import HealthState
 from runtime.backoff import Backoff
 from runtime.group_consumer import GroupConsumer
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_logs import librdkafka_logger
 from schemas.wire import Decoder

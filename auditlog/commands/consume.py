@@ -11,10 +11,10 @@ from typing import Any
 from auditlog import startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
-from consumers.dead_letters import DeadLetterLimitExceeded
-from consumers.health import HealthServer, HealthState
+from consumers.dead_letter_budget import DeadLetterLimitExceeded
 from consumers.metrics import writer_metrics
 from consumers.telemetry import Telemetry
+from runtime.health import HealthServer, HealthState
 
 _LOG = logging.getLogger("auditlog.consume")
 

@@ -7,7 +7,8 @@ Secrets given in clear (from stdin, or from an environment variable read here, a
 edge; never one of the operator's own settings) are sealed with the operator's key at once;
 ``env:NAME`` references are stored as they are (the command checks them against the
 operator's reference policy). Options are checked here; the destination as a whole is
-checked by its model.
+checked by its model and its rules (:mod:`sinks.destinations.rules`), whose messages name
+settings by their option (:func:`flag_of`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any, TextIO
 from schemas.catalog import Catalog
 from sinks.destinations.model import SecretValue
 from sinks.destinations.references import ReferenceRefused
+from sinks.destinations.rules import DestinationRefused, check_filter_values, check_header
 from sinks.destinations.secrets import SecretBox, SecretError, SecretsKeyMissing
+from sinks.senders.http import HEADER_NAME
 
 KINDS = ("s3", "webhook", "splunk_hec")
 
@@ -56,7 +59,6 @@ _FILTER_OPTIONS = {
     "exclude_action": "exclude_actions",
 }
 _BATCH_OPTIONS = {"max_records": "max_records", "max_bytes": "max_bytes", "max_age_s": "max_age_s"}
-_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|passw|signature", re.IGNORECASE)
 
 
@@ -136,6 +138,28 @@ def given(args: argparse.Namespace) -> list[str]:
 
 def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
+
+
+def _flags() -> dict[str, str]:
+    flags = {"format": "--format"}
+    for kind, options in _TARGET_OPTIONS.items():
+        flags |= {f"target.{field}": _flag(dest) for dest, field in options.items()}
+        for field, (_env, ref, _stdin) in _SECRET_OPTIONS[kind].items():
+            flags[f"target.{field}"] = _flag(ref)
+    flags |= {f"filters.{field}": _flag(dest) for dest, field in _FILTER_OPTIONS.items()}
+    flags["target.headers"] = "--header"
+    # Where a message asks for a role, it says what to give.
+    flags["target.role_arn"] = "--role-arn ARN"
+    return flags
+
+
+_FLAGS = _flags()
+
+
+def flag_of(path: str) -> str:
+    """How the command line names a destination setting in a message: its option
+    (``target.kms_key_id`` -> ``--kms-key-id``); the path itself when no option sets it."""
+    return _FLAGS.get(path, path)
 
 
 def _none_if_empty(value: str) -> str | None:
@@ -261,16 +285,12 @@ class OptionReader:
         return clear
 
     def _checked_filter(self, dest: str, values: list[str]) -> list[str]:
-        for value in values:
-            if dest.endswith("category"):
-                if self._catalog.category(value) is None:
-                    known = ", ".join(c.id for c in self._catalog.categories)
-                    raise OptionError(f"{_flag(dest)} {value!r}: not a category (known: {known})")
-            elif self._catalog.activity(value) is None and not value.startswith("custom."):
-                raise OptionError(
-                    f"{_flag(dest)} {value!r}: not an action of the activity catalog "
-                    "(docs/activities.md) nor a custom.* action"
-                )
+        """``values``, when the filter rule takes them (checked here, before anything else,
+        so the option is named at once)."""
+        try:
+            check_filter_values(f"filters.{_FILTER_OPTIONS[dest]}", values, self._catalog)
+        except DestinationRefused as exc:
+            raise OptionError(exc.render(flag_of)) from None
         return values
 
 
@@ -282,10 +302,12 @@ def parse_headers(values: list[str]) -> dict[str, str]:
             continue
         name, sep, value = text.partition(":")
         name, value = name.strip(), value.strip()
-        if not sep or not _HEADER_NAME.fullmatch(name) or not value:
+        if not sep or not HEADER_NAME.fullmatch(name) or not value:
             raise OptionError(f"--header {text!r}: expected 'Name: value'")
-        if "\r" in value or "\n" in value:
-            raise OptionError(f"--header {name}: the value may not span lines")
+        try:
+            check_header(name, value)
+        except DestinationRefused as exc:
+            raise OptionError(exc.render(flag_of)) from None
         headers[name] = value
     return headers
 

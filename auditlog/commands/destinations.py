@@ -37,19 +37,20 @@ from auditlog.commands.destination_options import (
     OptionError,
     OptionReader,
     add_options,
+    flag_of,
     given,
 )
 from auditlog.settings import AuditlogSettings
 from producers.delivery import DeliveryError, PublishError
 from runtime.compacted_table import TableError
-from runtime.redaction import redact_text, redact_url
+from runtime.redaction import redact_text
 from schemas.catalog import load_catalog
 from schemas.event import TenantId
 from schemas.validation import InvalidEventError
-from sinks.address_guard import UnsafeDestinationError, vet_url
 from sinks.destinations import ownership
-from sinks.destinations.model import Destination, S3Target, secrets_of
+from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.replay import ReplayError, find_replay_offsets, parse_since
+from sinks.destinations.rules import DestinationRefused, check
 from sinks.destinations.sample import sample_payload
 from sinks.destinations.secrets import SecretBox, SecretError, SecretsKeyMissing, generate_key
 from sinks.destinations.store import ConcurrentUpdateError, DestinationStore
@@ -228,65 +229,12 @@ def _checked(
     secrets: SecretBox,
     before: Destination | None,
 ) -> None:
-    """Rules beyond the model: secret references the operator allows, vetted URLs,
-    complete credentials of the destination's own, formats a kind accepts."""
-    target = destination.target
-    for value in secrets_of(target).values():
-        try:
-            secrets.check(value)
-        except SecretError as exc:
-            raise Refused(
-                EXIT_INVALID,
-                f"{exc} (AUDITLOG_SINK_SECRET_REF_PREFIX, AUDITLOG_SINK_SECRET_REF_NAMES)",
-            ) from None
-    old = before.target if before is not None else None
-    if isinstance(target, S3Target):
-        if (target.access_key_id is None) != (target.secret_access_key is None):
-            raise Refused(
-                EXIT_INVALID,
-                "give both --access-key-id-ref and --secret-access-key-ref, or neither "
-                "(then the workers' own credentials or --role-arn are used)",
-            )
-        if target.kms_key_id is not None and target.server_side_encryption != "aws:kms":
-            raise Refused(EXIT_INVALID, "--kms-key-id needs --sse aws:kms")
-        urls = [target.endpoint_url] if target.endpoint_url else []
-        if isinstance(old, S3Target) and old.endpoint_url == target.endpoint_url:
-            urls = []
-    else:
-        urls = [] if old is not None and getattr(old, "url", None) == target.url else [target.url]
-    for url in urls:
-        try:
-            vet_url(url, allow_local=settings.sink_allow_local)
-        except UnsafeDestinationError as exc:
-            raise Refused(EXIT_INVALID, f"{redact_url(url)}: {exc}") from None
-    if isinstance(target, S3Target):
-        _check_s3_credentials(destination, target, settings)
-    if destination.kind == "splunk_hec" and destination.format != "ndjson":
-        raise Refused(EXIT_INVALID, "Splunk HEC takes --format ndjson only")
-
-
-def _check_s3_credentials(
-    destination: Destination, target: S3Target, settings: AuditlogSettings
-) -> None:
-    """A role is assumed with the service's external id only; without a role or keys of
-    its own, a destination would be written with the workers' credentials."""
-    if target.role_arn is not None:
-        expected = view.external_id(destination)
-        if target.external_id not in (None, expected):
-            raise Refused(
-                EXIT_INVALID,
-                f"--external-id {target.external_id!r}: the external id is chosen by the "
-                f"service, not the tenant; the workers send {expected!r} for tenant "
-                f"{destination.tenant_id}: require it in the role's trust policy and leave "
-                "--external-id out",
-            )
-    elif target.access_key_id is None and not settings.sink_s3_allow_worker_credentials:
-        raise Refused(
-            EXIT_INVALID,
-            "an s3 destination needs credentials of its own: --role-arn ARN, or "
-            "--access-key-id-ref and --secret-access-key-ref (the workers' own AWS "
-            "credentials are lent only with AUDITLOG_SINK_S3_ALLOW_WORKER_CREDENTIALS)",
-        )
+    """The rules beyond the model (:mod:`sinks.destinations.rules`), options named as flags."""
+    policy = wiring.destination_policy(settings, secrets.references)
+    try:
+        check(destination, policy=policy, catalog=load_catalog(), before=before)
+    except DestinationRefused as exc:
+        raise Refused(EXIT_INVALID, exc.render(flag_of)) from None
 
 
 def _load(store: DestinationStore, destination_id: str) -> Destination:

@@ -13,9 +13,9 @@ from typing import Any
 from auditlog import integrity_wiring, startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthServer, HealthState
 from integrity.keystore import KeyStore, KeyStoreError
 from integrity.metrics import integrity_metrics
+from runtime.health import HealthServer, HealthState
 
 _LOG = logging.getLogger("auditlog.integrity")
 EXIT_NO_KEY = 4

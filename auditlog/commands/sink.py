@@ -10,7 +10,7 @@ from typing import Any
 from auditlog import startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthServer, HealthState
+from runtime.health import HealthServer, HealthState
 from sinks.behind import describe
 
 _LOG = logging.getLogger("auditlog.sink")

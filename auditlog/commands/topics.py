@@ -19,18 +19,24 @@ from confluent_kafka.admin import AdminClient
 
 from auditlog import startup_checks, wiring
 from auditlog.settings import AuditlogSettings
-from producers.topics import (
-    SHOWN_CONFIGS,
-    Drift,
-    EnsureReport,
-    TopicsError,
-    TopicSpec,
-    describe_topics,
-    ensure_topics,
-)
 from runtime.kafka_connection import KafkaConnection
+from runtime.topic_admin import EnsureReport, TopicsError, describe_topics, ensure_topics
+from runtime.topic_drift import Drift
+from runtime.topic_spec import TopicSpec
 
 EXIT_DRIFT = 4
+
+#: Configs ``auditlog topics show`` prints for each topic, whether we set them or not.
+SHOWN_CONFIGS = (
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "compression.type",
+    "message.timestamp.type",
+    "max.message.bytes",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+)
 
 # Drift in these is not fixed with kafka-configs.sh.
 _STRUCTURAL = frozenset({"partitions", "replication.factor"})

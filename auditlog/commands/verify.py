@@ -1,5 +1,8 @@
-"""``auditlog verify --account T``: check an account's log in ClickHouse against its signed
-checkpoints and its stored events (docs/integrity.md, :mod:`integrity.verification`).
+"""``auditlog verify --account T [--from ISO] [--to ISO]``: check an account's log in
+ClickHouse against its signed checkpoints and its stored events (docs/integrity.md,
+:mod:`integrity.verification`). With a window, the tree and every checkpoint are still
+checked over all leaves, but only the events that occurred in it are read (streamed) and
+rehashed, and findings about events outside it are not reported.
 
 The public keys come from the key store (``AUDITLOG_INTEGRITY_KEYS_DIR``) or, as a customer
 or auditor would verify, from an exported key document (``--keys FILE``). Checkpoints the
@@ -27,7 +30,7 @@ from consumers.retention import RetentionError, validate_tenant
 from integrity.keys import KeyFormatError, KeyRing
 from integrity.keystore import KeyStore, KeyStoreError, parse_public_document
 from integrity.stored_log import read_log
-from integrity.verification import DEFAULT_GRACE, Report, Retention, check_log
+from integrity.verification import DEFAULT_GRACE, Report, Retention, Window, check_log
 
 VERIFIED, TAMPERED, REFUSED = 0, 1, 2
 SHOWN_FINDINGS = 20
@@ -56,6 +59,21 @@ def register(commands: Any) -> None:
         default=[],
         metavar="FILE",
         help="a checkpoint you hold (a signed note), repeatable",
+    )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=_moment,
+        metavar="ISO",
+        help="check only events that occurred at or after this time (e.g. 2026-11-01 or "
+        "2026-11-01T08:00:00Z); the tree and every checkpoint are still checked whole",
+    )
+    parser.add_argument(
+        "--to",
+        dest="end",
+        type=_moment,
+        metavar="ISO",
+        help="check only events that occurred before this time",
     )
     parser.add_argument(
         "--grace-s",
@@ -87,19 +105,44 @@ def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             "no public keys to verify with: give --keys FILE (auditlog keys export) or set "
             "AUDITLOG_INTEGRITY_KEYS_DIR to the key store"
         )
+    window = None
+    if args.start is not None or args.end is not None:
+        if args.start is not None and args.end is not None and args.start >= args.end:
+            return _refuse(
+                f"--from {args.start.isoformat()} is not before --to {args.end.isoformat()}: "
+                "give a window that holds some time"
+            )
+        window = Window(args.start, args.end)
     client = startup_checks.clickhouse(settings)
-    try:
-        log = read_log(client, settings.clickhouse_database, args.account)
+    try:  # events are streamed while they are checked: the client stays open till the end
+        log = read_log(client, settings.clickhouse_database, args.account, window)
+        retention = (
+            None if log.retention_days is None else Retention(log.retention_days, datetime.now(UTC))
+        )
+        report = check_log(
+            log, ring, trusted=held, grace=timedelta(seconds=args.grace_s), retention=retention
+        )
     finally:
         client.close()
-    retention = (
-        None if log.retention_days is None else Retention(log.retention_days, datetime.now(UTC))
-    )
-    report = check_log(
-        log, ring, trusted=held, grace=timedelta(seconds=args.grace_s), retention=retention
-    )
     _print(report)
     return VERIFIED if report.ok else TAMPERED
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 date (midnight UTC) or time with a zone; refused otherwise."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time: write 2026-11-01 or 2026-11-01T08:00:00Z"
+        ) from None
+    if len(text) == 10:  # a date alone
+        return moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no time zone: add Z for UTC (2026-11-01T08:00:00Z) or an offset"
+        )
+    return moment.astimezone(UTC)
 
 
 def _ring(keys_file: Path | None, settings: AuditlogSettings) -> KeyRing:
@@ -124,8 +167,13 @@ def _print(report: Report) -> None:
     summary = (
         f"{report.account}: {_count(report.leaves, 'leaf', 'leaves')}, "
         f"{_count(report.events, 'stored event', 'stored events')}{expired}, "
-        f"{_count(report.checkpoints, 'checkpoint', 'checkpoints')} ({signed})"
+        f"{_count(report.checkpoints, 'checkpoint', 'checkpoints')} ({signed}), "
+        f"{_retention(report)}"
     )
+    if report.window is not None:
+        summary += (
+            f", events of {report.window} only (findings about events outside it are not reported)"
+        )
     if report.ok:
         print(f"{summary}: verified")
         return
@@ -134,6 +182,20 @@ def _print(report: Report) -> None:
         print(f"  {finding.line()}", file=sys.stderr)
     if len(report.findings) > SHOWN_FINDINGS:
         print(f"  ... and {len(report.findings) - SHOWN_FINDINGS} more", file=sys.stderr)
+
+
+def _retention(report: Report) -> str:
+    """Where the retention days came from: a signed prune statement, or the store."""
+    statement = report.retention_statement
+    if statement is None:
+        if report.retention_days is None:
+            return "no retention known"
+        return f"retention {report.retention_days} days from the store: no signed prune statement"
+    signed_at = datetime.fromtimestamp(statement.time_ms / 1000, UTC)
+    return (
+        f"retention {statement.retention_days} days, pruned below leaf {report.pruned_below} "
+        f"(signed prune statement of {signed_at.isoformat(timespec='seconds')})"
+    )
 
 
 def _count(n: int, one: str, many: str) -> str:

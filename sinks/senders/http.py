@@ -67,8 +67,10 @@ MAX_ANSWER_BYTES = 64 * 1024
 MAX_POOLS = 256
 POOL_CONNECTIONS = 16  # as many as the worker's delivery threads
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+#: An HTTP header name (a token, RFC 9110), and what a header value may not hold (a line
+#: break or NUL would forge headers); also the destination rules' (sinks.destinations.rules).
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
 
 PoolKey = tuple[str, str, int, str]
 
@@ -128,9 +130,9 @@ def _host_header(target: VettedTarget) -> str:
 
 def _check_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
-        if not _HEADER_NAME.fullmatch(name):
+        if not HEADER_NAME.fullmatch(name):
             raise PermanentDeliveryError(f"header name {name!r} is not a valid HTTP header name")
-        if _FORBIDDEN_IN_VALUE.search(value):
+        if FORBIDDEN_IN_VALUE.search(value):
             raise PermanentDeliveryError(
                 f"header {name!r}: its value contains a line break or NUL and cannot be sent"
             )

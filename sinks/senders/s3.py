@@ -2,16 +2,22 @@
 
 Object keys are deterministic (:func:`object_key`)::
 
-    <prefix>/<yyyy>/<mm>/<dd>/<hh>/<tenant>_<destination>_<partition>_<first offset>.<ext>
+    <prefix>/<yyyy>/<mm>/<dd>/<hh>/<tenant>_<destination>_<partition>_<first>-<last>.<ext>
 
 with ``<prefix>`` the destination's ``prefix_template`` as it was when the batch was
 formed (a batch announced before a restart keeps its key: :mod:`sinks.batch_shape`) and
 the time parts from the payload's first event (its record time, in UTC, not the time of
-writing). The same payload always gives the same key, so a retry or a replay overwrites
-the object instead of adding a duplicate. Each payload is a single ``PutObject``: visible
-whole or not at all, with ``Content-MD5`` so that S3 refuses a body corrupted on the way,
-and the payload's tenant, destination, partition, offsets and record count in the
-object's metadata (``x-amz-meta-auditlog-*``).
+writing); ``<first>`` and ``<last>`` are the batch's first and last offsets (20 digits
+each). The same payload always gives the same key, so a retry or a re-formed batch
+overwrites its object instead of adding a duplicate, and two batches of other ranges never
+share one: a replay's batch that starts where a live batch started but ends elsewhere
+gets its own object instead of replacing the live one and the events it held beyond the
+replay's end (docs/exactly-once.md, section 8). Objects written before both offsets were
+in the name (first offset only) keep their names; a batch announced by such a release and
+re-formed by this one is written once more under the new name. Each payload is a single
+``PutObject``: visible whole or not at all, with ``Content-MD5`` so that S3 refuses a body
+corrupted on the way, and the payload's tenant, destination, partition, offsets and record
+count in the object's metadata (``x-amz-meta-auditlog-*``).
 
 Credentials (:func:`make_s3_client`): the destination's ``access_key_id`` and
 ``secret_access_key`` when given (S3-compatible stores; references confined by the
@@ -269,7 +275,7 @@ def object_key(target: S3Target, payload: Payload) -> str:
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     name = (
         f"{tenant}_{destination}_{payload.partition}_{payload.first_offset:020d}"
-        f".{payload.file_extension}"
+        f"-{payload.last_offset:020d}.{payload.file_extension}"
     )
     parts = [prefix] if prefix else []
     parts += [f"{at:%Y}", f"{at:%m}", f"{at:%d}", f"{at:%H}", name]

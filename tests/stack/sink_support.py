@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry
 
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
-from consumers.health import HealthState
 from deploy.stack import s3
 from deploy.stack.endpoints import StackEndpoints
 from producers.producer import AuditProducer
+from runtime.health import HealthState
 from sinks.destinations.model import (
     BatchLimits,
     Destination,

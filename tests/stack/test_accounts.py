@@ -22,8 +22,8 @@ from auditlog import wiring
 from auditlog.cli import main
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
-from producers.topics import ensure_topics
 from runtime.compacted_table import TableError, TableWriter
+from runtime.topic_admin import ensure_topics
 from tests.stack.topic_reads import tenant_events, wait_for_leaders
 from tests.waiting import wait_until
 

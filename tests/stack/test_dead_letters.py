@@ -15,10 +15,11 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from consumers import dead_letters as dl
-from consumers.dead_letters import DeadLetterError, DeadLetterPublisher, Poison
+from consumers import dead_letter_publisher as dl
+from consumers.dead_letter_publisher import DeadLetterError, DeadLetterPublisher
+from consumers.dead_letter_reasons import MAX_DETAIL_BYTES, Poison
 from deploy.stack.endpoints import StackEndpoints
-from producers.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
+from producers.topic_specs import DEAD_LETTER_MAX_MESSAGE_BYTES
 from runtime.kafka_connection import KafkaConnection
 
 pytestmark = pytest.mark.stack
@@ -130,7 +131,7 @@ def test_dead_letters_carry_the_original_record_and_why(
         assert before <= datetime.fromisoformat(stamp.decode()) <= after
     long_detail = dict(records[2].headers() or [])[dl.DETAIL]
     assert isinstance(long_detail, bytes)
-    assert len(long_detail) <= dl.MAX_DETAIL_BYTES
+    assert len(long_detail) <= MAX_DETAIL_BYTES
     assert long_detail.endswith(b" [truncated]")
 
 

@@ -29,8 +29,8 @@ from auditlog.settings import AuditlogSettings
 from deploy.stack import s3
 from deploy.stack.endpoints import S3Keys, StackEndpoints
 from deploy.stack.local_stack import DEFAULT_BUCKET
-from producers.topics import ensure_topics
 from runtime.compacted_table import CompactedTable
+from runtime.topic_admin import ensure_topics
 from sinks.destinations.model import Destination
 from sinks.destinations.secrets import generate_key
 from sinks.destinations.store import CatalogChange, DestinationCatalog

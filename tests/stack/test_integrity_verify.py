@@ -28,18 +28,23 @@ import pytest
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from auditlog.viewer_process import running_viewer
+from consumers.retention import set_retention
 from deploy.stack.endpoints import StackEndpoints
 from integrity import merkle
 from integrity.checkpoint import Checkpoint, origin_for, sign, verify
+from integrity.checkpoint_store import CheckpointStore
+from integrity.checkpointer import CheckpointRow
 from integrity.keys import KeyRing
-from integrity.keystore import KeyStore, parse_public_document
+from integrity.keystore import KeyStore, parse_public_document, public_document
+from integrity.prune_store import ClickHousePruneStore
+from integrity.pruner import PrunePolicy, Pruner
 from tests.events import valid_event
 from tests.stack.viewer_support import drop, viewer_settings
 from viewer.dev_tokens import mint_development_token
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-ACCOUNTS = [f"tamper-{n}" for n in range(9)]
+ACCOUNTS = [f"tamper-{n}" for n in range(11)]
 PER_ACCOUNT = 12
 KEY_NAME = "auditlog.tamper-test"
 
@@ -349,3 +354,103 @@ def test_the_viewers_proof_of_an_event_verifies_with_the_published_keys(
     path = [base64.b64decode(h) for h in leaf["inclusion_proof"]]
     assert merkle.verify_inclusion(5, checkpoint.size, leaf_hash, path, checkpoint.root)
     assert not merkle.verify_inclusion(4, checkpoint.size, leaf_hash, path, checkpoint.root)
+
+
+def test_a_signed_prune_statement_passes_expired_events_and_finds_a_deletion(
+    pipeline: Pipeline,
+) -> None:
+    """The appender signed a statement of each account (nothing pruned, the default
+    retention); a day later, with 30 days set, the pruner signs one below a checkpoint of
+    100 days ago. The events below it are expired; one deleted above it is missing."""
+    account = ACCOUNTS[9]
+    statements = f"SELECT note FROM {pipeline.db}.integrity_prune_statements FINAL "
+    statements += "WHERE tenant_id = {a:String} ORDER BY time"
+    (first,) = [str(note) for (note,) in pipeline.sql(statements, a=account)]
+    assert first.startswith(f"auditlog-prune/{account}\nbelow 0\nretention 365\n")
+    # A key valid since long ago signs a checkpoint of the first 8 leaves 100 days ago.
+    old = KeyStore(pipeline.tmp / "old-keys")
+    old.generate("auditlog.prune-test", 0)
+    ring = KeyRing(
+        [*parse_public_document(json.loads(pipeline.keys_file.read_text())), *old.public_keys()]
+    )
+    keys_file = pipeline.tmp / "keys-with-old.json"
+    keys_file.write_text(json.dumps(public_document(list(ring.keys))))
+    hashes = [
+        bytes(h)
+        for (h,) in pipeline.sql(
+            f"SELECT leaf_hash FROM {pipeline.db}.integrity_leaves FINAL "
+            "WHERE tenant_id = {a:String} ORDER BY leaf_index",
+            a=account,
+        )
+    ]
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    long_ago = now_ms - 100 * 86_400_000
+    checkpoint = Checkpoint(origin_for(account), 8, merkle.root(hashes[:8]), long_ago)
+    client = wiring.clickhouse_client(pipeline.settings)
+    try:
+        CheckpointStore(client, pipeline.db).insert(
+            [
+                CheckpointRow(
+                    account,
+                    8,
+                    checkpoint.root,
+                    long_ago,
+                    sign(checkpoint, old.active_signers(long_ago)),
+                )
+            ]
+        )
+        set_retention(client, account, 30, database=pipeline.db)
+        pruner = Pruner(
+            ClickHousePruneStore(client, pipeline.db),
+            old.active_signers,
+            lambda: ring,
+            PrunePolicy(min_interval_ms=0),
+        )
+        (row,) = pruner.sign_due([account], now_ms)
+    finally:
+        client.close()
+    assert (row.below, row.retention_days) == (8, 30)
+    ids = pipeline.event_ids(account)
+    pipeline.command(
+        f"ALTER TABLE {pipeline.db}.events DELETE WHERE event_id IN {{ids:Array(UUID)}}",
+        ids=[*ids[:8], ids[10]],
+    )
+    result = pipeline.cli("verify", "--account", account, "--keys", str(keys_file))
+    assert result.returncode == 1, result.stdout
+    assert _findings(result) == [
+        f"missing: leaf 10, event {ids[10]}: the event of this leaf is not stored"
+    ]
+    assert "(8 past the retention)" in result.stderr
+    assert "retention 30 days, pruned below leaf 8 (signed prune statement of " in result.stderr
+
+
+def test_a_window_checks_only_the_events_that_occurred_in_it(pipeline: Pipeline) -> None:
+    account = ACCOUNTS[10]
+    ids = pipeline.event_ids(account)
+    occurred = {
+        str(event_id): moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        for event_id, moment in pipeline.sql(
+            f"SELECT toString(event_id), occurred_at FROM {pipeline.db}.events FINAL "
+            "WHERE tenant_id = {a:String}",
+            a=account,
+        )
+    }
+    pipeline.command(
+        f"ALTER TABLE {pipeline.db}.events DELETE WHERE event_id IN {{ids:Array(UUID)}}",
+        ids=[ids[2], ids[7]],
+    )
+    whole = pipeline.verify(account)
+    assert [line.split(":")[1].strip() for line in _findings(whole)] == [
+        "leaf 2, event " + ids[2],
+        "leaf 7, event " + ids[7],
+    ]
+    start, end = (occurred[ids[n]].isoformat().replace("+00:00", "Z") for n in (5, 10))
+    result = pipeline.verify(account, "--from", start, "--to", end)
+    assert result.returncode == 1, result.stdout
+    assert _findings(result) == [
+        f"missing: leaf 7, event {ids[7]}: the event of this leaf is not stored"
+    ]
+    assert f"{PER_ACCOUNT} leaves, 4 stored events" in result.stderr
+    assert "(findings about events outside it are not reported)" in result.stderr
+    before = pipeline.verify(account, "--to", start)
+    assert [line.split(",")[0] for line in _findings(before)] == ["missing: leaf 2"]

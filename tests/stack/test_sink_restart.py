@@ -160,7 +160,7 @@ def test_an_announced_batch_is_re_formed_exactly_after_its_destination_changed(
     assert s3_record is not None
     name = (
         f"acme_{bucket_destination.id}_{s3_record.partition}_{s3_record.announced_first:020d}"
-        ".ndjson.gz"
+        f"-{s3_record.announced_last:020d}.ndjson.gz"
     )
     [announced_key] = [k for k in objects if k.endswith(name)]
     assert announced_key.startswith(f"auditlog/acme/{bucket_destination.id}/")

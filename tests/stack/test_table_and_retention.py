@@ -25,7 +25,7 @@ from auditlog.settings import AuditlogSettings
 from consumers.migrations import apply_pending, migration_status
 from consumers.retention import get_retention, list_retention, set_retention
 from deploy.stack.endpoints import StackEndpoints
-from producers.topics import ensure_topics
+from runtime.topic_admin import ensure_topics
 from schemas.versions import current
 from schemas.wire import Decoder
 
@@ -91,8 +91,9 @@ def test_migrating_twice_is_a_no_op(client: Client, database: str) -> None:
         "0003_writer_progress",
         "0004_viewer_indexes",
         "0005_integrity",
+        "0006_integrity_prune",
     ]
-    assert client.command(f"SELECT count() FROM {database}.schema_migrations") == 5
+    assert client.command(f"SELECT count() FROM {database}.schema_migrations") == 6
     ddl = str(client.command(f"SHOW CREATE TABLE {database}.events"))
     for part in ("TTL", "idx_actor_id", "idx_resource_id", "idx_action", "ReplacingMergeTree"):
         assert part in ddl

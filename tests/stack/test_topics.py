@@ -16,7 +16,9 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigEntry, ConfigResource, NewTopic
 
 from deploy.stack.endpoints import StackEndpoints
-from producers.topics import TopicSpec, ensure_topics, topic_specs
+from producers.topic_specs import topic_specs
+from runtime.topic_admin import ensure_topics
+from runtime.topic_spec import TopicSpec
 from tests.cli_process import run_auditlog
 
 pytestmark = pytest.mark.stack

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from consumers.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded
+from consumers.dead_letter_budget import DeadLetterLimit, DeadLetterLimitExceeded
 from deploy.stack import clickhouse as gateway
 from deploy.stack import processes
 from deploy.stack.endpoints import StackEndpoints

@@ -13,7 +13,8 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
-from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
+from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.migrations import apply_pending
 from consumers.writer import ClickHouseWriter, WriterConfig
 from producers.config import ProducerConfig

@@ -118,5 +118,5 @@ def test_a_batch_is_encoded_and_keyed_with_its_own_shape() -> None:
     assert (payload.content_type, payload.content_encoding) == ("application/x-ndjson", "gzip")
     assert isinstance(now.target, S3Target)
     assert object_key(now.target, payload) == (
-        "audit/acme/2026/11/25/10/acme_s3-test_3_00000000000000000040.ndjson.gz"
+        "audit/acme/2026/11/25/10/acme_s3-test_3_00000000000000000040-00000000000000000041.ndjson.gz"
     )

@@ -7,15 +7,8 @@ from confluent_kafka import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.dead_letters import (
-    MAX_DETAIL_BYTES,
-    DeadLetterBudget,
-    DeadLetterLimit,
-    DeadLetterLimitExceeded,
-    Poison,
-    poisons_at,
-    truncate_detail,
-)
+from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit, DeadLetterLimitExceeded
+from consumers.dead_letter_reasons import MAX_DETAIL_BYTES, Poison, poisons_at, truncate_detail
 from schemas.wire import WireError
 
 SOURCE = "audit.events"

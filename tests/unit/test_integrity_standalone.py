@@ -25,6 +25,7 @@ from integrity.keys import SigningKey
 from integrity.keystore import KeyStore, public_document
 from integrity.leaf import canonical_event, event_leaf_hash
 from integrity.merkle import root
+from integrity.prune_statement import PruneStatement, prune_origin_for, sign_statement
 from sinks.encoding import event_json
 
 SOURCE = Path(verify_standalone.__file__)
@@ -206,3 +207,36 @@ def test_unusable_input_exits_2(files: Files, tmp_path: Path) -> None:
     assert (result.returncode, "bad.ndjson:1" in result.stderr) == (2, True)
     result = _run(files, "--checkpoint", tmp_path / "absent.txt", "--events", bad)
     assert result.returncode == 2
+
+
+def _statement(files: Files, account: str, below: int, name: str = "statement") -> Path:
+    statement = PruneStatement(prune_origin_for(account), below, 30, NOW)
+    path = files.directory / f"{name}.txt"
+    path.write_text(sign_statement(statement, files.store.active_signers(NOW)))
+    return path
+
+
+def test_it_checks_prune_statements(files: Files) -> None:
+    events = files.write_events(files.events)
+    note = files.note(files.events)
+    good = _statement(files, "acme", 10)
+    result = _run(files, "--checkpoint", note, "--events", events, "--prune-statement", good)
+    assert result.returncode == 0, result.stderr
+    assert "the events of leaves below 10 are expired (retention 30 days)" in result.stdout
+    elsewhere = _statement(files, "globex", 10, name="elsewhere")
+    result = _run(files, "--checkpoint", note, "--events", events, "--prune-statement", elsewhere)
+    assert result.returncode == 1
+    assert "for globex, not auditlog/acme" in result.stderr
+    beyond = _statement(files, "acme", 26, name="beyond")
+    result = _run(files, "--checkpoint", note, "--events", events, "--prune-statement", beyond)
+    assert result.returncode == 1
+    assert "names 26 leaves, the checkpoint 25" in result.stderr
+    forged = files.directory / "forged.txt"
+    forged.write_text(good.read_text().replace("below 10", "below 20"))
+    result = _run(files, "--checkpoint", note, "--events", events, "--prune-statement", forged)
+    assert result.returncode == 1
+    assert "bad signature" in result.stderr
+    # A checkpoint given as a statement is unusable input, not a statement.
+    result = _run(files, "--checkpoint", note, "--events", events, "--prune-statement", note)
+    assert result.returncode == 2
+    assert "prune statement: expected 'below <number>'" in result.stderr

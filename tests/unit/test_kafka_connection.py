@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from auditlog.commands.topics import _remedies
-from producers.topics import Drift
 from runtime.kafka_connection import KafkaConnection, KafkaSecurity
+from runtime.topic_drift import Drift
 
 PASSWORD = "pa55-word-7d1e"
 CLIENT_SECRET = "client-secret-93c0"

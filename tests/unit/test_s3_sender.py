@@ -80,7 +80,7 @@ def destination(target: S3Target) -> Destination:
 
 def test_the_key_is_prefix_record_hour_and_source_position() -> None:
     assert object_key(keyed_target(), payload()) == (
-        "auditlog/acme/s3-dest/2025/03/04/23/acme_s3-dest_7_00000000000000000042.ndjson"
+        "auditlog/acme/s3-dest/2025/03/04/23/acme_s3-dest_7_00000000000000000042-00000000000000000044.ndjson"
     )
 
 
@@ -100,6 +100,15 @@ def test_the_same_payload_always_has_the_same_key() -> None:
     )
 
 
+def test_batches_that_start_at_one_offset_and_end_at_another_have_their_own_objects() -> None:
+    # A replay's last batch [42, 44] must not replace a live batch [42, 90] (and the events
+    # it held beyond 44).
+    live = object_key(keyed_target(), payload(last_offset=90, record_count=49))
+    replayed = object_key(keyed_target(), payload())
+    assert live != replayed
+    assert live.endswith("_00000000000000000042-00000000000000000090.ndjson")
+
+
 @pytest.mark.parametrize(
     ("template", "prefix"),
     [
@@ -111,7 +120,8 @@ def test_the_same_payload_always_has_the_same_key() -> None:
 )
 def test_prefix_templates(template: str, prefix: str) -> None:
     key = object_key(keyed_target(prefix_template=template), payload())
-    assert key == f"{prefix}2025/03/04/23/acme_s3-dest_7_00000000000000000042.ndjson"
+    name = "acme_s3-dest_7_00000000000000000042-00000000000000000044.ndjson"
+    assert key == f"{prefix}2025/03/04/23/{name}"
 
 
 @pytest.mark.parametrize(
@@ -130,7 +140,7 @@ def test_prefix_templates(template: str, prefix: str) -> None:
 def test_tenant_ids_cannot_leave_their_segment(tenant: str, segment: str) -> None:
     key = object_key(keyed_target(), payload(tenant_id=tenant))
     assert key.startswith(f"auditlog/{segment}/s3-dest/2025/")
-    assert key.endswith(f"/{segment}_s3-dest_7_00000000000000000042.ndjson")
+    assert key.endswith(f"/{segment}_s3-dest_7_00000000000000000042-00000000000000000044.ndjson")
     assert ".." not in key.split("/")
 
 

@@ -7,16 +7,17 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from auditlog import wiring
 from auditlog.cli import main
-from producers.topics import (
+from auditlog.settings import AuditlogSettings
+from producers.topic_specs import (
     DEAD_LETTER_MAX_MESSAGE_BYTES,
     EVENTS_MAX_MESSAGE_BYTES,
-    TopicsError,
-    TopicSpec,
-    compare,
-    ensure_topics,
     topic_specs,
 )
+from runtime.topic_admin import TopicsError, ensure_topics
+from runtime.topic_drift import compare
+from runtime.topic_spec import TopicSpec
 from tests.unit.http_receiver import closed_port
 
 
@@ -113,6 +114,34 @@ def test_invalid_values_are_refused(overrides: dict[str, object]) -> None:
 def test_specs_are_hashable_despite_their_config_dict() -> None:
     events, dlq = _specs()
     assert len({events, dlq}) == 2
+
+
+def test_the_command_line_expects_the_control_topics_compacted_after_the_events() -> None:
+    settings = AuditlogSettings(topic_replication_factor=3, topic_min_insync_replicas=2)
+    specs = wiring.topic_specs(settings)
+    assert [s.name for s in specs] == [
+        settings.events_topic,
+        settings.dead_letter_topic,
+        settings.destinations_topic,
+        settings.sink_progress_topic,
+        settings.accounts_topic,
+    ]
+    for control in specs[2:]:
+        assert control.partitions == 3
+        assert control.replication_factor == 3
+        assert control.config == {
+            "cleanup.policy": "compact",
+            "min.compaction.lag.ms": "0",
+            "delete.retention.ms": str(24 * 3_600_000),
+            "compression.type": "zstd",
+            "min.insync.replicas": "2",
+        }
+
+
+def test_a_topic_named_twice_in_the_settings_is_refused() -> None:
+    settings = AuditlogSettings(accounts_topic="audit.destinations")
+    with pytest.raises(ValueError, match=r"'audit\.destinations' is named twice"):
+        wiring.topic_specs(settings)
 
 
 # --- compare ------------------------------------------------------------------------------

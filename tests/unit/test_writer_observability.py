@@ -17,7 +17,6 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from auditlog.logging_setup import configure_json_logging
-from consumers.health import HealthServer, HealthState
 from consumers.metrics import (
     FRESHNESS_BUCKETS_S,
     forget_partition,
@@ -25,6 +24,7 @@ from consumers.metrics import (
     record_lag,
     writer_metrics,
 )
+from runtime.health import HealthServer, HealthState
 
 TABLE = "audit.events"
 TOPIC = "audit.events"

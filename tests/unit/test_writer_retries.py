@@ -14,7 +14,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 from confluent_kafka import Consumer, TopicPartition
 
-from consumers.dead_letters import DeadLetterBudget, DeadLetterLimit, DeadLetterPublisher
+from consumers.dead_letter_budget import DeadLetterBudget, DeadLetterLimit
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.writer import ClickHouseWriter, WriterConfig
 from runtime.kafka_connection import KafkaConnection
 

@@ -39,10 +39,10 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from consumers.health import HealthState
 from deploy.stack import s3
 from deploy.stack.endpoints import StackEndpoints
 from runtime.compacted_table import Change
+from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from schemas.headers import TENANT as TENANT_HEADER
 from schemas.validation import EventValidator

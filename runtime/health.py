@@ -1,12 +1,13 @@
-"""The writer's HTTP endpoint: ``/metrics`` for Prometheus and ``/health`` for probes.
+"""The HTTP endpoint of a long-running process (the ClickHouse writer, a sink worker, the
+integrity appender): ``/metrics`` for Prometheus and ``/health`` for probes.
 
-The writer owns a :class:`HealthState` and updates it as it goes (assignment, pauses,
+The process owns a :class:`HealthState` and updates it as it goes (assignment, pauses,
 inserts, errors, shutdown); :class:`HealthServer` only reads it. The server runs the
 standard library's ``ThreadingHTTPServer`` in one background thread, one short-lived thread
 per request; :meth:`HealthServer.stop` joins all of them and closes the socket.
 
-``/health`` answers 200 while the writer is ``ok`` and 503 while it is ``degraded`` (inserts
-keep failing: ClickHouse slow or down) or ``stopping``. A degraded writer is not broken: it
+``/health`` answers 200 while the process is ``ok`` and 503 while it is ``degraded`` (inserts
+keep failing: ClickHouse slow or down) or ``stopping``. A degraded process is not broken: it
 stays in its group, pauses and retries, so use ``/health`` as a readiness signal or for
 alerts, not as a liveness probe that restarts the process.
 """

@@ -1,12 +1,11 @@
-"""The events topic and the dead-letter topic: what they should look like, and making it so.
+"""Making the topics of a list of specs exist, and reading what is there.
 
-:func:`topic_specs` states the expected topics from plain values (the command line builds
-them from the settings). :func:`ensure_topics` creates the missing ones and compares the
-live ones with their spec; it never alters a live topic: a topic that differs is reported as
-:class:`Drift` for an operator to decide on, because changing retention, compression or the
-partition count of a running audit log is a decision with consequences (replay window, disk,
-per-tenant ordering), not a side effect of a deploy. :func:`describe_topics` reads what is
-there, for ``auditlog topics show``.
+:func:`ensure_topics` creates the missing topics and compares the live ones with their spec
+(:mod:`runtime.topic_drift`); it never alters a live topic: a topic that differs is reported
+as :class:`~runtime.topic_drift.Drift` for an operator to decide on, because changing
+retention, compression or the partition count of a running audit log is a decision with
+consequences (replay window, disk, per-tenant ordering), not a side effect of a deploy.
+:func:`describe_topics` reads what is there, for ``auditlog topics show``.
 
 Every function here blocks on the broker for at most ``timeout_s`` in all, and raises
 :class:`TopicsError` when the broker does not answer in that time or refuses a request.
@@ -30,34 +29,12 @@ from confluent_kafka.admin import (
     ConfigEntry,
     ConfigResource,
     ConfigSource,
-    NewTopic,
     TopicMetadata,
 )
 
-MS_PER_HOUR = 3_600_000
+from runtime.topic_drift import Drift, compare
+from runtime.topic_spec import TopicSpec
 
-#: Largest record batch the events topic accepts (Kafka's own default, stated explicitly).
-EVENTS_MAX_MESSAGE_BYTES = 1_048_576
-#: Dead-letter records carry the original record plus headers with the reason, the origin
-#: (topic, partition, offset) and the error text; 64 KiB above the events topic leaves room.
-DEAD_LETTER_MAX_MESSAGE_BYTES = EVENTS_MAX_MESSAGE_BYTES + 65_536
-#: Dead-letter traffic is poison records only; a few partitions let a replay run in parallel.
-DEAD_LETTER_MAX_PARTITIONS = 3
-
-#: Configs ``auditlog topics show`` prints for each topic, whether we set them or not.
-SHOWN_CONFIGS = (
-    "cleanup.policy",
-    "retention.ms",
-    "retention.bytes",
-    "compression.type",
-    "message.timestamp.type",
-    "max.message.bytes",
-    "min.insync.replicas",
-    "unclean.leader.election.enable",
-)
-
-# Configs whose value is a list whose order means nothing.
-_LIST_CONFIGS = frozenset({"cleanup.policy"})
 # librdkafka errors meaning "nobody answered", as opposed to "the broker said no".
 _NO_ANSWER = frozenset({KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN})
 
@@ -66,42 +43,6 @@ _T = TypeVar("_T")
 
 class TopicsError(RuntimeError):
     """The broker did not answer in time, or refused to list, describe or create a topic."""
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic as we want it.
-
-    ``replication_factor`` None means the cluster's default (``default.replication.factor``);
-    ``config`` holds only the topic-level configs we set explicitly, and only those are
-    compared with a live topic.
-    """
-
-    name: str
-    partitions: int
-    replication_factor: int | None
-    config: dict[str, str] = field(hash=False)
-
-    def new_topic(self) -> NewTopic:
-        """The creation request for this topic (replication factor -1: the cluster's default)."""
-        rf = -1 if self.replication_factor is None else self.replication_factor
-        return NewTopic(
-            self.name,
-            num_partitions=self.partitions,
-            replication_factor=rf,
-            config=dict(self.config),
-        )
-
-
-@dataclass(frozen=True)
-class Drift:
-    """One way a live topic differs from its spec; ``message`` says it for a person."""
-
-    topic: str
-    setting: str
-    expected: str
-    actual: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -141,184 +82,6 @@ class TopicState:
     replication_factor: int
     configs: dict[str, str | None]
     overrides: frozenset[str]
-
-
-def topic_specs(
-    *,
-    events_topic: str,
-    dead_letter_topic: str,
-    partitions: int,
-    replication_factor: int | None,
-    min_insync_replicas: int | None,
-    events_retention_hours: int,
-    dead_letter_retention_hours: int,
-) -> list[TopicSpec]:
-    """The events topic and the dead-letter topic, in that order.
-
-    Events: ``partitions`` partitions (the tenant key maps to one of them: per-tenant
-    ordering), time-based retention only (``retention.bytes=-1``: a size cap would silently
-    shorten the replay window of the sinks), zstd, producer timestamps, 1 MiB records.
-    Dead letters: ``min(partitions, 3)`` partitions (poison records only, still keyed by
-    tenant), its own retention, zstd, room for the extra headers. ``min.insync.replicas`` is
-    set on both only when given. Raises ValueError on values Kafka would refuse or that would
-    refuse every ``acks=all`` write.
-    """
-    if partitions < 1:
-        raise ValueError(f"partitions must be at least 1, got {partitions}")
-    if replication_factor is not None and replication_factor < 1:
-        raise ValueError(f"replication factor must be at least 1, got {replication_factor}")
-    if min_insync_replicas is not None:
-        if min_insync_replicas < 1:
-            raise ValueError(f"min.insync.replicas must be at least 1, got {min_insync_replicas}")
-        if replication_factor is not None and min_insync_replicas > replication_factor:
-            raise ValueError(
-                f"min.insync.replicas {min_insync_replicas} exceeds the replication factor "
-                f"{replication_factor}: every acks=all write would be refused"
-            )
-    for what, hours in (
-        ("events retention", events_retention_hours),
-        ("dead-letter retention", dead_letter_retention_hours),
-    ):
-        if hours < 1:
-            raise ValueError(f"{what} must be at least 1 hour, got {hours}")
-    if events_topic == dead_letter_topic:
-        raise ValueError(
-            f"the events and dead-letter topics must differ, both are {events_topic!r}"
-        )
-
-    isr = {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
-    events = TopicSpec(
-        name=events_topic,
-        partitions=partitions,
-        replication_factor=replication_factor,
-        config={
-            "cleanup.policy": "delete",
-            "retention.ms": str(events_retention_hours * MS_PER_HOUR),
-            "retention.bytes": "-1",
-            "compression.type": "zstd",
-            "message.timestamp.type": "CreateTime",
-            "max.message.bytes": str(EVENTS_MAX_MESSAGE_BYTES),
-            **isr,
-        },
-    )
-    dead_letters = TopicSpec(
-        name=dead_letter_topic,
-        partitions=min(partitions, DEAD_LETTER_MAX_PARTITIONS),
-        replication_factor=replication_factor,
-        config={
-            "cleanup.policy": "delete",
-            "retention.ms": str(dead_letter_retention_hours * MS_PER_HOUR),
-            "retention.bytes": "-1",
-            "compression.type": "zstd",
-            "message.timestamp.type": "CreateTime",
-            "max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES),
-            **isr,
-        },
-    )
-    return [events, dead_letters]
-
-
-#: Control topics (destinations, sink progress) hold small keyed records.
-CONTROL_PARTITIONS = 3
-
-
-def control_topic_spec(
-    name: str, *, replication_factor: int | None, min_insync_replicas: int | None
-) -> TopicSpec:
-    """A compacted topic that keeps the latest record per key forever (a table): the
-    destination store and the sinks' progress. A record with no value (a tombstone) deletes
-    its key after ``delete.retention.ms``."""
-    isr = {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
-    return TopicSpec(
-        name=name,
-        partitions=CONTROL_PARTITIONS,
-        replication_factor=replication_factor,
-        config={
-            "cleanup.policy": "compact",
-            "min.compaction.lag.ms": "0",
-            "delete.retention.ms": str(24 * MS_PER_HOUR),
-            "compression.type": "zstd",
-            **isr,
-        },
-    )
-
-
-def compare(
-    spec: TopicSpec,
-    actual_partitions: int,
-    actual_rf: int | None,
-    actual_configs: Mapping[str, str | None],
-) -> list[Drift]:
-    """How a live topic differs from ``spec``; empty when it matches. Pure.
-
-    Compared: the partition count (any change: the tenant -> partition mapping depends on
-    it), the replication factor when the spec names one (``actual_rf`` None: unknown, not
-    compared), and each config in ``spec.config`` against its effective live value (a key
-    missing from ``actual_configs`` is drift: the broker does not report it). A replication
-    factor below the spec's ``min.insync.replicas`` is drift too, whatever the spec's factor:
-    every ``acks=all`` write to such a topic is refused.
-    """
-    drift: list[Drift] = []
-    if actual_partitions != spec.partitions:
-        drift.append(
-            Drift(
-                topic=spec.name,
-                setting="partitions",
-                expected=str(spec.partitions),
-                actual=str(actual_partitions),
-                message=(
-                    f"partitions: expected {spec.partitions}, found {actual_partitions} "
-                    "(which partition a tenant's events go to, and so their order, depends "
-                    "on this count)"
-                ),
-            )
-        )
-    if (
-        spec.replication_factor is not None
-        and actual_rf is not None
-        and actual_rf != spec.replication_factor
-    ):
-        drift.append(
-            Drift(
-                topic=spec.name,
-                setting="replication.factor",
-                expected=str(spec.replication_factor),
-                actual=str(actual_rf),
-                message=(
-                    f"replication factor: expected {spec.replication_factor}, found {actual_rf}"
-                ),
-            )
-        )
-    for key, expected in spec.config.items():
-        actual = actual_configs.get(key)
-        if actual is not None and _same_value(key, expected, actual):
-            continue
-        shown = "nothing (the broker does not report it)" if actual is None else actual
-        drift.append(
-            Drift(
-                topic=spec.name,
-                setting=key,
-                expected=expected,
-                actual="" if actual is None else actual,
-                message=f"{key}: expected {expected}, found {shown}",
-            )
-        )
-    isr = spec.config.get("min.insync.replicas", "")
-    rf_reported = any(d.setting == "replication.factor" for d in drift)
-    if isr.isdigit() and actual_rf is not None and actual_rf < int(isr) and not rf_reported:
-        drift.append(
-            Drift(
-                topic=spec.name,
-                setting="replication.factor",
-                expected=f">= {isr}",
-                actual=str(actual_rf),
-                message=(
-                    f"replication factor: {actual_rf} is below min.insync.replicas {isr}, so "
-                    "every acks=all write is refused"
-                ),
-            )
-        )
-    return drift
 
 
 def ensure_topics(
@@ -536,13 +299,3 @@ def _state(
 def _source(entry: ConfigEntry) -> int:
     source: Any = entry.source
     return int(source.value) if isinstance(source, ConfigSource) else int(source)
-
-
-def _same_value(key: str, expected: str, actual: str) -> bool:
-    if key in _LIST_CONFIGS:
-        return _items(expected) == _items(actual)
-    return expected == actual
-
-
-def _items(value: str) -> frozenset[str]:
-    return frozenset(item.strip() for item in value.split(",") if item.strip())
