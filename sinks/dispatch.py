@@ -32,7 +32,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from runtime.metric_helpers import observe_ages
 from sinks.delivery import DeliveryResult, deliver
@@ -44,9 +43,7 @@ from sinks.lane_registry import LaneKey, LaneRegistry
 from sinks.metrics import SinkMetrics
 from sinks.progress import ProgressStore
 from sinks.senders.base import Sender
-
-if TYPE_CHECKING:
-    from sinks.worker import SinkStats
+from sinks.stats import SinkStats
 
 _LOG = logging.getLogger("auditlog.sink")
 AutoPause = Callable[[Destination, str, datetime], None]

@@ -24,7 +24,6 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sinks.behind import LaneBehind
 from sinks.destinations.model import Destination
@@ -34,9 +33,7 @@ from sinks.lane_start import live_lane, replay_lane
 from sinks.metrics import SinkMetrics
 from sinks.progress import ProgressStore
 from sinks.progress_update import next_progress
-
-if TYPE_CHECKING:
-    from sinks.worker import SinkStats
+from sinks.stats import SinkStats
 
 _LOG = logging.getLogger("auditlog.sink")
 LaneKey = tuple[str, int, str]  # destination id, partition, stream

@@ -23,7 +23,6 @@ the group's commit is not held back by records that are not for a destination.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from confluent_kafka import Message
 
@@ -34,10 +33,8 @@ from sinks.destinations.store import DestinationCatalog
 from sinks.lane import Lane
 from sinks.lane_registry import LaneRegistry
 from sinks.metrics import SinkMetrics
+from sinks.stats import SinkStats
 from sinks.transcode import EventTranscoder
-
-if TYPE_CHECKING:
-    from sinks.worker import SinkStats
 
 _LOG = logging.getLogger("auditlog.sink")
 

@@ -22,8 +22,8 @@ catches up on its own.
 
 ``exit_when_idle_s``: the worker exits once the group read every partition to its end and
 no lane has work (:attr:`sinks.lane.Lane.has_work`) for that long; parked lanes whose
-deliveries fail, and paused ones, do not count. :attr:`SinkStats.behind` lists the lanes
-left behind (:mod:`sinks.behind`).
+deliveries fail, and paused ones, do not count. :attr:`sinks.stats.SinkStats.behind`
+lists the lanes left behind (:mod:`sinks.behind`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
@@ -44,7 +44,6 @@ from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
 from runtime.kafka_logs import librdkafka_logger
 from schemas.wire import Decoder
-from sinks.behind import LaneBehind
 from sinks.catchup import CatchUp, ReaderFactory
 from sinks.commit_rule import offset_to_commit
 from sinks.destinations.store import DestinationCatalog
@@ -54,6 +53,7 @@ from sinks.lane_registry import LaneRegistry
 from sinks.metrics import SinkMetrics
 from sinks.progress import ProgressStore
 from sinks.routing import Router
+from sinks.stats import SinkStats
 
 _LOG = logging.getLogger("auditlog.sink")
 _CLIENT_LOG = librdkafka_logger("sink")
@@ -95,21 +95,6 @@ class SinkConfig:
             park_after_s=self.park_after_s,
             auto_pause_after_s=self.auto_pause_after_s,
         )
-
-
-@dataclass
-class SinkStats:
-    """What a run did; ``behind``: the lanes not delivered when it stopped (see
-    :mod:`sinks.behind`); ``idle_exit``: it stopped for ``exit_when_idle_s``."""
-
-    records: int = 0
-    delivered_records: int = 0
-    batches: int = 0
-    failed_attempts: int = 0
-    parked: int = 0
-    tenant_mismatches: int = 0  # records naming two tenants, never delivered
-    idle_exit: bool = False
-    behind: list[LaneBehind] = field(default_factory=list)
 
 
 class SinkWorker:
