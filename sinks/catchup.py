@@ -12,12 +12,11 @@ and room for a batch, so a failing destination reads nothing more until it answe
   (paused or failing longer than the retention), the lane jumps to the first offset still
   held, and the gap is recorded as the lane's error in the progress topic and logged.
 - **Hand-over.** Once a live-stream lane has been offered everything below the group's
-  position, its reader is closed and the lane is fed by the group again (``live``). The
-  group may commit past its records once it is in sync (``in_sync_from``: its position
-  reached what the reader offered); until then the commit rule counts what it holds
-  (:mod:`sinks.commit_rule`).
-- **Replay end.** A replay reads up to its end (``replay_end``, the group's position when the
-  replay began); its last batch is closed then, and once delivered the lane is removed
+  position, its reader is closed and the lane is fed by the group again (``live``). It is
+  in sync once its ``done_until`` reaches ``in_sync_from`` (what the reader had offered);
+  the commit rule (:mod:`sinks.commit_rule`) counts what it holds from the hand-over on.
+- **Replay end.** A replay reads up to its end (``replay_end``, the group's position when
+  the worker saw the request); its last batch is closed then, and once delivered the lane is removed
   and its record marked ``replay_done``.
 """
 
