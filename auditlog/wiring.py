@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client as ClickHouseClient
+from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -407,7 +410,7 @@ def sink_worker(
         owned.callback(producer.close)
 
         def make_reader(partition: int, start: int) -> PartitionReader:
-            return PartitionReader(
+            return PartitionReader.connect(
                 kafka,
                 settings.events_topic,
                 partition,
@@ -415,8 +418,9 @@ def sink_worker(
                 client_id="auditlog-sink-reader",
             )
 
+        config = sink_config(settings, exit_when_idle_s=exit_when_idle_s)
         yield SinkWorker(
-            sink_config(settings, exit_when_idle_s=exit_when_idle_s),
+            config,
             catalog=catalog,
             progress=progress,
             senders=lambda destination: build_sender(
@@ -432,4 +436,13 @@ def sink_worker(
             metrics=sink_metrics(registry),
             health=health,
             auto_pause=AutoPauser(store, producer.publish),
+            consumer=Consumer(config.consumer_properties()),
+            executor=ThreadPoolExecutor(config.delivery_threads, "auditlog-sink-delivery"),
+            clock=time.monotonic,
+            wall_clock=utc_now,
         )
+
+
+def utc_now() -> datetime:
+    """The wall-clock time, in UTC."""
+    return datetime.now(UTC)

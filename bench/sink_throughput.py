@@ -98,7 +98,7 @@ from runtime.kafka_connection import KafkaConnection
 from schemas.avro_decoder import generate_reader, without_logical_types
 from schemas.validation import EventValidator
 from schemas.wire import Decoder, SingleObjectEncoder, parse_frame
-from sinks import worker as worker_module
+from sinks import dispatch as dispatch_module
 from sinks.destinations.model import (
     BatchLimits,
     Destination,
@@ -473,14 +473,14 @@ class _DeliveryProfile:
 @contextlib.contextmanager
 def _profiled_deliveries(enabled: bool) -> Iterator[_DeliveryProfile]:
     """With ``enabled``, every call of :func:`sinks.delivery.deliver` the worker makes (on
-    its delivery threads) runs under a profiler of its thread, by wrapping the name the
-    worker module calls (restored on exit)."""
+    its delivery threads) runs under a profiler of its thread, by wrapping the name
+    :mod:`sinks.dispatch` calls (restored on exit)."""
     found = _DeliveryProfile()
     if not enabled:
         yield found
         return
     local = threading.local()
-    namespace = vars(worker_module)
+    namespace = vars(dispatch_module)
     original = namespace["deliver"]
 
     def profiled(*args: Any, **kwargs: Any) -> Any:

@@ -2,7 +2,7 @@
 
 A batch is a contiguous offset range of one partition. It is cut when it holds
 ``max_records`` records or ``max_bytes`` bytes, when its oldest record has waited
-``max_wait_s``, or exactly at ``must_end_at``: the end of a range that was announced (in
+``max_wait_s``, or exactly at ``announced_last``: the end of a range that was announced (in
 the progress log) but perhaps not committed before a crash. Re-forming that range exactly
 gives the insert the same deduplication token, so ClickHouse stores it once.
 """
@@ -69,7 +69,7 @@ class PartitionBuffer:
     max_records: int
     max_bytes: int
     max_wait_s: float
-    must_end_at: int | None = None
+    announced_last: int | None = None
     records: list[Record] = field(default_factory=list)
     size_bytes: int = 0
     first_seen_s: float = 0.0
@@ -78,18 +78,18 @@ class PartitionBuffer:
         """Append ``record``; returns the batches it completes (usually none, or one)."""
         done: list[Batch] = []
         offset = offset_of(record)
-        if self.must_end_at is not None and offset > self.must_end_at:
+        if self.announced_last is not None and offset > self.announced_last:
             # The announced range ended in a gap (offsets are not always contiguous).
-            self.must_end_at = None
+            self.announced_last = None
             if self.records:
                 done.append(self._cut())
         if not self.records:
             self.first_seen_s = now_s
         self.records.append(record)
         self.size_bytes += len(record.value() or b"")
-        if self.must_end_at is not None:
-            if offset == self.must_end_at:
-                self.must_end_at = None
+        if self.announced_last is not None:
+            if offset == self.announced_last:
+                self.announced_last = None
                 done.append(self._cut())
             # Otherwise the announced range is re-formed whatever its size.
         elif len(self.records) >= self.max_records or self.size_bytes >= self.max_bytes:
@@ -103,7 +103,7 @@ class PartitionBuffer:
         done: list[Batch] = []
         start = 0
         while start < len(records):
-            if self.must_end_at is not None:
+            if self.announced_last is not None:
                 done.extend(self.add(records[start], now_s))
                 start += 1
                 continue
@@ -133,7 +133,7 @@ class PartitionBuffer:
         while an announced range is still being re-formed)."""
         if (
             self.records
-            and self.must_end_at is None
+            and self.announced_last is None
             and now_s - self.first_seen_s >= self.max_wait_s
         ):
             return self._cut()
@@ -141,7 +141,7 @@ class PartitionBuffer:
 
     def flush(self) -> Batch | None:
         """Whatever is buffered, as a batch (when idle, or for tests)."""
-        return self._cut() if self.records and self.must_end_at is None else None
+        return self._cut() if self.records and self.announced_last is None else None
 
     def _cut(self) -> Batch:
         batch = Batch(self.topic, self.partition, tuple(self.records))

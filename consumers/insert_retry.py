@@ -20,11 +20,12 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 
 from consumers.telemetry import WriterObserver
 from runtime.backoff import Backoff, UniformSource
 from runtime.clickhouse_errors import is_transient
+from runtime.group_consumer import GroupConsumer
 
 _LOG = logging.getLogger("auditlog.writer")
 _T = TypeVar("_T")
@@ -51,7 +52,7 @@ class InsertRetry:
 
     def __init__(
         self,
-        consumer: Consumer,
+        consumer: GroupConsumer,
         *,
         backoff: Backoff,
         rng: UniformSource,

@@ -42,6 +42,7 @@ from consumers.progress import ProgressLog
 from consumers.telemetry import NoObserver, WriterObserver
 from consumers.writer_config import WriterConfig, WriterStats
 from runtime.backoff import Backoff, UniformSource
+from runtime.group_consumer import GroupConsumer
 
 _LOG = logging.getLogger("auditlog.writer")
 _partition_of = operator.methodcaller("partition")
@@ -68,7 +69,7 @@ class ClickHouseWriter:
         budget: DeadLetterBudget,
         observer: WriterObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
-        consumer: Consumer | None = None,
+        consumer: GroupConsumer | None = None,
         rng: UniformSource | None = None,
     ) -> None:
         self.config = config
@@ -79,7 +80,7 @@ class ClickHouseWriter:
         self._budget = budget
         self._observer: WriterObserver = observer or NoObserver()
         self._clock = clock
-        self._consumer = consumer or Consumer(config.consumer_properties())
+        self._consumer: GroupConsumer = consumer or Consumer(config.consumer_properties())
         self._buffers: dict[int, PartitionBuffer] = {}
         self._ready: deque[Batch] = deque()
         self._unchecked: set[int] = set()
@@ -304,7 +305,7 @@ class ClickHouseWriter:
 
     # -- rebalancing ----------------------------------------------------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         for tp in mine:
             self._buffers[tp.partition] = self._new_buffer(tp.partition)
@@ -327,7 +328,7 @@ class ClickHouseWriter:
             self.config.flush_interval_s,
         )
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         gone = {tp.partition for tp in mine}
         self._observer.revoked(mine)
@@ -364,7 +365,7 @@ class ClickHouseWriter:
                 continue  # still paused and unchecked: tried again at the next turn
             range_ = announced.get(partition)
             if range_ is not None and range_.first_offset == starts[partition]:
-                buffer.must_end_at = range_.last_offset
+                buffer.announced_last = range_.last_offset
                 _LOG.info(
                     "re-forming an announced range",
                     extra={

@@ -53,6 +53,26 @@ class TableSource(Protocol):
     def close(self) -> None: ...
 
 
+class FollowedTable(TableSource, Protocol):
+    """A :class:`TableSource` that is also read to its end on demand (the sinks' progress,
+    on assignment): :class:`CompactedTable`, or a fake."""
+
+    def read_to_end(
+        self, apply: Callable[[bytes, bytes | None], None], *, timeout_s: float = ...
+    ) -> None: ...
+
+
+class KeyedWriter(Protocol):
+    """What writes a table: :class:`TableWriter`, or a fake. :meth:`put` queues a write
+    (``None``: delete the key), :meth:`flush` returns once every queued write is durable."""
+
+    def put(self, key: bytes, value: bytes | None) -> None: ...
+
+    def flush(self, timeout_s: float = ...) -> None: ...
+
+    def close(self, timeout_s: float = ...) -> None: ...
+
+
 class TableError(RuntimeError):
     """The table's topic could not be read or written; the message says which and why."""
 

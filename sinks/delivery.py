@@ -67,20 +67,21 @@ def deliver(
     *,
     sender: Callable[[], Sender],
     make_durable: Callable[[], None],
+    clock: Callable[[], float] = time.monotonic,
 ) -> DeliveryResult:
     """Encode, make the announcement durable, send. Blocks for one request at most (plus
-    the progress flush)."""
-    started = time.monotonic()
+    the progress flush). ``clock`` (monotonic seconds) times it."""
+    started = clock()
     try:
         payload = payload_for(destination, topic, partition, batch)
         make_durable()
         receipt = sender().send(payload)
     except DeliveryError as exc:
-        return DeliveryResult(batch, time.monotonic() - started, error=exc)
+        return DeliveryResult(batch, clock() - started, error=exc)
     except Exception as exc:  # noqa: BLE001 - a bug or an unmapped client error: retry, report
         error = RetryableDeliveryError(f"unexpected {type(exc).__name__}: {exc}")
-        return DeliveryResult(batch, time.monotonic() - started, error=error)
-    return DeliveryResult(batch, time.monotonic() - started, detail=receipt.detail)
+        return DeliveryResult(batch, clock() - started, error=error)
+    return DeliveryResult(batch, clock() - started, detail=receipt.detail)
 
 
 def is_permanent(result: DeliveryResult) -> bool:

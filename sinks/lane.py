@@ -5,24 +5,35 @@ delivery (so batches reach the destination in offset order, and progress can say
 what was delivered), and keeps its delivery health. Its ``mode`` says who feeds it:
 
 - ``live``: the sink group's consumer (the lane keeps up);
-- ``catchup``: its own reader, from ``next_offset`` (the lane was parked because its
+- ``catchup``: its own reader, from ``done_until`` (the lane was parked because its
   destination kept failing, was resumed after a pause, or is a replay);
-- ``paused``: nobody (the destination is paused; ``next_offset`` is where it resumes).
+- ``paused``: nobody (the destination is paused; ``done_until`` is where it resumes).
 
-Offsets: every record below ``next_offset`` is done (delivered, or not for this
-destination); records below ``seen_until`` were already offered and are skipped when
-offered again (after a hand-over from a reader, or a restart).
+Offsets (``first_*``/``last_*`` are inclusive, ``*_until`` and ``*_end`` exclusive):
+
+- ``done_until``: every record below it is done for this destination (delivered, filtered
+  out, or another tenant's);
+- ``offered_until``: records below it were already offered to the lane (taken or
+  skipped); offered again (after a hand-over from a reader, a restart) they are ignored;
+- :attr:`Lane.unsent_from`: from here on nothing is delivered nor in flight (after the
+  batch in flight, else ``done_until``): where a catch-up reader starts;
+- :meth:`Lane.first_held`: the lowest offset the lane holds (open, ready or in flight) and
+  has not delivered; None when it holds nothing;
+- ``in_sync_from``: after a hand-over from its reader the lane counts as in sync (the group
+  may commit past its records) once ``done_until`` reaches it;
+- ``replay_end``: a replay's lane takes nothing from here on.
 
 A batch closes when it holds ``max_records`` records or ``max_bytes`` bytes, or when its
 first record has waited ``max_age_s``. A batch keeps the shape (:mod:`sinks.batch_shape`:
 filters, format, compression, S3 prefix) it was opened with: a destination change that
 alters the shape closes the open batch, and applies from the next one.
 
-Re-forming: a lane created for a batch that was announced before a restart (``must_end_at``,
-its last offset, and ``announced_shape``) starts at the batch's first offset, takes records
-with the announced shape's filters, and closes the batch exactly at ``must_end_at``: no
-limit, age or destination change cuts it earlier. Should the lane drop the batch before it
-was handed to delivery (parked, paused), it re-forms it again from there.
+Re-forming: a lane created for a batch that was announced before a restart
+(``announced_last``, its last offset, and ``announced_shape``) starts at the batch's first
+offset, takes records with the announced shape's filters, and closes the batch exactly at
+``announced_last``: no limit, age or destination change cuts it earlier. Should the lane
+drop the batch before it was handed to delivery (parked, paused), it re-forms it again
+from there.
 """
 
 from __future__ import annotations
@@ -90,7 +101,7 @@ class _Open:
 class Lane:
     """See the module docstring. ``now_s`` arguments are monotonic seconds."""
 
-    must_end_at: int | None  # re-forming the announced batch: its last offset
+    announced_last: int | None  # re-forming the announced batch: its last offset
     shape: BatchShape  # records are taken with it now (the announced one while re-forming)
     filters: Filters  # the shape's filters
     filtered: bool  # any filter at all (else the router need not read the headers)
@@ -100,28 +111,28 @@ class Lane:
         destination: Destination,
         partition: int,
         *,
-        next_offset: int,
+        done_until: int,
         mode: LaneMode,
         stream: Stream = "live",
-        must_end_at: int | None = None,
+        announced_last: int | None = None,
         announced_shape: BatchShape | None = None,
-        stop_at: int | None = None,
+        replay_end: int | None = None,
     ) -> None:
-        """``must_end_at``, ``announced_shape``: the last offset and the shape of a batch
-        announced before a restart, to re-form from ``next_offset`` (its first offset);
+        """``announced_last``, ``announced_shape``: the last offset and the shape of a batch
+        announced before a restart, to re-form from ``done_until`` (its first offset);
         without a shape (a progress record of an older release) the destination's own."""
         self._destination = destination
         self.created_ms = destination.created_at.timestamp() * 1000
         self._destination_shape = BatchShape.of(destination)
         self._announced: tuple[int, BatchShape] | None = None
-        if must_end_at is not None:
-            self._announced = (must_end_at, announced_shape or self._destination_shape)
+        if announced_last is not None:
+            self._announced = (announced_last, announced_shape or self._destination_shape)
         self.partition = partition
         self.stream: Stream = stream
         self.mode: LaneMode = mode
-        self.next_offset = next_offset
-        self.seen_until = next_offset
-        self.stop_at = stop_at  # a replay ends here (exclusive)
+        self.done_until = done_until
+        self.offered_until = done_until
+        self.replay_end = replay_end  # a replay ends here (exclusive)
         self._open: _Open | None = None
         self.ready: deque[Batch] = deque()
         self.in_flight: Batch | None = None
@@ -129,17 +140,17 @@ class Lane:
         self.sending = False  # a delivery of ``in_flight`` is running now
         self.attempt = 0
         self.failing_since_s: float | None = None
-        self.sync_guard = 0  # in sync once next_offset reaches it (after a hand-over)
+        self.in_sync_from = 0  # in sync once done_until reaches it (after a hand-over)
         self._reform(self._announced is not None)
 
     def _reform(self, reforming: bool) -> None:
         """Start (or end) re-forming the announced batch: records are taken with its shape
         while it lasts, with the destination's after."""
         if reforming and self._announced is not None:
-            self.must_end_at = self._announced[0]
+            self.announced_last = self._announced[0]
             self.shape = self._announced[1]
         else:
-            self.must_end_at = None
+            self.announced_last = None
             self.shape = self._destination_shape
         self.filters = self.shape.filters
         self.filtered = self.filters != NO_FILTERS
@@ -160,7 +171,7 @@ class Lane:
             self._destination_shape = shape  # the same shape, at the new revision
             return
         self._destination_shape = shape
-        if self.must_end_at is None:
+        if self.announced_last is None:
             self._close()
             self._reform(False)
 
@@ -168,17 +179,17 @@ class Lane:
 
     def wants(self, offset: int) -> bool:
         """Whether a record at ``offset`` is new to this lane."""
-        if offset < self.seen_until:
+        if offset < self.offered_until:
             return False
-        return self.stop_at is None or offset < self.stop_at
+        return self.replay_end is None or offset < self.replay_end
 
     def skip(self, offset: int) -> None:
         """A record of the partition that is not for this destination (filtered out)."""
-        self.seen_until = offset + 1
-        if self.must_end_at is not None and offset >= self.must_end_at:
+        self.offered_until = offset + 1
+        if self.announced_last is not None and offset >= self.announced_last:
             self._close()  # the announced batch ends here
         if self._open is None and not self.ready and self.in_flight is None:
-            self.next_offset = offset + 1
+            self.done_until = offset + 1
 
     def add(
         self, offset: int, line: bytes, event_at_ms: int, record_time_ms: int, now_s: float
@@ -187,8 +198,8 @@ class Lane:
         ``occurred_at`` (epoch milliseconds), ``record_time_ms``: its Kafka timestamp."""
         limits = self.destination.batch
         current = self._open
-        if self.must_end_at is not None:
-            if offset > self.must_end_at:
+        if self.announced_last is not None:
+            if offset > self.announced_last:
                 self._close()  # the announced batch's last record is gone: it ends before
                 current = None
         elif current is not None and current.size_bytes + len(line) > limits.max_bytes:
@@ -200,9 +211,9 @@ class Lane:
         current.record_times_ms.append(record_time_ms)
         current.last_offset = offset
         current.size_bytes += len(line)
-        self.seen_until = offset + 1
-        if self.must_end_at is not None:
-            if offset >= self.must_end_at:
+        self.offered_until = offset + 1
+        if self.announced_last is not None:
+            if offset >= self.announced_last:
                 self._close()
         elif len(current.lines) >= limits.max_records:
             self._close()
@@ -212,7 +223,7 @@ class Lane:
         if self._open is not None:
             self.ready.append(self._open.close())
             self._open = None
-        if self.must_end_at is not None:
+        if self.announced_last is not None:
             self._reform(False)
 
     def tick(self, now_s: float) -> None:
@@ -221,14 +232,14 @@ class Lane:
         current = self._open
         if (
             current is not None
-            and self.must_end_at is None
+            and self.announced_last is None
             and now_s - current.opened_at_s >= self.destination.batch.max_age_s
         ):
             self._close()
 
     def flush_open(self) -> None:
         """Close the open batch now (a replay reached its end, or shutdown)."""
-        if self.must_end_at is None:
+        if self.announced_last is None:
             self._close()
 
     @property
@@ -268,9 +279,9 @@ class Lane:
         self.sending = False
         if batch is self.in_flight:
             self.in_flight = None
-        self.next_offset = max(self.next_offset, batch.last_offset + 1)
+        self.done_until = max(self.done_until, batch.last_offset + 1)
         if self._open is None and not self.ready and self.in_flight is None:
-            self.next_offset = max(self.next_offset, self.seen_until)
+            self.done_until = max(self.done_until, self.offered_until)
         self.attempt = 0
         self.retry_at_s = None
         self.failing_since_s = None
@@ -289,21 +300,21 @@ class Lane:
 
     def drop_unsent(self) -> None:
         """Forget what is buffered but not in flight (parking, pausing): a reader reads it
-        again from :attr:`resume_from`, and an announced batch that was not handed to
+        again from :attr:`unsent_from`, and an announced batch that was not handed to
         delivery yet is re-formed again."""
         self._open = None
         self.ready.clear()
-        self.seen_until = self.resume_from
+        self.offered_until = self.unsent_from
         self._reform(self._announced is not None)
 
     @property
-    def resume_from(self) -> int:
-        """Where a reader continues: after the batch in flight, or at ``next_offset``."""
+    def unsent_from(self) -> int:
+        """Where a reader continues: after the batch in flight, or at ``done_until``."""
         if self.in_flight is not None:
             return self.in_flight.last_offset + 1
-        return self.next_offset
+        return self.done_until
 
-    def first_pending(self) -> int | None:
+    def first_held(self) -> int | None:
         """The lowest offset held and not yet delivered (None: nothing held)."""
         if self.in_flight is not None:
             return self.in_flight.first_offset
@@ -339,11 +350,11 @@ class Lane:
         paused lane is not: it is where its owner left it."""
         return self.mode != "paused" and (self.failing or self.mode == "catchup")
 
-    def lag(self, live_next: int) -> int:
-        """Offsets of the partition between this lane's position and ``live_next`` (the
+    def lag(self, position: int) -> int:
+        """Offsets of the partition between this lane's position and ``position`` (the
         group's): an upper bound of its records not delivered yet."""
-        return max(0, live_next - self.next_offset)
+        return max(0, position - self.done_until)
 
     @property
     def in_sync(self) -> bool:
-        return self.mode == "live" and self.next_offset >= self.sync_guard
+        return self.mode == "live" and self.done_until >= self.in_sync_from

@@ -3,12 +3,12 @@
 One record per (destination, partition of the events topic) in a compacted topic (key
 ``<destination id>/<partition>``), written by the worker that owns the partition:
 
-- ``next_offset``: every record below it is done for this destination (delivered,
-  filtered out, or not the destination's tenant).
+- ``done_until`` (``"next_offset"`` in the JSON record): every record below it is done for
+  this destination (delivered, filtered out, or not the destination's tenant).
 - ``in_sync``: the destination keeps up with the sink group. The group's committed offset
   never passes a pending record of an in-sync destination, so after a restart it continues
-  from ``max(committed, next_offset)``. A destination that is parked (failing) or paused is
-  *not* in sync: the group moves on without it, and its ``next_offset`` is where it resumes,
+  from ``max(committed, done_until)``. A destination that is parked (failing) or paused is
+  *not* in sync: the group moves on without it, and its ``done_until`` is where it resumes,
   on its own reader, when it answers again or is resumed.
 - ``announced_first``, ``announced_last``, ``announced_shape``: before a batch is sent, its
   range and its shape (:mod:`sinks.batch_shape`: filters, format, compression, S3 prefix
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.compacted_table import CompactedTable, TableWriter
+from runtime.compacted_table import CompactedTable, FollowedTable, KeyedWriter
 from runtime.kafka_connection import KafkaConnection
 from sinks.batch_shape import BatchShape
 
@@ -43,11 +43,15 @@ _LOG = logging.getLogger("auditlog.sink")
 
 @dataclass(frozen=True)
 class LaneProgress:
-    """The progress record of one destination in one partition."""
+    """The progress record of one destination in one partition.
+
+    ``done_until`` is written and read under the JSON key ``"next_offset"``, its name
+    before the offsets were renamed: workers of both releases run side by side in a
+    rolling upgrade, and each must read the other's records."""
 
     destination_id: str
     partition: int
-    next_offset: int
+    done_until: int
     stream: str = "live"  # "live", or "replay" for a replay's own record
     in_sync: bool = True
     announced_first: int | None = None
@@ -79,7 +83,7 @@ class LaneProgress:
                 value = value.isoformat()
             elif isinstance(value, BatchShape):
                 value = value.to_json()
-            values[field.name] = value
+            values[_WIRE_NAMES.get(field.name, field.name)] = value
         return json.dumps(values, separators=(",", ":")).encode()
 
     @classmethod
@@ -87,7 +91,8 @@ class LaneProgress:
         values = json.loads(raw)
         known = {field.name: field for field in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
-        for name, value in values.items():
+        for wire_name, value in values.items():
+            name = _FIELD_NAMES.get(wire_name, wire_name)
             if name not in known:
                 continue  # written by a newer release
             if name.endswith("_at") or name == "failing_since":
@@ -99,7 +104,13 @@ class LaneProgress:
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> LaneProgress:
-        return dataclasses.replace(self, updated_at=datetime.now(UTC), **changes)
+        """A copy with ``changes`` (``updated_at`` too: :mod:`sinks.progress_update`)."""
+        return dataclasses.replace(self, **changes)
+
+
+# Fields whose JSON key is not their name (see LaneProgress).
+_WIRE_NAMES = {"done_until": "next_offset"}
+_FIELD_NAMES = {wire: name for name, wire in _WIRE_NAMES.items()}
 
 
 def _shape(value: Any, record: dict[str, Any]) -> BatchShape | None:
@@ -129,7 +140,7 @@ class ProgressStore:
     :meth:`refresh`, and writes that :meth:`flush` confirms. Reads from one thread; writes
     from any."""
 
-    def __init__(self, table: CompactedTable, writer: TableWriter) -> None:
+    def __init__(self, table: FollowedTable, writer: KeyedWriter) -> None:
         self._table = table
         self._writer = writer
         self._records: dict[bytes, LaneProgress] = {}

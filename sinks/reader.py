@@ -4,21 +4,29 @@ resumed, replaying) so they catch up without holding anyone else back."""
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from runtime.kafka_connection import KafkaConnection
 from runtime.standalone_consumer import standalone_consumer
 
 
 class PartitionReader:
-    """Reads ``topic``/``partition`` from ``start``. Not thread-safe (the worker loop)."""
+    """Reads ``topic``/``partition`` from ``start`` with ``consumer`` (assigned here, closed
+    by :meth:`close`). Not thread-safe (the worker loop)."""
 
-    def __init__(
-        self, kafka: KafkaConnection, topic: str, partition: int, start: int, *, client_id: str
-    ):
+    def __init__(self, consumer: Consumer, topic: str, partition: int, start: int) -> None:
         self.partition = partition
         self._tp = TopicPartition(topic, partition, start)
-        self._consumer = standalone_consumer(
+        self._consumer = consumer
+        self._consumer.assign([self._tp])
+        self.start = start
+
+    @classmethod
+    def connect(
+        cls, kafka: KafkaConnection, topic: str, partition: int, start: int, *, client_id: str
+    ) -> PartitionReader:
+        """A reader with a consumer of its own on ``kafka`` (no group, no commits)."""
+        consumer = standalone_consumer(
             kafka,
             client_id=client_id,
             **{
@@ -27,8 +35,7 @@ class PartitionReader:
                 "queued.max.messages.kbytes": 16384,
             },
         )
-        self._consumer.assign([self._tp])
-        self.start = start
+        return cls(consumer, topic, partition, start)
 
     def log_start(self, timeout_s: float = 5.0) -> int:
         """The partition's first offset still held (retention may have removed older ones)."""

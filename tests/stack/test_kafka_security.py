@@ -145,7 +145,7 @@ def test_mutual_tls_publishes_and_reads_with_a_client_certificate(broker: Secure
     try:
         with AuditProducer(ProducerConfig(kafka, topic=topic)) as producer:
             sent = [producer.publish(valid_event()) for _ in range(5)]
-        reader = PartitionReader(kafka, topic, 0, 0, client_id="test-mtls")
+        reader = PartitionReader.connect(kafka, topic, 0, 0, client_id="test-mtls")
         read: list[Any] = []
 
         def all_read() -> bool:

@@ -101,7 +101,7 @@ def test_a_batch_is_encoded_and_keyed_with_its_own_shape() -> None:
     """Formed under one shape, sent after the destination changed format, compression and
     prefix: the body and the S3 key are those of the batch's shape."""
     formed = _s3()
-    lane = Lane(formed, 3, next_offset=40, mode="live")
+    lane = Lane(formed, 3, done_until=40, mode="live")
     lane.add(40, b'{"n":1}', AT_MS, 1, 0.0)
     lane.add(41, b'{"n":2}', AT_MS, 1, 0.0)
     lane.flush_open()

@@ -74,24 +74,24 @@ def test_cut_by_time_only_once_the_oldest_record_waited() -> None:
 
 
 def test_an_announced_range_is_formed_again_exactly_whatever_the_limits() -> None:
-    buffer = _buffer(max_records=2, must_end_at=14)
+    buffer = _buffer(max_records=2, announced_last=14)
     cut = [b for offset in range(10, 19) for b in buffer.add(_record(offset), 0.0)]
     assert [(b.first_offset, b.last_offset) for b in cut] == [(10, 14), (15, 16), (17, 18)]
 
 
 def test_an_announced_range_ending_in_a_gap_is_cut_before_the_gap() -> None:
-    buffer = _buffer(max_records=100, must_end_at=12)
+    buffer = _buffer(max_records=100, announced_last=12)
     assert buffer.add(_record(10), 0.0) == []
     cut = buffer.add(_record(15), 0.0)  # 11 and 12 were never there (e.g. control records)
     assert [(b.first_offset, b.last_offset) for b in cut] == [(10, 10)]
-    assert buffer.must_end_at is None
+    assert buffer.announced_last is None
     flushed = buffer.flush()
     assert flushed is not None
     assert (flushed.first_offset, flushed.last_offset) == (15, 15)
 
 
 def test_nothing_is_due_while_an_announced_range_is_incomplete() -> None:
-    buffer = _buffer(max_records=100, must_end_at=20)
+    buffer = _buffer(max_records=100, announced_last=20)
     buffer.add(_record(10), 0.0)
     assert buffer.due(1000.0) is None
     assert buffer.flush() is None
@@ -106,14 +106,14 @@ def test_nothing_is_due_while_an_announced_range_is_incomplete() -> None:
     st.none() | st.integers(min_value=0, max_value=70),
 )
 def test_extend_cuts_exactly_where_add_does(
-    sizes: list[int], runs: list[int], max_records: int, max_bytes: int, must_end_at: int | None
+    sizes: list[int], runs: list[int], max_records: int, max_bytes: int, announced_last: int | None
 ) -> None:
     """The bulk path gives the batches, and leaves the state, that one add per record does
     (record and byte limits, an announced range being re-formed)."""
     records = [_record(100 + i, size) for i, size in enumerate(sizes)]
     limits = {"max_records": max_records, "max_bytes": max_bytes}
-    end = None if must_end_at is None else 100 + must_end_at
-    one_by_one, bulk = _buffer(**limits, must_end_at=end), _buffer(**limits, must_end_at=end)
+    end = None if announced_last is None else 100 + announced_last
+    one_by_one, bulk = _buffer(**limits, announced_last=end), _buffer(**limits, announced_last=end)
     expected = [b for r in records for b in one_by_one.add(r, 0.0)]
     got = []
     start = 0
@@ -124,8 +124,8 @@ def test_extend_cuts_exactly_where_add_does(
         start += length
     got.extend(bulk.extend(records[start:], 0.0))
     assert [b.records for b in got] == [b.records for b in expected]
-    assert (bulk.records, bulk.size_bytes, bulk.must_end_at) == (
+    assert (bulk.records, bulk.size_bytes, bulk.announced_last) == (
         one_by_one.records,
         one_by_one.size_bytes,
-        one_by_one.must_end_at,
+        one_by_one.announced_last,
     )

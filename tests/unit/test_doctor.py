@@ -373,7 +373,7 @@ def lane(partition: int, *, in_sync: bool = True, failures: int = 0) -> LaneProg
     return LaneProgress(
         "wh-acme",
         partition,
-        next_offset=10,
+        done_until=10,
         in_sync=in_sync,
         consecutive_failures=failures,
         last_error_at=NOW if failures else None,

@@ -39,7 +39,7 @@ LOGINS_OUT = Filters(exclude_actions=frozenset({"user.login"}))
 
 
 def _lane(start: int = 0, **limits: float) -> Lane:
-    return Lane(_destination(**limits), 3, next_offset=start, mode="live")
+    return Lane(_destination(**limits), 3, done_until=start, mode="live")
 
 
 def _add(lane: Lane, offset: int, size: int = 10, now_s: float = 0.0) -> None:
@@ -54,10 +54,10 @@ def test_a_batch_closes_at_max_records_and_keeps_offsets() -> None:
     assert batch is not None
     assert (batch.first_offset, batch.last_offset, batch.record_count) == (100, 105, 3)
     assert batch.first_event_at == AT
-    assert lane.first_pending() == 100
+    assert lane.first_held() == 100
     lane.delivered(batch)
-    assert lane.next_offset == 106
-    assert lane.first_pending() == 106  # the open batch
+    assert lane.done_until == 106
+    assert lane.first_held() == 106  # the open batch
 
 
 def test_a_batch_closes_before_it_would_exceed_max_bytes() -> None:
@@ -77,7 +77,7 @@ def test_a_batch_closes_after_max_age_but_not_while_reforming_an_announced_one()
     lane.tick(5.0)
     assert lane.next_batch(5.0) is not None
 
-    announced = Lane(_destination(max_age_s=5), 0, next_offset=10, mode="live", must_end_at=12)
+    announced = Lane(_destination(max_age_s=5), 0, done_until=10, mode="live", announced_last=12)
     announced.add(10, b"a", AT_MS, 1, 0.0)
     announced.tick(100.0)
     assert announced.next_batch(100.0) is None, "an announced batch waits for its last record"
@@ -110,12 +110,12 @@ def test_skipped_records_advance_an_idle_lane_only() -> None:
     lane = _lane(10)
     lane.skip(10)
     lane.skip(11)
-    assert lane.next_offset == 12
+    assert lane.done_until == 12
     assert not lane.wants(11)
     assert lane.wants(12)
     _add(lane, 12)
     lane.skip(13)
-    assert lane.next_offset == 12, "a held record keeps the lane's position"
+    assert lane.done_until == 12, "a held record keeps the lane's position"
 
 
 def test_parking_drops_unsent_records_and_resumes_after_the_batch_in_flight() -> None:
@@ -126,8 +126,8 @@ def test_parking_drops_unsent_records_and_resumes_after_the_batch_in_flight() ->
     assert in_flight is not None
     assert in_flight.last_offset == 1
     lane.drop_unsent()
-    assert lane.resume_from == 2
-    assert lane.first_pending() == 0
+    assert lane.unsent_from == 2
+    assert lane.first_held() == 0
     assert lane.wants(2), "a reader offers the dropped records again"
 
 
@@ -141,7 +141,7 @@ def test_backlog_full_after_the_allowed_ready_batches() -> None:
 
 
 def test_a_replay_lane_stops_at_its_end() -> None:
-    lane = Lane(_destination(), 0, next_offset=5, mode="catchup", stream="replay", stop_at=9)
+    lane = Lane(_destination(), 0, done_until=5, mode="catchup", stream="replay", replay_end=9)
     assert lane.wants(8)
     assert not lane.wants(9)
     assert not lane.wants(4)
@@ -163,7 +163,11 @@ def test_an_announced_batch_is_re_formed_whole_whatever_the_limits_are_now() -> 
     """Announced as offsets 10-15 before a restart; the limits were lowered since: the
     batch is formed again exactly, not cut at the new record or byte limit."""
     lane = Lane(
-        _destination(max_records=2, max_bytes=1024), 0, next_offset=10, mode="live", must_end_at=15
+        _destination(max_records=2, max_bytes=1024),
+        0,
+        done_until=10,
+        mode="live",
+        announced_last=15,
     )
     for offset in range(10, 16):
         _add(lane, offset, size=600)
@@ -184,7 +188,7 @@ def test_an_announced_batch_takes_records_with_its_announced_shape() -> None:
     now = _changed(_destination(), filters=LOGINS_OUT)
     now = _changed(now, format="json_array", compression="none")
     assert now.revision == 3
-    lane = Lane(now, 0, next_offset=10, mode="live", must_end_at=11, announced_shape=announced)
+    lane = Lane(now, 0, done_until=10, mode="live", announced_last=11, announced_shape=announced)
     assert (lane.filtered, lane.filters.accepts("account_security", "user.login")) == (False, True)
     _add(lane, 10)
     _add(lane, 11)
@@ -205,19 +209,19 @@ def test_an_announced_batch_without_a_shape_takes_the_destinations() -> None:
     """A progress record of an older release has no shape: the best left is the
     destination's own (the range is still re-formed whole)."""
     now = _changed(_destination(max_records=1), filters=LOGINS_OUT)
-    lane = Lane(now, 0, next_offset=10, mode="live", must_end_at=11)
+    lane = Lane(now, 0, done_until=10, mode="live", announced_last=11)
     assert lane.shape == BatchShape.of(now)
     _add(lane, 10)
     assert lane.next_batch(0.0) is None, "not cut at max_records"
 
 
 def test_a_destination_change_does_not_touch_the_batch_being_re_formed() -> None:
-    lane = Lane(_destination(), 0, next_offset=10, mode="live", must_end_at=12)
+    lane = Lane(_destination(), 0, done_until=10, mode="live", announced_last=12)
     announced = lane.shape
     _add(lane, 10)
     lane.destination = _changed(_destination(max_records=1), filters=LOGINS_OUT)
     assert lane.shape == announced
-    assert lane.must_end_at == 12
+    assert lane.announced_last == 12
     _add(lane, 11)
     _add(lane, 12)
     batch = lane.next_batch(0.0)
@@ -231,11 +235,11 @@ def test_a_batch_re_formed_but_dropped_before_it_was_sent_is_re_formed_again() -
     forms that batch again, with its shape, not one cut by the destination's limits."""
     announced = BatchShape.of(_destination())
     now = _changed(_destination(max_records=1), filters=LOGINS_OUT)
-    lane = Lane(now, 0, next_offset=10, mode="live", must_end_at=12, announced_shape=announced)
+    lane = Lane(now, 0, done_until=10, mode="live", announced_last=12, announced_shape=announced)
     _add(lane, 10)
     _add(lane, 11)
     lane.drop_unsent()
-    assert (lane.resume_from, lane.must_end_at, lane.shape) == (10, 12, announced)
+    assert (lane.unsent_from, lane.announced_last, lane.shape) == (10, 12, announced)
     assert lane.wants(10)
     for offset in (10, 11, 12):
         _add(lane, offset)
@@ -243,18 +247,18 @@ def test_a_batch_re_formed_but_dropped_before_it_was_sent_is_re_formed_again() -
     assert batch is not None
     assert (batch.first_offset, batch.last_offset, batch.shape) == (10, 12, announced)
     lane.drop_unsent()
-    assert lane.must_end_at is None, "in flight now: a retry resends it as it is"
-    assert lane.resume_from == 13
+    assert lane.announced_last is None, "in flight now: a retry resends it as it is"
+    assert lane.unsent_from == 13
 
 
 def test_an_announced_batch_whose_last_record_is_gone_ends_before_the_gap() -> None:
-    lane = Lane(_destination(), 0, next_offset=10, mode="live", must_end_at=12)
+    lane = Lane(_destination(), 0, done_until=10, mode="live", announced_last=12)
     _add(lane, 10)
     _add(lane, 14)
     batch = lane.next_batch(0.0)
     assert batch is not None
     assert (batch.first_offset, batch.last_offset) == (10, 10)
-    assert lane.must_end_at is None
+    assert lane.announced_last is None
 
 
 def test_a_batch_keeps_the_shape_it_was_formed_with() -> None:
@@ -262,12 +266,12 @@ def test_a_batch_keeps_the_shape_it_was_formed_with() -> None:
     which a restart can re-form) and applies from the next one; a batch in flight is
     retried as it was formed. A change of limits alone closes nothing."""
     before = _destination()
-    lane = Lane(before, 0, next_offset=0, mode="live")
+    lane = Lane(before, 0, done_until=0, mode="live")
     _add(lane, 0)
     first = lane.next_batch(0.0)
     assert first is None
     lane.destination = _changed(before, batch=BatchLimits(max_records=5))
-    assert (lane.first_pending(), len(lane.ready)) == (0, 0), "new limits: the batch stays open"
+    assert (lane.first_held(), len(lane.ready)) == (0, 0), "new limits: the batch stays open"
     _add(lane, 1)
     changed = _changed(lane.destination, format="json_array")
     lane.destination = changed
