@@ -7,8 +7,10 @@ range again, so the insert carries the same deduplication token and ClickHouse s
 once (the approach of ClickHouse's Kafka Connect sink, with a table instead of KeeperMap).
 
 The log is a small ReplacingMergeTree keyed by (target table, topic, partition); reads
-take the latest announcement per partition. On a cluster it must be a replicated table
-read with quorum (see ``deploy/clickhouse/cluster``).
+take the latest announcement per partition. On a cluster it is a KeeperMap table, one key
+per partition, linearizable, so every writer reads the latest announcement whichever node
+it asks (``deploy/clickhouse/cluster/0003_writer_progress.sql``). Why and in which order:
+``docs/exactly-once.md``.
 """
 
 from __future__ import annotations

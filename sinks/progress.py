@@ -58,7 +58,6 @@ class LaneProgress:
     announced_last: int | None = None
     announced_shape: BatchShape | None = None
     replay_id: str | None = None
-    replay_next: int | None = None
     replay_end: int | None = None
     replay_done: bool = False
     delivered_records: int = 0
