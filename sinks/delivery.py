@@ -37,9 +37,16 @@ class DeliveryResult:
         return self.error is None
 
 
-def payload_for(destination: Destination, topic: str, partition: int, batch: Batch) -> Payload:
+def payload_for(
+    destination: Destination,
+    topic: str,
+    partition: int,
+    batch: Batch,
+    replay_id: str | None = None,
+) -> Payload:
     """The batch encoded with its own shape (its format, compression and S3 prefix), not
-    the destination's current one: every attempt sends the same bytes under the same key."""
+    the destination's current one: every attempt sends the same bytes under the same key.
+    ``replay_id``: the batch belongs to that replay (keys of its own)."""
     shape = batch.shape
     body = assemble(batch.lines, shape.format, shape.compression)
     return Payload(
@@ -56,6 +63,7 @@ def payload_for(destination: Destination, topic: str, partition: int, batch: Bat
         content_encoding=body.content_encoding,
         file_extension=body.file_extension,
         prefix_template=shape.prefix_template,
+        replay_id=replay_id,
     )
 
 
@@ -68,12 +76,14 @@ def deliver(
     sender: Callable[[], Sender],
     make_durable: Callable[[], None],
     clock: Callable[[], float] = time.monotonic,
+    replay_id: str | None = None,
 ) -> DeliveryResult:
     """Encode, make the announcement durable, send. Blocks for one request at most (plus
-    the progress flush). ``clock`` (monotonic seconds) times it."""
+    the progress flush). ``clock`` (monotonic seconds) times it; ``replay_id``: see
+    :func:`payload_for`."""
     started = clock()
     try:
-        payload = payload_for(destination, topic, partition, batch)
+        payload = payload_for(destination, topic, partition, batch, replay_id)
         make_durable()
         receipt = sender().send(payload)
     except DeliveryError as exc:

@@ -117,6 +117,7 @@ class Dispatch:
                 sender=functools.partial(self._sender, destination),
                 make_durable=self._progress.flush,
                 clock=self._clock,
+                replay_id=_replay_id(lane),
             )
             self._in_flight[future] = (key, lane)
 
@@ -240,3 +241,9 @@ class Dispatch:
         self._executor.shutdown(wait=False, cancel_futures=True)
         for sender in self._senders.values():
             sender.close()
+
+
+def _replay_id(lane: Lane) -> str | None:
+    """The replay a batch of ``lane`` belongs to (None: the live stream)."""
+    replay = lane.destination.replay
+    return replay.id if lane.stream == "replay" and replay is not None else None

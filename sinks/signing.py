@@ -30,10 +30,21 @@ class SignatureError(ValueError):
 
 
 def idempotency_key(
-    tenant_id: str, destination_id: str, *, topic: str, partition: int, first: int, last: int
+    tenant_id: str,
+    destination_id: str,
+    *,
+    topic: str,
+    partition: int,
+    first: int,
+    last: int,
+    replay_id: str | None = None,
 ) -> str:
-    """The same events (same source offsets) to the same destination: the same key."""
+    """The same events (same source offsets) to the same destination: the same key; a
+    replay's batch (``replay_id``) has a key of its own, so a receiver that drops repeated
+    keys does not drop a deliberate re-send that happens to cover a live batch's range."""
     material = f"{tenant_id}\n{destination_id}\n{topic}\n{partition}\n{first}\n{last}"
+    if replay_id is not None:
+        material += f"\nreplay {replay_id}"
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 

@@ -41,6 +41,9 @@ class Payload:
     # S3: the key prefix template the batch was formed (and announced) with; None: the
     # target's own (a sample payload)
     prefix_template: str | None = None
+    # A replay's batch: the replay's id. A replay re-sends events on purpose, so its
+    # batches get S3 objects and idempotency keys of their own, never a live batch's.
+    replay_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ with ``<prefix>`` the destination's ``prefix_template`` as it was when the batch
 formed (a batch announced before a restart keeps its key: :mod:`sinks.batch_shape`) and
 the time parts from the payload's first event (its record time, in UTC, not the time of
 writing); ``<first>`` and ``<last>`` are the batch's first and last offsets (20 digits
-each). The same payload always gives the same key, so a retry or a re-formed batch
+each), followed by ``_replay-<id>`` for a replay's batch. The same payload always gives the
+same key, so a retry or a re-formed batch
 overwrites its object instead of adding a duplicate, and two batches of other ranges never
 share one: a replay's batch that starts where a live batch started but ends elsewhere
 gets its own object instead of replacing the live one and the events it held beyond the
@@ -275,11 +276,16 @@ def object_key(target: S3Target, payload: Payload) -> str:
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     name = (
         f"{tenant}_{destination}_{payload.partition}_{payload.first_offset:020d}"
-        f"-{payload.last_offset:020d}.{payload.file_extension}"
+        f"-{payload.last_offset:020d}{_replay_suffix(payload)}.{payload.file_extension}"
     )
     parts = [prefix] if prefix else []
     parts += [f"{at:%Y}", f"{at:%m}", f"{at:%d}", f"{at:%H}", name]
     return "/".join(parts)
+
+
+def _replay_suffix(payload: Payload) -> str:
+    """A replay's batches get objects of their own: ``_replay-<replay id>``."""
+    return "" if payload.replay_id is None else f"_replay-{_key_segment(payload.replay_id)}"
 
 
 def content_md5(body: bytes) -> str:

@@ -172,6 +172,7 @@ class SplunkHecSender:
                 partition=payload.partition,
                 first=payload.first_offset,
                 last=payload.last_offset,
+                replay_id=payload.replay_id,
             ),
             TENANT_HEADER: payload.tenant_id,
             DESTINATION_HEADER: payload.destination_id,

@@ -71,6 +71,7 @@ class WebhookSender:
             partition=payload.partition,
             first=payload.first_offset,
             last=payload.last_offset,
+            replay_id=payload.replay_id,
         )
         headers[TENANT_HEADER] = payload.tenant_id
         headers[DESTINATION_HEADER] = payload.destination_id

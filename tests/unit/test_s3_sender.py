@@ -109,6 +109,14 @@ def test_batches_that_start_at_one_offset_and_end_at_another_have_their_own_obje
     assert live.endswith("_00000000000000000042-00000000000000000090.ndjson")
 
 
+def test_a_replay_batch_has_an_object_of_its_own() -> None:
+    # Even with exactly a live batch's range (the destination's filters may have changed
+    # between the two), a replay's batch never replaces the live batch's object.
+    live = object_key(keyed_target(), payload())
+    replayed = object_key(keyed_target(), payload(replay_id="5b1c"))
+    assert replayed == live.replace(".ndjson", "_replay-5b1c.ndjson")
+
+
 @pytest.mark.parametrize(
     ("template", "prefix"),
     [

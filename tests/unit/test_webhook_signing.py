@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -84,6 +85,20 @@ def test_idempotency_keys_follow_the_source_offsets() -> None:
     )
     assert len(key) == 32
     assert IDEMPOTENCY_HEADER == "X-Auditlog-Idempotency-Key"
+
+
+def test_a_replay_batch_has_a_key_of_its_own_and_live_keys_are_unchanged() -> None:
+    live = idempotency_key("acme", "d1", topic="audit.events", partition=3, first=100, last=199)
+    # The key of a live batch is what it was before replays had keys of their own.
+    material = "acme\nd1\naudit.events\n3\n100\n199"
+    assert live == hashlib.sha256(material.encode()).hexdigest()[:32]
+    replayed = idempotency_key(
+        "acme", "d1", topic="audit.events", partition=3, first=100, last=199, replay_id="r1"
+    )
+    assert replayed != live
+    assert replayed != idempotency_key(
+        "acme", "d1", topic="audit.events", partition=3, first=100, last=199, replay_id="r2"
+    )
 
 
 def test_the_readme_receiver_snippet_accepts_our_signatures() -> None:
