@@ -162,26 +162,3 @@ def test_bundled_migrations_load_and_split() -> None:
 
 def test_split_keeps_semicolons_inside_lines() -> None:
     assert split_statements("SELECT ';' AS x;\nSELECT 2\n") == ["SELECT ';' AS x", "SELECT 2"]
-
-
-CLUSTER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "clickhouse" / "cluster"
-
-
-def test_every_migration_has_a_cluster_copy_with_the_same_index_statements() -> None:
-    """deploy/clickhouse/cluster mirrors the single-node migrations (not executable here:
-    no Keeper). Each migration has a copy of the same name; an ALTER of the events table
-    is there as the same ALTER of the shards' local tables, on the cluster."""
-    migrations = sorted(runner.MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-    assert len(migrations) == len(load_migrations(runner.MIGRATIONS_DIR))
-    for path in migrations:
-        copy = CLUSTER_DIR / path.name
-        assert copy.is_file(), f"{copy.name} is missing from deploy/clickhouse/cluster"
-        cluster = split_statements(copy.read_text())
-        assert all(" ON CLUSTER '{cluster}'" in s for s in cluster), copy.name
-        for statement in split_statements(path.read_text().replace("{database}", "audit")):
-            if statement.startswith("ALTER TABLE audit.events "):
-                local = statement.replace(
-                    "ALTER TABLE audit.events ",
-                    "ALTER TABLE audit.events_local ON CLUSTER '{cluster}' ",
-                )
-                assert local in cluster, f"{copy.name} lacks: {local}"
