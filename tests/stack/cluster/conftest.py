@@ -1,7 +1,8 @@
 """The three-node Kafka cluster of the cluster and fault tests: its own nodes, data and ports,
-separate from the session stack's single broker (whose ClickHouse engine and MinIO the fault
-tests still use). Started once for the tests that ask for it, stopped at the end however
-they ended; a test that stopped a node starts it again itself (and the fixture checks it)."""
+separate from the session stack's single broker. Started once for the tests of this package
+that ask for it, stopped after the last of them however they ended (so three JVMs do not
+idle through the rest of the suite); a test that stopped a node starts it again itself, and
+:func:`kafka_cluster` starts whatever a failed test left stopped."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.waiting import wait_until
 NODES = 3
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kafka_cluster_session(
     settings: AuditlogSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KafkaCluster]:

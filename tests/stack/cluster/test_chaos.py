@@ -1,0 +1,124 @@
+"""Faults against the product on a three-node Kafka cluster (see :mod:`chaos_support`): a
+broker killed mid-stream, a rolling restart, the busiest tenant's partition leader killed
+while a writer insert and while a sink upload are in flight, the ClickHouse gateway and the
+S3 server stopped under load. Each: nothing lost in ClickHouse or at a destination, no
+duplicate row, repeats at the webhook only under one idempotency key; the stall is measured
+and printed, not asserted.
+
+`make test` runs the short versions (few events, outages of seconds); `make chaos`
+(``AUDITLOG_CHAOS=long``) the long ones (more events, outages of a minute)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from auditlog.settings import AuditlogSettings
+from deploy.stack.kafka_cluster import KafkaCluster
+from tests.stack.cluster import chaos_support as chaos
+from tests.stack.cluster.chaos_support import Rig
+from tests.withholding_proxy import Request
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.chaos]
+
+LONG = chaos.chaos_scale()
+EVENTS = 12_000 if LONG else 1_500
+RATE = 150.0 if LONG else 300.0  # events per second, while the fault runs
+OUTAGE_S = 60.0 if LONG else 3.0
+MID_STREAM_ROWS = 2_000 if LONG else 200
+
+
+@pytest.fixture(scope="module")
+def rig(
+    kafka_cluster_session: KafkaCluster,
+    settings: AuditlogSettings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Rig]:
+    with chaos.rig(
+        kafka_cluster_session, tmp_path_factory.mktemp("chaos"), settings.cache_dir.resolve()
+    ) as created:
+        yield created
+
+
+@pytest.fixture
+def ready_rig(rig: Rig, kafka_cluster: KafkaCluster) -> Rig:
+    """The rig with every node up (``kafka_cluster`` restarts what a failed test left down)."""
+    rig.expect_alive()
+    return rig
+
+
+def test_a_broker_killed_mid_stream_and_brought_back(ready_rig: Rig) -> None:
+    rig = ready_rig
+
+    def fault() -> None:
+        chaos.rows_grow(rig, MID_STREAM_ROWS)
+        victim = rig.leader_of(0)
+        rig.cluster.stop(victim, signal.SIGKILL)
+        chaos.out_of_isr(rig, victim)
+        chaos.rows_grow(rig, MID_STREAM_ROWS)  # the pipeline goes on with two nodes
+        chaos.restart_and_resync(rig, victim)
+
+    chaos.run_wave(rig, name="sigkill-one-broker", events=EVENTS, rate=RATE, fault=fault)
+
+
+def test_a_rolling_restart_of_all_three(ready_rig: Rig) -> None:
+    rig = ready_rig
+
+    def fault() -> None:
+        for node in rig.cluster.nodes:
+            chaos.rows_grow(rig, MID_STREAM_ROWS // 2)
+            rig.cluster.stop(node, signal.SIGTERM)
+            chaos.out_of_isr(rig, node)
+            chaos.restart_and_resync(rig, node)
+
+    chaos.run_wave(rig, name="rolling-restart", events=EVENTS, rate=RATE, fault=fault)
+
+
+def test_the_busy_leader_killed_during_a_writer_insert(ready_rig: Rig) -> None:
+    """The answer to a writer insert is held (the rows landed), the partition leader of
+    the busiest tenant is killed, then the answer is given."""
+    _leader_killed_while_held(
+        ready_rig, ready_rig.clickhouse, chaos.batch_insert, "writer", "during-insert"
+    )
+
+
+def test_the_busy_leader_killed_during_a_sink_upload(ready_rig: Rig) -> None:
+    """Likewise with the answer to a sink's S3 upload (the object is written)."""
+    _leader_killed_while_held(ready_rig, ready_rig.s3, chaos.object_upload, "sink", "during-upload")
+
+
+def _leader_killed_while_held(
+    rig: Rig, held: chaos.Held, request: Callable[[Request], bool], client: str, name: str
+) -> None:
+    partition = rig.busy_partition()
+    process = rig.writer if client == "writer" else rig.sink
+
+    def fault() -> None:
+        chaos.rows_grow(rig, MID_STREAM_ROWS)
+        with held.hold(request) as proxy:
+            proxy.wait_withheld(process, chaos.WAIT_S)  # handled upstream, unanswered
+            victim = rig.leader_of(partition)
+            rig.cluster.stop(victim, signal.SIGKILL)
+            chaos.out_of_isr(rig, victim, partition)
+        chaos.rows_grow(rig, MID_STREAM_ROWS)
+        chaos.restart_and_resync(rig, victim)
+
+    chaos.run_wave(rig, name=f"leader-killed-{name}", events=EVENTS, rate=RATE, fault=fault)
+
+
+@pytest.mark.parametrize("server", ["clickhouse", "s3"])
+def test_a_server_stopped_under_load(ready_rig: Rig, server: str) -> None:
+    rig = ready_rig
+    stopped = rig.gateway_server if server == "clickhouse" else rig.s3_server
+
+    def fault() -> None:
+        chaos.rows_grow(rig, MID_STREAM_ROWS)
+        stopped.stop()
+        try:
+            chaos.outage(rig, OUTAGE_S)
+        finally:
+            stopped.start()
+
+    chaos.run_wave(rig, name=f"{server}-stopped", events=EVENTS, rate=RATE, fault=fault)
