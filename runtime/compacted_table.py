@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_failover import is_failover
 from runtime.kafka_logs import librdkafka_logger
 from runtime.standalone_consumer import standalone_consumer
 
@@ -133,7 +134,7 @@ class CompactedTable:
 
     def _high_watermark(self, tp: TopicPartition, deadline: float) -> int:
         """The partition's end offset; retried while the broker says it is not ready yet
-        (a topic created a moment ago has no leader for a while)."""
+        (a topic created a moment ago, or whose leader died, has no leader for a while)."""
         while True:
             try:
                 _, high = self._consumer.get_watermark_offsets(
@@ -141,10 +142,9 @@ class CompactedTable:
                 )
                 return int(high)
             except KafkaException as exc:
-                error = exc.args[0]
-                retriable = isinstance(error, KafkaError) and error.retriable()
-                if not retriable or time.monotonic() > deadline:
-                    raise TableError(f"topic {self._topic}: {error}") from exc
+                # Also while a leader moves to another broker (a broker of a cluster died).
+                if not is_failover(exc) or time.monotonic() > deadline:
+                    raise TableError(f"topic {self._topic}: {exc.args[0]}") from exc
                 time.sleep(0.1)
 
     def _drop_reached(self, ends: dict[int, int]) -> None:

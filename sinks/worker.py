@@ -47,13 +47,14 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Required, TypedDict, TypeVar
+from typing import Required, TypedDict
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from runtime.backoff import Backoff
 from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_failover import while_failing_over
 from runtime.kafka_logs import librdkafka_logger
 from runtime.metric_helpers import observe_ages
 from runtime.redaction import redact_text
@@ -244,9 +245,10 @@ class SinkWorker:
             tp = TopicPartition(self._config.topic, partition)
             _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:
-                _low, high = _while_failing_over(
+                _low, high = while_failing_over(
                     functools.partial(self._consumer.get_watermark_offsets, tp, timeout=10),
                     f"partition {partition}'s end offset",
+                    _LOG,
                 )
             if part.live_next < high:
                 return False
@@ -312,15 +314,16 @@ class SinkWorker:
         self._health.set_member_id(consumer.memberid())
         self._health.assign((tp.topic, tp.partition) for tp in partitions)
         self._progress.catch_up()
-        committed = _while_failing_over(
-            lambda: consumer.committed(partitions, timeout=30), "committed offsets"
+        committed = while_failing_over(
+            lambda: consumer.committed(partitions, timeout=30), "committed offsets", _LOG
         )
         for tp in committed:
             start = tp.offset
             if start < 0:
-                low, _ = _while_failing_over(
+                low, _ = while_failing_over(
                     functools.partial(consumer.get_watermark_offsets, tp, timeout=10),
                     f"partition {tp.partition}'s first offset",
+                    _LOG,
                 )
                 start = low
             part = self._partitions[tp.partition] = _Partition(start, start)
@@ -873,47 +876,6 @@ class SinkWorker:
             committed = self._partitions.get(tp.partition)
             if committed is not None:
                 committed.committed = tp.offset
-
-
-_FAILOVER_WAIT_S = 120.0
-_T = TypeVar("_T")
-# What a request answers while a leader or coordinator moves (not all are flagged retriable).
-_FAILOVER_ERRORS = frozenset(
-    {
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._WAIT_COORD,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.NOT_COORDINATOR,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    }
-)
-
-
-def _while_failing_over(call: Callable[[], _T], what: str) -> _T:
-    """``call()``, again while Kafka answers with a retriable error or not in time: a
-    partition whose leader (or a group whose coordinator) just died has none until the
-    controller elects another, and a broker failing over must not end the worker. Raises
-    the last error after :data:`_FAILOVER_WAIT_S`, or at once for any other error."""
-    deadline = time.monotonic() + _FAILOVER_WAIT_S
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            transient = isinstance(error, KafkaError) and (
-                error.retriable() or error.code() in _FAILOVER_ERRORS
-            )
-            if not transient or time.monotonic() > deadline:
-                raise
-            _LOG.warning(
-                "kafka failing over; retrying", extra={"reading": what, "error": str(error)}
-            )
-            time.sleep(0.5)
 
 
 class _Start(TypedDict, total=False):
