@@ -37,6 +37,7 @@ Change = tuple[bytes, bytes | None]
 
 #: How often a flush rewrites a key whose latest write failed before it raises.
 REWRITE_ROUNDS = 2
+_ATTEMPT_S = 5.0  # one end-offset request at most (see _high_watermark)
 
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
@@ -138,7 +139,10 @@ class CompactedTable:
         while True:
             try:
                 _, high = self._consumer.get_watermark_offsets(
-                    tp, timeout=max(0.1, deadline - time.monotonic())
+                    # Short attempts: a request stuck on a dead leader's handle is not
+                    # re-routed; the next attempt goes to the new leader.
+                    tp,
+                    timeout=min(_ATTEMPT_S, max(0.1, deadline - time.monotonic())),
                 )
                 return int(high)
             except KafkaException as exc:

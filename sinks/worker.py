@@ -54,7 +54,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from runtime.backoff import Backoff
 from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
-from runtime.kafka_failover import while_failing_over
+from runtime.kafka_failover import FAILOVER_WAIT_S, while_failing_over
 from runtime.kafka_logs import librdkafka_logger
 from runtime.metric_helpers import observe_ages
 from runtime.redaction import redact_text
@@ -313,7 +313,8 @@ class SinkWorker:
             return
         self._health.set_member_id(consumer.memberid())
         self._health.assign((tp.topic, tp.partition) for tp in partitions)
-        self._progress.catch_up()
+        # Long enough for a failover: the progress topic's leader may be the broker that died.
+        self._progress.catch_up(timeout_s=FAILOVER_WAIT_S)
         committed = while_failing_over(
             lambda: consumer.committed(partitions, timeout=30), "committed offsets", _LOG
         )
