@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv demo test unit lint typecheck format browser-deps bench stack-up stack-status stack-down clean
+.PHONY: help venv demo test chaos unit lint typecheck format browser-deps bench stack-up stack-status stack-down clean
 
 help:
 	@echo "make demo   - set up, start the local stack, run the pipeline end to end, stop"
 	@echo "make test   - set up, lint, type-check, run the whole test suite on the local stack"
 	@echo "make bench  - run the benchmarks (JSON on stdout)"
+	@echo "make chaos  - the long fault tests on a three-node Kafka cluster (tens of minutes)"
 	@echo "make unit   - only the fast tests that need no stack"
 
 $(STAMP):
@@ -47,6 +48,15 @@ browser-deps:
 
 test: lint typecheck browser-deps
 	$(BIN)/pytest
+
+# The fault tests at full length (minute-long outages, more events); `make test` runs their
+# short versions. Stall times: printed, and collected in .cache/chaos-report.jsonl.
+CHAOS_REPORT := $(CURDIR)/.cache/chaos-report.jsonl
+chaos: venv
+	@mkdir -p .cache && rm -f $(CHAOS_REPORT)
+	AUDITLOG_CHAOS=long AUDITLOG_CHAOS_REPORT=$(CHAOS_REPORT) \
+		$(BIN)/pytest tests/stack/cluster -m chaos -s --timeout=1800 --durations=0
+	@echo "stall times (s) per fault:" && cat $(CHAOS_REPORT)
 
 bench: venv browser-deps
 	$(BIN)/python -m bench.producer_throughput

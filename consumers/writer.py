@@ -21,6 +21,7 @@ is dead-lettered or committed.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import operator
@@ -43,6 +44,7 @@ from consumers.telemetry import NoObserver, WriterObserver
 from consumers.writer_config import WriterConfig, WriterStats
 from runtime.backoff import Backoff, UniformSource
 from runtime.group_consumer import GroupConsumer
+from runtime.kafka_failover import while_failing_over
 
 _LOG = logging.getLogger("auditlog.writer")
 _partition_of = operator.methodcaller("partition")
@@ -343,12 +345,21 @@ class ClickHouseWriter:
         """For newly assigned partitions: if the progress log announced a range starting
         at the next offset to read, that range must be formed again exactly."""
         partitions = sorted(self._unchecked)
-        committed = self._consumer.committed(self._partitions(set(partitions)), timeout=30)
+        # Retried while a leader or the group coordinator moves (a broker of a cluster died).
+        committed = while_failing_over(
+            lambda: self._consumer.committed(self._partitions(set(partitions)), timeout=30),
+            "committed offsets",
+            _LOG,
+        )
         starts: dict[int, int] = {}
         for tp in committed:
             offset = tp.offset
             if offset < 0 or offset == _OFFSET_INVALID:
-                low, _high = self._consumer.get_watermark_offsets(tp, timeout=30)
+                low, _high = while_failing_over(
+                    functools.partial(self._consumer.get_watermark_offsets, tp, timeout=30),
+                    f"partition {tp.partition}'s first offset",
+                    _LOG,
+                )
                 offset = low
             starts[tp.partition] = offset
         try:

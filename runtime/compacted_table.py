@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_failover import is_failover
 from runtime.kafka_logs import librdkafka_logger
 from runtime.standalone_consumer import standalone_consumer
 
@@ -36,6 +37,7 @@ Change = tuple[bytes, bytes | None]
 
 #: How often a flush rewrites a key whose latest write failed before it raises.
 REWRITE_ROUNDS = 2
+_ATTEMPT_S = 5.0  # one end-offset request at most (see _high_watermark)
 
 
 # librdkafka's own log lines go through Python logging (JSON logs), not stderr.
@@ -153,18 +155,20 @@ class CompactedTable:
 
     def _high_watermark(self, tp: TopicPartition, deadline: float) -> int:
         """The partition's end offset; retried while the broker says it is not ready yet
-        (a topic created a moment ago has no leader for a while)."""
+        (a topic created a moment ago, or whose leader died, has no leader for a while)."""
         while True:
             try:
                 _, high = self._consumer.get_watermark_offsets(
-                    tp, timeout=max(0.1, deadline - time.monotonic())
+                    # Short attempts: a request stuck on a dead leader's handle is not
+                    # re-routed; the next attempt goes to the new leader.
+                    tp,
+                    timeout=min(_ATTEMPT_S, max(0.1, deadline - time.monotonic())),
                 )
                 return int(high)
             except KafkaException as exc:
-                error = exc.args[0]
-                retriable = isinstance(error, KafkaError) and error.retriable()
-                if not retriable or time.monotonic() > deadline:
-                    raise TableError(f"topic {self._topic}: {error}") from exc
+                # Also while a leader moves to another broker (a broker of a cluster died).
+                if not is_failover(exc) or time.monotonic() > deadline:
+                    raise TableError(f"topic {self._topic}: {exc.args[0]}") from exc
                 time.sleep(0.1)
 
     def _drop_reached(self, ends: dict[int, int]) -> None:

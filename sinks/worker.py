@@ -28,6 +28,7 @@ lists the lanes left behind (:mod:`sinks.behind`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -42,6 +43,7 @@ from runtime.backoff import Backoff
 from runtime.group_consumer import GroupConsumer
 from runtime.health import HealthState
 from runtime.kafka_connection import KafkaConnection
+from runtime.kafka_failover import FAILOVER_WAIT_S, while_failing_over
 from runtime.kafka_logs import librdkafka_logger
 from schemas.wire import Decoder
 from sinks.catchup import CatchUp, ReaderFactory
@@ -239,7 +241,11 @@ class SinkWorker:
             tp = TopicPartition(self._config.topic, partition)
             _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:
-                _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+                _low, high = while_failing_over(
+                    functools.partial(self._consumer.get_watermark_offsets, tp, timeout=10),
+                    f"partition {partition}'s end offset",
+                    _LOG,
+                )
             if part.position < high:
                 return False
         return True
@@ -253,11 +259,19 @@ class SinkWorker:
             return
         self._health.set_member_id(consumer.memberid())
         self._health.assign((tp.topic, tp.partition) for tp in partitions)
-        self._progress.catch_up()
-        for tp in consumer.committed(partitions, timeout=30):
+        # Long enough for a failover: the progress topic's leader may be the broker that died.
+        self._progress.catch_up(timeout_s=FAILOVER_WAIT_S)
+        committed = while_failing_over(
+            lambda: consumer.committed(partitions, timeout=30), "committed offsets", _LOG
+        )
+        for tp in committed:
             start = tp.offset
             if start < 0:
-                start, _high = consumer.get_watermark_offsets(tp, timeout=10)
+                start, _high = while_failing_over(
+                    functools.partial(consumer.get_watermark_offsets, tp, timeout=10),
+                    f"partition {tp.partition}'s first offset",
+                    _LOG,
+                )
             self._lanes.assign(tp.partition, start)
         _LOG.info("assigned", extra={"partitions": sorted(tp.partition for tp in partitions)})
 

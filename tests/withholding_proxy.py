@@ -115,6 +115,14 @@ class WithholdingProxy:
             self._released = True
             self._changed.notify_all()
 
+    def rearm(self, let_through: int = 0) -> None:
+        """Withhold again, from the matching request after the next ``let_through`` ones (a
+        proxy that stays in front of a client across several faults)."""
+        with self._changed:
+            self._matched = self._withheld
+            self._let_through = let_through
+            self._released = False
+
     def close(self) -> None:
         self.release()
         self._server.shutdown()

@@ -32,6 +32,17 @@ def register(commands: Any) -> None:
         help="start what is not running; print export lines for the settings",
         description='Start the stack (idempotent). Use as: eval "$(auditlog stack up)"',
     )
+    up.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "Kafka KRaft nodes (default 1). N > 1: a cluster of N combined broker+controller "
+            "nodes; topics at replication factor N with min.insync.replicas 2 (N >= 3), "
+            "exported for `auditlog topics ensure`"
+        ),
+    )
     up.set_defaults(run=_up)
     actions.add_parser("status", help="show what runs and whether it answers").set_defaults(
         run=_status
@@ -39,10 +50,12 @@ def register(commands: Any) -> None:
     actions.add_parser("down", help="stop everything the stack started").set_defaults(run=_down)
 
 
-def _up(_args: argparse.Namespace, settings: AuditlogSettings) -> int:
+def _up(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     started = time.monotonic()
     endpoints = local_stack.up(
-        layout_from(settings), on_progress=lambda msg: print(msg, file=sys.stderr, flush=True)
+        layout_from(settings),
+        brokers=args.brokers,
+        on_progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     print(f"stack is up in {time.monotonic() - started:.1f} s", file=sys.stderr)
     for line in endpoints.exports():

@@ -33,10 +33,15 @@ class StackEndpoints:
     s3_endpoint: str
     s3_keys: S3Keys
     s3_admin: S3Keys | None = None
+    # A Kafka cluster's: what `auditlog topics ensure` creates topics with (None: one broker,
+    # the broker's defaults).
+    topic_replication_factor: int | None = None
+    topic_min_insync_replicas: int | None = None
 
     def exports(self) -> list[str]:
         """Shell ``export`` lines that point the ``auditlog`` commands at this stack and
-        hold the S3 keys under names a destination may reference."""
+        hold the S3 keys under names a destination may reference (and, for a Kafka
+        cluster, the topics' replication factor and ``min.insync.replicas``)."""
         values = {
             "AUDITLOG_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "AUDITLOG_CLICKHOUSE_URL": self.clickhouse_url,
@@ -44,4 +49,8 @@ class StackEndpoints:
             S3_ACCESS_KEY_ENV: self.s3_keys.access_key,
             S3_SECRET_KEY_ENV: self.s3_keys.secret_key,
         }
+        if self.topic_replication_factor is not None:
+            values["AUDITLOG_TOPIC_REPLICATION_FACTOR"] = str(self.topic_replication_factor)
+        if self.topic_min_insync_replicas is not None:
+            values["AUDITLOG_TOPIC_MIN_INSYNC_REPLICAS"] = str(self.topic_min_insync_replicas)
         return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]

@@ -28,8 +28,10 @@ import hashlib
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,13 +218,58 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+@dataclass(frozen=True)
+class ClusterMembership:
+    """Where a node stands in a cluster of combined broker+controller nodes: its
+    ``node_id`` (1-based) and every node's ports in node-id order (``voters[0]`` is node 1),
+    which form the KRaft controller quorum."""
+
+    node_id: int
+    voters: tuple[KafkaPorts, ...]
+
+    @property
+    def replication_factor(self) -> int:
+        """Every topic, internal ones included, on every node."""
+        return len(self.voters)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return cluster_min_insync_replicas(len(self.voters))
+
+
+SINGLE_NODE = ClusterMembership(node_id=1, voters=())
+
+
+def cluster_min_insync_replicas(brokers: int) -> int:
+    """``min.insync.replicas`` for a cluster of ``brokers`` nodes: 2 from three nodes on
+    (an acks=all write survives the loss of any one node), else 1."""
+    return 2 if brokers >= 3 else 1
+
+
 def render_server_properties(
-    *, data_dir: Path, ports: KafkaPorts, secure: SecureListeners | None = None
+    *,
+    data_dir: Path,
+    ports: KafkaPorts,
+    secure: SecureListeners | None = None,
+    membership: ClusterMembership = SINGLE_NODE,
 ) -> str:
-    """The ``server.properties`` of the single-node broker+controller rooted at ``data_dir``
-    (with the ``secure`` listeners too, when given)."""
+    """The ``server.properties`` of the broker+controller rooted at ``data_dir`` (with the
+    ``secure`` listeners too, when given): a single node, or node ``membership.node_id`` of a
+    cluster whose internal topics are replicated to every node with min ISR
+    :func:`cluster_min_insync_replicas`."""
     if ports.broker == ports.controller:
         raise StackError(f"Kafka broker and controller need two ports, got {ports.broker} twice")
+    voters = membership.voters or (ports,)
+    if not 1 <= membership.node_id <= len(voters) or voters[membership.node_id - 1] != ports:
+        raise StackError(
+            f"Kafka node {membership.node_id} must be one of the {len(voters)} voters with "
+            f"its own ports {ports}"
+        )
+    every_port = [port for voter in voters for port in (voter.broker, voter.controller)]
+    if len(set(every_port)) != len(every_port):
+        raise StackError(f"the Kafka nodes need different ports each, got {every_port}")
+    rf = str(len(voters))
+    min_isr = str(cluster_min_insync_replicas(len(voters)))
     log_dirs = _escape(str(data_dir / "data"))
     listeners = [f"PLAINTEXT://{_HOST}:{ports.broker}"]
     protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
@@ -237,8 +284,10 @@ def render_server_properties(
             raise StackError(f"Kafka listeners need four different ports, got {used}")
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{_HOST}:{ports.controller}",
+        "node.id": str(membership.node_id),
+        "controller.quorum.voters": ",".join(
+            f"{n}@{_HOST}:{voter.controller}" for n, voter in enumerate(voters, start=1)
+        ),
         "listeners": ",".join([*listeners, f"CONTROLLER://{_HOST}:{ports.controller}"]),
         "advertised.listeners": ",".join(listeners),
         "listener.security.protocol.map": ",".join(protocols),
@@ -246,13 +295,13 @@ def render_server_properties(
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": log_dirs,
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "default.replication.factor": rf,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": "2",
         "num.io.threads": "4",
@@ -303,6 +352,7 @@ def start_kafka(
     heap_mb: int = 512,
     timeout_s: float = 90.0,
     secure: SecureListeners | None = None,
+    membership: ClusterMembership = SINGLE_NODE,
 ) -> ProcessRecord:
     """Start the broker in ``data_dir`` and block until it answers a metadata request (on
     its PLAINTEXT listener; ``secure`` adds the listeners of :class:`SecureListeners`).
@@ -313,7 +363,39 @@ def start_kafka(
     ``timeout_s``. Raises :class:`StackError` when a tool is missing, the jars cannot be
     resolved, formatting fails, or the broker exits or does not answer in time; in the last two
     cases the process is stopped first, so nothing is left running.
+
+    A node of a cluster (``membership``) answers only once a majority of the controller
+    quorum runs: start the others with :func:`launch_kafka` first, or use
+    :mod:`deploy.stack.kafka_cluster`.
     """
+    pid_file = data_dir / "kafka.pid"
+    record = processes.running(pid_file)
+    if record is not None:
+        return record
+    record = launch_kafka(
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        ports=ports,
+        heap_mb=heap_mb,
+        secure=secure,
+        membership=membership,
+    )
+    await_kafka(data_dir=data_dir, ports=ports, record=record, timeout_s=timeout_s)
+    return record
+
+
+def launch_kafka(
+    *,
+    data_dir: Path,
+    cache_dir: Path,
+    ports: KafkaPorts,
+    heap_mb: int = 512,
+    secure: SecureListeners | None = None,
+    membership: ClusterMembership = SINGLE_NODE,
+) -> ProcessRecord:
+    """The first half of :func:`start_kafka`: write the configuration, format the storage
+    once, spawn the JVM (or return the live one's record); does not wait for it to answer.
+    A cluster's nodes share one cluster id: write it to ``data_dir/cluster.id`` before."""
     pid_file = data_dir / "kafka.pid"
     record = processes.running(pid_file)
     if record is not None:
@@ -326,7 +408,10 @@ def start_kafka(
     config = data_dir / "server.properties"
     # It holds the secure listeners' test passwords: readable by this user only.
     write_private(
-        config, render_server_properties(data_dir=data_dir, ports=ports, secure=secure).encode()
+        config,
+        render_server_properties(
+            data_dir=data_dir, ports=ports, secure=secure, membership=membership
+        ).encode(),
     )
     users = secure.users if secure is not None else ()
     _format_storage_once(java, lib_dir=lib_dir, data_dir=data_dir, config=config, users=users)
@@ -343,11 +428,29 @@ def start_kafka(
         "kafka.Kafka",
         str(config),
     ]
+    return processes.spawn(argv, pid_file=pid_file, log_file=logs_dir / "kafka.out", cwd=data_dir)
+
+
+def await_kafka(
+    *,
+    data_dir: Path,
+    ports: KafkaPorts,
+    record: ProcessRecord,
+    timeout_s: float = 90.0,
+    ready: Callable[[], bool] | None = None,
+) -> None:
+    """Block until the broker launched by :func:`launch_kafka` answers a metadata request
+    (and ``ready``, when given, holds); on failure or interruption stop it and raise."""
+    pid_file = data_dir / "kafka.pid"
+    logs_dir = data_dir / "logs"
     log_file = logs_dir / "kafka.out"
-    record = processes.spawn(argv, pid_file=pid_file, log_file=log_file, cwd=data_dir)
     try:
         processes.wait_until(
-            lambda: processes.tcp_answers(_HOST, ports.broker) and kafka_ready(ports.bootstrap),
+            lambda: (
+                processes.tcp_answers(_HOST, ports.broker)
+                and kafka_ready(ports.bootstrap)
+                and (ready is None or ready())
+            ),
             what=f"Kafka broker on {ports.bootstrap}",
             timeout_s=timeout_s,
             alive=record.alive,
@@ -360,7 +463,6 @@ def start_kafka(
     except BaseException:  # interrupted while waiting: leave nothing running
         processes.stop(pid_file, timeout_s=_STOP_TIMEOUT_S)
         raise
-    return record
 
 
 def _jvm_common_flags(logs_dir: Path) -> list[str]:
@@ -439,10 +541,11 @@ def kafka_ready(bootstrap: str, timeout_s: float = 2.0) -> bool:
     return bool(metadata.brokers)
 
 
-def stop_kafka(data_dir: Path) -> bool:
+def stop_kafka(data_dir: Path, sig: signal.Signals = signal.SIGTERM) -> bool:
     """Stop the broker recorded in ``data_dir/kafka.pid``; True if one was running.
 
-    Sends SIGTERM (Kafka then shuts down in a controlled way, which can take several
-    seconds) and SIGKILL after 30 s. Blocks until the process is gone; idempotent.
+    Sends ``sig``: SIGTERM (Kafka then shuts down in a controlled way, which can take
+    several seconds; SIGKILL follows after 30 s) or SIGKILL (a crash). Blocks until the
+    process is gone; idempotent.
     """
-    return processes.stop(data_dir / "kafka.pid", timeout_s=_STOP_TIMEOUT_S)
+    return processes.stop(data_dir / "kafka.pid", timeout_s=_STOP_TIMEOUT_S, first_signal=sig)

@@ -1,4 +1,5 @@
-"""``auditlog stack up | status | down``: the three local services as one unit.
+"""``auditlog stack up | status | down``: the three local services as one unit (Kafka as
+one broker, or as a cluster of N KRaft nodes with ``up(..., brokers=N)``).
 
 ``up`` is idempotent: services already running are kept (never a second broker), missing
 ones are started, and a start that fails half way stops what this call started before
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 from deploy.stack import clickhouse, kafka, minio_binary, processes, s3, s3_admin
 from deploy.stack.endpoints import S3Keys, StackEndpoints
 from deploy.stack.errors import StackError
+from deploy.stack.kafka_cluster import KafkaCluster
 from deploy.stack.layout import PreferredPorts, StackLayout
 
 DEFAULT_BUCKET = "auditlog-dev"
@@ -49,31 +52,84 @@ def _locked(layout: StackLayout) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _read_ports(layout: StackLayout) -> PreferredPorts | None:
+@dataclass(frozen=True)
+class _State:
+    """What ``state.json`` keeps: the ports, and for a cluster (``brokers`` > 1) every
+    node's ports (node 1's are ``ports.kafka`` and ``ports.kafka_controller``)."""
+
+    ports: PreferredPorts
+    kafka_nodes: tuple[kafka.KafkaPorts, ...]
+
+    @property
+    def brokers(self) -> int:
+        return len(self.kafka_nodes)
+
+
+def _read_state(layout: StackLayout) -> _State | None:
     try:
-        return PreferredPorts(**json.loads(layout.state_file.read_text())["ports"])
+        raw = json.loads(layout.state_file.read_text())
+        ports = PreferredPorts(**raw["ports"])
+        nodes = tuple(kafka.KafkaPorts(int(b), int(c)) for b, c in raw.get("kafka_nodes", []))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
+    return _State(ports, nodes or (kafka.KafkaPorts(ports.kafka, ports.kafka_controller),))
 
 
-def _addresses(ports: PreferredPorts) -> dict[str, str]:
-    """Where each service answers, by name."""
+def _write_state(layout: StackLayout, state: _State) -> None:
+    layout.state_file.write_text(
+        json.dumps(
+            {
+                "ports": asdict(state.ports),
+                "kafka_nodes": [[p.broker, p.controller] for p in state.kafka_nodes],
+                "endpoints": _addresses(state),
+            },
+            indent=2,
+        )
+    )
+
+
+def _kafka_names(brokers: int) -> list[str]:
+    """How ``status`` names the Kafka node(s): ``kafka``, or ``kafka-1`` .. ``kafka-N``."""
+    return ["kafka"] if brokers == 1 else [f"kafka-{n}" for n in range(1, brokers + 1)]
+
+
+def _addresses(state: _State) -> dict[str, str]:
+    """Where each service answers, by name (each Kafka node by its own)."""
+    names = _kafka_names(state.brokers)
     return {
-        "kafka": f"127.0.0.1:{ports.kafka}",
-        "clickhouse": f"http://127.0.0.1:{ports.clickhouse}",
-        "s3": f"http://127.0.0.1:{ports.s3}",
+        **{name: ports.bootstrap for name, ports in zip(names, state.kafka_nodes, strict=True)},
+        "clickhouse": f"http://127.0.0.1:{state.ports.clickhouse}",
+        "s3": f"http://127.0.0.1:{state.ports.s3}",
     }
 
 
-def _endpoints(ports: PreferredPorts, root: S3Keys, user: S3Keys) -> StackEndpoints:
-    addresses = _addresses(ports)
+def _endpoints(state: _State, root: S3Keys, user: S3Keys) -> StackEndpoints:
+    addresses = _addresses(state)
+    clustered = state.brokers > 1
     return StackEndpoints(
-        kafka_bootstrap=addresses["kafka"],
+        kafka_bootstrap=",".join(p.bootstrap for p in state.kafka_nodes),
         clickhouse_url=addresses["clickhouse"],
         s3_endpoint=addresses["s3"],
         s3_keys=user,
         s3_admin=root,
+        topic_replication_factor=state.brokers if clustered else None,
+        topic_min_insync_replicas=(
+            kafka.cluster_min_insync_replicas(state.brokers) if clustered else None
+        ),
     )
+
+
+def kafka_cluster(
+    layout: StackLayout, brokers: int, nodes: tuple[kafka.KafkaPorts, ...] = ()
+) -> KafkaCluster:
+    """The stack's Kafka cluster (``brokers`` > 1) with ``nodes``' ports, or those of the
+    state file."""
+    if not nodes:
+        state = _read_state(layout)
+        if state is None or state.brokers != brokers:
+            raise StackError(f"the stack in {layout.root} has no {brokers}-node Kafka cluster")
+        nodes = state.kafka_nodes
+    return KafkaCluster(root=layout.root, cache_dir=layout.cache_dir, ports=nodes)
 
 
 def prepare_s3(endpoints: StackEndpoints) -> None:
@@ -91,19 +147,44 @@ def prepare_s3(endpoints: StackEndpoints) -> None:
     )
 
 
-def _pid_files(layout: StackLayout) -> dict[str, Path]:
+def _kafka_dirs(layout: StackLayout, brokers: int) -> list[Path]:
+    """The Kafka node directories: ``kafka/`` for one broker, ``kafka-<n>/`` for a cluster."""
+    if brokers == 1:
+        return [layout.kafka_dir]
+    return [layout.root / f"kafka-{n}" for n in range(1, brokers + 1)]
+
+
+def _pid_files(layout: StackLayout, brokers: int = 1) -> dict[str, Path]:
+    kafka_pids = {
+        name: directory / "kafka.pid"
+        for name, directory in zip(_kafka_names(brokers), _kafka_dirs(layout, brokers), strict=True)
+    }
     return {
-        "kafka": layout.kafka_dir / "kafka.pid",
+        **kafka_pids,
         "clickhouse": layout.clickhouse_dir / "clickhouse.pid",
         "s3": layout.s3_dir / "s3.pid",
     }
 
 
-def _choose_ports(layout: StackLayout, preferred: PreferredPorts) -> PreferredPorts:
+def _running_kafka_layouts(layout: StackLayout) -> list[int]:
+    """The broker counts (1, or a cluster's N) of which some Kafka node runs now."""
+    found = []
+    if processes.running(layout.kafka_dir / "kafka.pid") is not None:
+        found.append(1)
+    nodes = [d for d in layout.root.glob("kafka-*") if d.is_dir()] if layout.root.exists() else []
+    if any(processes.running(d / "kafka.pid") is not None for d in nodes):
+        found.append(len(nodes))
+    return found
+
+
+def _choose_ports(layout: StackLayout, preferred: PreferredPorts, brokers: int) -> _State:
     """Ports of services still running are kept; the others get the port they had last
-    time (or the preferred one) when free, and a free port otherwise."""
-    previous = _read_ports(layout) or preferred
-    alive = {name: processes.running(pid) is not None for name, pid in _pid_files(layout).items()}
+    time (or the preferred one) when free, and a free port otherwise. Node ``n`` of a
+    cluster prefers node 1's ports plus ``2 * (n - 1)``."""
+    last = _read_state(layout)
+    previous = last.ports if last is not None else preferred
+    pid_files = _pid_files(layout, brokers)
+    alive = {name: processes.running(pid) is not None for name, pid in pid_files.items()}
     taken: list[int] = []
 
     def pick(component: str, port_last: int) -> int:
@@ -111,28 +192,54 @@ def _choose_ports(layout: StackLayout, preferred: PreferredPorts) -> PreferredPo
         taken.append(port)
         return port
 
-    return PreferredPorts(
-        kafka=pick("kafka", previous.kafka),
-        kafka_controller=pick("kafka", previous.kafka_controller),
+    names = _kafka_names(brokers)
+    nodes = []
+    for n, name in enumerate(names, start=1):
+        if last is not None and last.brokers == brokers:
+            wanted = last.kafka_nodes[n - 1]
+        else:
+            step = 2 * (n - 1)
+            wanted = kafka.KafkaPorts(
+                previous.kafka + step if previous.kafka else 0,
+                previous.kafka_controller + step if previous.kafka_controller else 0,
+            )
+        nodes.append(kafka.KafkaPorts(pick(name, wanted.broker), pick(name, wanted.controller)))
+    ports = PreferredPorts(
+        kafka=nodes[0].broker,
+        kafka_controller=nodes[0].controller,
         clickhouse=pick("clickhouse", previous.clickhouse),
         s3=pick("s3", previous.s3),
     )
+    return _State(ports, tuple(nodes))
 
 
 def up(
     layout: StackLayout,
     preferred: PreferredPorts | None = None,
     *,
+    brokers: int = 1,
     on_progress: Callable[[str], None] = lambda _msg: None,
 ) -> StackEndpoints:
     """Start whatever is not running and block until all three services answer.
 
+    ``brokers`` > 1: Kafka is a cluster of that many nodes (:mod:`deploy.stack.kafka_cluster`)
+    and the endpoints carry the topics' replication factor and ``min.insync.replicas``. A
+    stack running with another number of brokers is refused (``down`` it first).
+
     Raises :class:`deploy.stack.errors.StackError`; on failure the services this call
     started are stopped again, so nothing is orphaned.
     """
+    if brokers < 1:
+        raise StackError(f"--brokers must be at least 1, got {brokers}")
     with _locked(layout):
         kafka.require_tools()
-        pid_files = _pid_files(layout)
+        other = [n for n in _running_kafka_layouts(layout) if n != brokers]
+        if other:
+            raise StackError(
+                f"the stack in {layout.root} runs Kafka with {other[0]} broker(s), not "
+                f"{brokers}: stop it with `auditlog stack down` first"
+            )
+        pid_files = _pid_files(layout, brokers)
         minio = None
         running_s3 = processes.running(pid_files["s3"])
         if running_s3 is None:
@@ -143,12 +250,13 @@ def up(
                 f"{' '.join(running_s3.argv[:3])}, from before the stack moved to MinIO): "
                 "stop the stack with `auditlog stack down`, then start it again"
             )
-        ports = _choose_ports(layout, preferred or PreferredPorts())
+        state = _choose_ports(layout, preferred or PreferredPorts(), brokers)
+        ports = state.ports
         root, user = s3.stack_keys(layout.s3_dir)
-        endpoints = _endpoints(ports, root, user)
+        endpoints = _endpoints(state, root, user)
         started: list[Callable[[], object]] = []
         try:
-            if processes.running(pid_files["kafka"]) is None:
+            if brokers == 1 and processes.running(pid_files["kafka"]) is None:
                 on_progress(f"starting Kafka {kafka.KAFKA_VERSION} on {endpoints.kafka_bootstrap}")
                 started.append(lambda: kafka.stop_kafka(layout.kafka_dir))
                 kafka.start_kafka(
@@ -156,6 +264,16 @@ def up(
                     cache_dir=layout.cache_dir,
                     ports=kafka.KafkaPorts(broker=ports.kafka, controller=ports.kafka_controller),
                 )
+            elif brokers > 1:
+                cluster = kafka_cluster(layout, brokers, state.kafka_nodes)
+                down_nodes = [n for n in cluster.nodes if cluster.running(n) is None]
+                if down_nodes:
+                    on_progress(
+                        f"starting a {brokers}-node Kafka {kafka.KAFKA_VERSION} cluster on "
+                        f"{endpoints.kafka_bootstrap}"
+                    )
+                    started.append(lambda: [cluster.stop(n, signal.SIGTERM) for n in down_nodes])
+                    cluster.start_all()
             if processes.running(pid_files["clickhouse"]) is None:
                 on_progress(f"starting the ClickHouse gateway on {endpoints.clickhouse_url}")
                 started.append(lambda: clickhouse.stop_clickhouse(layout.clickhouse_dir))
@@ -169,23 +287,22 @@ def up(
             for stop in reversed(started):
                 stop()
             raise
-        layout.state_file.write_text(
-            json.dumps({"ports": asdict(ports), "endpoints": _addresses(ports)}, indent=2)
-        )
+        _write_state(layout, state)
         return endpoints
 
 
 def status(layout: StackLayout) -> list[ComponentStatus]:
     """What runs and whether it answers; never starts or stops anything."""
-    ports = _read_ports(layout)
-    addresses = _addresses(ports) if ports else {}
+    state = _read_state(layout)
+    brokers = state.brokers if state is not None else 1
+    addresses = _addresses(state) if state is not None else {}
     probes: dict[str, Callable[[str], bool]] = {
-        "kafka": kafka.kafka_ready,
+        **dict.fromkeys(_kafka_names(brokers), kafka.kafka_ready),
         "clickhouse": clickhouse.clickhouse_ready,
         "s3": s3.s3_ready,
     }
     result = []
-    for name, pid_file in _pid_files(layout).items():
+    for name, pid_file in _pid_files(layout, brokers).items():
         record = processes.running(pid_file)
         endpoint = addresses.get(name, "-")
         answering = record is not None and name in addresses and probes[name](endpoint)
@@ -195,13 +312,14 @@ def status(layout: StackLayout) -> list[ComponentStatus]:
 
 def running_endpoints(layout: StackLayout) -> StackEndpoints | None:
     """The endpoints of a fully running stack in ``layout``, or None."""
-    ports = _read_ports(layout)
-    if ports is None:
+    state = _read_state(layout)
+    if state is None:
         return None
-    if not all(processes.running(pid) is not None for pid in _pid_files(layout).values()):
+    pid_files = _pid_files(layout, state.brokers).values()
+    if not all(processes.running(pid) is not None for pid in pid_files):
         return None
     keys = s3.existing_keys(layout.s3_dir)  # read only: `up` writes them, under its lock
-    return None if keys is None else _endpoints(ports, *keys)
+    return None if keys is None else _endpoints(state, *keys)
 
 
 def down(layout: StackLayout) -> list[str]:
@@ -217,4 +335,10 @@ def down(layout: StackLayout) -> list[str]:
             stopped.append("clickhouse")
         if kafka.stop_kafka(layout.kafka_dir):
             stopped.append("kafka")
+        # A cluster's nodes are signalled together: see KafkaCluster.stop_all.
+        node_dirs = [d for d in sorted(layout.root.glob("kafka-*")) if d.is_dir()]
+        signalled = [d for d in node_dirs if processes.send(d / "kafka.pid", signal.SIGTERM)]
+        for node_dir in signalled:
+            kafka.stop_kafka(node_dir)
+            stopped.append(node_dir.name)
         return stopped

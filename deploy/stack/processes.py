@@ -106,14 +106,17 @@ def spawn(
     return record
 
 
-def stop(pid_file: Path, *, timeout_s: float = 20.0) -> bool:
-    """Stop the process group recorded in ``pid_file``: SIGTERM, then SIGKILL after
-    ``timeout_s``. Idempotent; returns True if something was running."""
+def stop(
+    pid_file: Path, *, timeout_s: float = 20.0, first_signal: signal.Signals = signal.SIGTERM
+) -> bool:
+    """Stop the process group recorded in ``pid_file``: ``first_signal`` (SIGTERM unless
+    told), then SIGKILL after ``timeout_s``. Idempotent; returns True if something was
+    running."""
     record = running(pid_file)
     if record is None:
         pid_file.unlink(missing_ok=True)
         return False
-    _signal_group(record.pid, signal.SIGTERM)
+    _signal_group(record.pid, first_signal)
     deadline = time.monotonic() + timeout_s
     while (record.alive() or group_members(record.pid)) and time.monotonic() < deadline:
         _reap(record.pid)
@@ -126,6 +129,16 @@ def stop(pid_file: Path, *, timeout_s: float = 20.0) -> bool:
         _reap(record.pid)
         time.sleep(0.02)
     pid_file.unlink(missing_ok=True)
+    return True
+
+
+def send(pid_file: Path, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the process group recorded in ``pid_file`` without waiting; True if
+    it ran. (:func:`stop` then waits for it.)"""
+    record = running(pid_file)
+    if record is None:
+        return False
+    _signal_group(record.pid, sig)
     return True
 
 
