@@ -305,7 +305,11 @@ class IntegrityAppender:
         mine = [tp for tp in partitions if tp.topic == self.config.topic]
         for tp in mine:
             self._held.setdefault(tp.partition, [])
-        consumer.pause(mine)  # nothing is read before the partition's heads are loaded
+        # Nothing is read before the partition's heads are loaded. Assigned here, not by the
+        # client after this callback: that assignment would resume them (records of a
+        # partition not loaded yet are held in memory meanwhile, so this only saves that).
+        consumer.incremental_assign(partitions)
+        consumer.pause(mine)
         self._health.assign((tp.topic, tp.partition) for tp in mine)
         self._health.set_member_id(consumer.memberid())
         self._metrics.assigned_partitions.set(len(self.assigned))
