@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from deploy.stack import clickhouse, kafka, minio_binary, processes, s3, s3_admin
+from deploy.stack import clickhouse, kafka, kafka_jars, minio_binary, processes, s3, s3_admin
 from deploy.stack.endpoints import S3Keys, StackEndpoints
 from deploy.stack.errors import StackError
 from deploy.stack.kafka_cluster import KafkaCluster
@@ -232,7 +232,7 @@ def up(
     if brokers < 1:
         raise StackError(f"--brokers must be at least 1, got {brokers}")
     with _locked(layout):
-        kafka.require_tools()
+        kafka_jars.require_tools()
         other = [n for n in _running_kafka_layouts(layout) if n != brokers]
         if other:
             raise StackError(
@@ -257,7 +257,9 @@ def up(
         started: list[Callable[[], object]] = []
         try:
             if brokers == 1 and processes.running(pid_files["kafka"]) is None:
-                on_progress(f"starting Kafka {kafka.KAFKA_VERSION} on {endpoints.kafka_bootstrap}")
+                on_progress(
+                    f"starting Kafka {kafka_jars.KAFKA_VERSION} on {endpoints.kafka_bootstrap}"
+                )
                 started.append(lambda: kafka.stop_kafka(layout.kafka_dir))
                 kafka.start_kafka(
                     data_dir=layout.kafka_dir,
@@ -269,7 +271,7 @@ def up(
                 down_nodes = [n for n in cluster.nodes if cluster.running(n) is None]
                 if down_nodes:
                     on_progress(
-                        f"starting a {brokers}-node Kafka {kafka.KAFKA_VERSION} cluster on "
+                        f"starting a {brokers}-node Kafka {kafka_jars.KAFKA_VERSION} cluster on "
                         f"{endpoints.kafka_bootstrap}"
                     )
                     started.append(lambda: [cluster.stop(n, signal.SIGTERM) for n in down_nodes])

@@ -1,21 +1,6 @@
 """S3 (and S3-compatible) destinations: one object per payload.
 
-Object keys are deterministic (:func:`object_key`)::
-
-    <prefix>/<yyyy>/<mm>/<dd>/<hh>/<tenant>_<destination>_<partition>_<first>-<last>.<ext>
-
-with ``<prefix>`` the destination's ``prefix_template`` as it was when the batch was
-formed (a batch announced before a restart keeps its key: :mod:`sinks.batch_shape`) and
-the time parts from the payload's first event (its record time, in UTC, not the time of
-writing); ``<first>`` and ``<last>`` are the batch's first and last offsets (20 digits
-each), followed by ``_replay-<id>`` for a replay's batch. The same payload always gives the
-same key, so a retry or a re-formed batch
-overwrites its object instead of adding a duplicate, and two batches of other ranges never
-share one: a replay's batch that starts where a live batch started but ends elsewhere
-gets its own object instead of replacing the live one and the events it held beyond the
-replay's end (docs/exactly-once.md, section 8). Objects written before both offsets were
-in the name (first offset only) keep their names; a batch announced by such a release and
-re-formed by this one is written once more under the new name. Each payload is a single
+Object keys and metadata: :mod:`sinks.senders.s3_objects`. Each payload is a single
 ``PutObject``: visible whole or not at all, with ``Content-MD5`` so that S3 refuses a body
 corrupted on the way, and the payload's tenant, destination, partition, offsets and record
 count in the object's metadata (``x-amz-meta-auditlog-*``).
@@ -41,11 +26,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Mapping
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import boto3
 import botocore.session
@@ -76,6 +59,7 @@ from sinks.senders.base import (
     RetryableDeliveryError,
 )
 from sinks.senders.s3_confinement import S3Policy, pin_connections, role_external_id
+from sinks.senders.s3_objects import metadata, object_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -83,12 +67,8 @@ if TYPE_CHECKING:
 
 ROLE_SESSION_NAME = "auditlog-sink"
 ROLE_SESSION_S = 3600
-METADATA_PREFIX = "auditlog-"
 MESSAGE_CHARS = 300
 
-# A tenant id as the event contract allows it (schemas.event.TenantId) is used as it is in
-# a key; anything else is percent-encoded (see _key_segment).
-_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
 
 _RETRYABLE_CODES = frozenset(
     {
@@ -241,69 +221,9 @@ def make_s3_client(
     return client
 
 
-def _key_segment(value: str) -> str:
-    """``value`` as one key segment: as it is when it is a plain id (letters, digits and
-    ``._:@-``, starting with a letter or digit), else percent-encoded with only letters,
-    digits, ``_`` and ``-`` left as they are, so it holds no ``/`` and is never ``.`` or
-    ``..``. Distinct values stay distinct (plain ones never contain ``%`` nor start with
-    ``_`` or ``-``)."""
-    if _PLAIN_SEGMENT.fullmatch(value):
-        return value
-    return quote(value, safe="").replace(".", "%2E").replace("~", "%7E")
-
-
-def object_key(target: S3Target, payload: Payload) -> str:
-    """The payload's object key (see the module docstring), under the payload's prefix
-    template (the one its batch was formed with) or else the target's; raises
-    :class:`PermanentDeliveryError` should the prefix leave the bucket's root."""
-    tenant = _key_segment(payload.tenant_id)
-    destination = _key_segment(payload.destination_id)
-    template = target.prefix_template
-    if payload.prefix_template is not None:
-        template = payload.prefix_template
-    try:
-        prefix = template.format_map({"tenant_id": tenant, "destination_id": destination})
-    except (KeyError, ValueError, IndexError) as exc:
-        raise PermanentDeliveryError(
-            f"prefix template {template!r} cannot be filled in: {exc}"
-        ) from exc
-    prefix = prefix.strip("/")
-    if prefix.startswith("/") or "//" in prefix or ".." in prefix.split("/"):
-        raise PermanentDeliveryError(
-            f"prefix {prefix!r} (from {template!r}) leaves the bucket's root"
-        )
-    at = payload.first_event_at
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    name = (
-        f"{tenant}_{destination}_{payload.partition}_{payload.first_offset:020d}"
-        f"-{payload.last_offset:020d}{_replay_suffix(payload)}.{payload.file_extension}"
-    )
-    parts = [prefix] if prefix else []
-    parts += [f"{at:%Y}", f"{at:%m}", f"{at:%d}", f"{at:%H}", name]
-    return "/".join(parts)
-
-
-def _replay_suffix(payload: Payload) -> str:
-    """A replay's batches get objects of their own: ``_replay-<replay id>``."""
-    return "" if payload.replay_id is None else f"_replay-{_key_segment(payload.replay_id)}"
-
-
 def content_md5(body: bytes) -> str:
     """The ``Content-MD5`` header of ``body`` (base64 of the digest)."""
     return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-
-
-def metadata(payload: Payload) -> dict[str, str]:
-    """The object's user metadata (ASCII only, as S3 requires)."""
-    return {
-        f"{METADATA_PREFIX}tenant": quote(payload.tenant_id, safe=":@"),
-        f"{METADATA_PREFIX}destination": payload.destination_id,
-        f"{METADATA_PREFIX}topic": quote(payload.topic, safe=""),
-        f"{METADATA_PREFIX}partition": str(payload.partition),
-        f"{METADATA_PREFIX}first-offset": str(payload.first_offset),
-        f"{METADATA_PREFIX}last-offset": str(payload.last_offset),
-        f"{METADATA_PREFIX}record-count": str(payload.record_count),
-    }
 
 
 def _short(text: str) -> str:

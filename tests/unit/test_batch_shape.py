@@ -20,7 +20,7 @@ from sinks.destinations.model import (
 )
 from sinks.lane import Lane
 from sinks.progress import LaneProgress
-from sinks.senders.s3 import object_key
+from sinks.senders.s3_objects import object_key
 
 AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 AT_MS = int(AT.timestamp() * 1000)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.stack import kafka
+from deploy.stack import kafka, kafka_jars
 from deploy.stack.errors import StackError
 from tests.unit.http_receiver import closed_port
 
@@ -71,7 +71,7 @@ def _fake_mvn(bin_dir: Path, *, fail: bool) -> Path:
         if fail
         else (
             'for arg; do case "$arg" in -DoutputDirectory=*) out="${arg#*=}";; esac; done\n'
-            f'touch "$out/kafka_2.13-{kafka.KAFKA_VERSION}.jar"'
+            f'touch "$out/kafka_2.13-{kafka_jars.KAFKA_VERSION}.jar"'
         )
     )
     script.write_text(f'#!/bin/sh\necho call >> "{calls}"\n{body}\n')
@@ -83,11 +83,11 @@ def test_resolve_jars_runs_mvn_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     calls = _fake_mvn(tmp_path, fail=False)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
-    lib = kafka.resolve_jars(tmp_path / "cache")
-    again = kafka.resolve_jars(tmp_path / "cache")
+    lib = kafka_jars.resolve_jars(tmp_path / "cache")
+    again = kafka_jars.resolve_jars(tmp_path / "cache")
 
-    assert lib == again == tmp_path / "cache" / f"kafka-{kafka.KAFKA_VERSION}" / "lib"
-    assert (lib / f"kafka_2.13-{kafka.KAFKA_VERSION}.jar").is_file()
+    assert lib == again == tmp_path / "cache" / f"kafka-{kafka_jars.KAFKA_VERSION}" / "lib"
+    assert (lib / f"kafka_2.13-{kafka_jars.KAFKA_VERSION}.jar").is_file()
     assert calls.read_text().count("call") == 1
 
 
@@ -98,9 +98,9 @@ def test_resolve_jars_failure_leaves_nothing_behind(
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
     with pytest.raises(StackError, match="Maven Central unreachable"):
-        kafka.resolve_jars(tmp_path / "cache")
+        kafka_jars.resolve_jars(tmp_path / "cache")
 
-    assert list((tmp_path / "cache" / f"kafka-{kafka.KAFKA_VERSION}").iterdir()) == []
+    assert list((tmp_path / "cache" / f"kafka-{kafka_jars.KAFKA_VERSION}").iterdir()) == []
 
 
 def test_kafka_ready_is_false_when_nothing_listens() -> None:
@@ -120,7 +120,7 @@ def test_a_missing_tool_is_named_in_one_line(
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError) as exc:
-        kafka.require_tools()
+        kafka_jars.require_tools()
     message = str(exc.value)
     assert message.startswith(f"{tool} not found on PATH: install")
     assert "\n" not in message

@@ -26,8 +26,9 @@ from sinks.destinations.model import Destination, S3Target, SecretValue
 from sinks.destinations.references import ReferencePolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.senders.base import Payload, PermanentDeliveryError, RetryableDeliveryError
-from sinks.senders.s3 import S3Sender, delivery_error, make_s3_client, object_key
+from sinks.senders.s3 import S3Sender, delivery_error, make_s3_client
 from sinks.senders.s3_confinement import S3Policy
+from sinks.senders.s3_objects import object_key
 
 SECRETS = SecretBox(
     [],
