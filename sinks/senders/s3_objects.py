@@ -4,17 +4,18 @@ Object keys are deterministic (:func:`object_key`)::
 
     <prefix>/<yyyy>/<mm>/<dd>/<hh>/<tenant>_<destination>_<partition>_<first>-<last>.<ext>
 
-with ``<prefix>`` the destination's ``prefix_template`` as it was when the batch was
-formed (a batch announced before a restart keeps its key: :mod:`sinks.batch_shape`) and
-the time parts from the payload's first event (its record time, in UTC, not the time of
-writing); ``<first>`` and ``<last>`` are the batch's first and last offsets (20 digits
-each), followed by ``_replay-<id>`` for a replay's batch. The same payload always gives the
-same key, so a retry or a re-formed batch overwrites its object instead of adding a
-duplicate, and two batches of other ranges never share one: a replay's batch that starts where a live batch started but ends elsewhere
-gets its own object instead of replacing the live one and the events it held beyond the
-replay's end (docs/exactly-once.md, section 8). Objects written before both offsets were
-in the name (first offset only) keep their names; a batch announced by such a release and
-re-formed by this one is written once more under the new name.
+with ``<prefix>`` the destination's ``prefix_template`` as it was when the batch was formed
+(a batch announced before a restart keeps its key: :mod:`sinks.batch_shape`) and the time
+parts from the payload's first event (its record time, in UTC, not the time of writing);
+``<first>`` and ``<last>`` are the batch's first and last offsets (20 digits each),
+followed by ``_replay-<id>`` for a replay's batch. The same payload always gives the same
+key, so a retry or a re-formed batch overwrites its object instead of adding a duplicate,
+and two batches of other ranges never share one: a replay's batch that starts where a live
+batch started but ends elsewhere gets its own object instead of replacing the live one and
+the events it held beyond the replay's end (docs/exactly-once.md, section 8). Objects
+written before both offsets were in the name (first offset only) keep their names; a batch
+announced by such a release and re-formed by this one is written once more under the new
+name.
 
 Metadata (:func:`metadata`): the payload's tenant, destination, topic, partition, offsets and
 record count as ``x-amz-meta-auditlog-*`` (ASCII only, as S3 requires).
