@@ -110,12 +110,12 @@ class AuditProducer:
     ) -> str:
         """Validate, encode and queue one event; returns its event id (see module doc)."""
         try:
-            validated = self._validator.validate(event)
+            datum = self._validator.validate_datum(event)
         except InvalidEventError as exc:
             for problem in exc.problems:
                 self._metrics.rejected.labels(problem.rule).inc()
             raise
-        return self.publish_datum(validated.to_avro(), on_delivery)
+        return self.publish_datum(datum, on_delivery)
 
     def publish_future(self, event: Mapping[str, Any] | AuditEvent) -> Future[DeliveryResult]:
         """Like :meth:`publish`, with the result in a future (failures resolve it too:
