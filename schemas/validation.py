@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.catalog import Catalog, load_catalog
-from schemas.datum_validation import DatumValidator
+from schemas.datum_validation import DatumValidator, utc_now
 from schemas.event import AuditEvent
 
 CUSTOM_PREFIX = "custom."
@@ -72,7 +72,7 @@ class EventValidator:
         self,
         policy: ValidationPolicy | None = None,
         catalog: Catalog | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.policy = policy or ValidationPolicy()
         self._catalog = catalog or load_catalog()
