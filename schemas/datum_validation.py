@@ -177,7 +177,7 @@ class DatumValidator:
         if type(data) is not dict:
             return None
         try:
-            event = _VALIDATE(data)
+            event: dict[str, Any] = _VALIDATE(data)
         except ValidationError:
             return None
         occurred = event["occurred_at"]
