@@ -27,7 +27,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from typing_extensions import TypedDict
 
 from schemas.catalog import Catalog
@@ -105,7 +112,7 @@ class _Event(TypedDict):
     __pydantic_config__ = _STRICT  # type: ignore[misc]
     event_id: NotRequired[CanonicalUuid]
     tenant_id: TenantId
-    occurred_at: datetime  # aware: checked below (the model's AwareDatetime)
+    occurred_at: AwareDatetime
     action: Action
     category: NotRequired[SnakeId | None]
     actor: _Actor
@@ -181,8 +188,6 @@ class DatumValidator:
         except ValidationError:
             return None
         occurred = event["occurred_at"]
-        if occurred.tzinfo is None or occurred.utcoffset() is None:
-            return None
         # Floor to the millisecond, as the model's truncation of microseconds does.
         millis = (occurred - EPOCH) // _ONE_MS
         now_us = (
