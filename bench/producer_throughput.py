@@ -84,7 +84,7 @@ def _rates(events: int, seconds: float, cpu_s: float) -> dict[str, Any]:
     }
 
 
-Record = tuple[bytes, bytes, list[tuple[str, bytes]] | None]
+Record = tuple[bytes, bytes, list[tuple[str, str | bytes | None]] | None]
 
 
 def _produce_only(config: ProducerConfig, records: Sequence[Record]) -> dict[str, Any]:
