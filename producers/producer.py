@@ -61,6 +61,13 @@ _POLL_INTERVAL_S = 0.05
 # Refusals in a row, with no delivery between them, before queued events are failed.
 _REFUSALS_BEFORE_PURGE = 2
 _FULL_QUEUE_WAIT_S = 0.005
+_TENANT, _ACTION, _CATEGORY, _EVENT_ID, _SCHEMA = (
+    h.TENANT,
+    h.ACTION,
+    h.CATEGORY,
+    h.EVENT_ID,
+    h.SCHEMA,
+)
 
 
 class AuditProducer:
@@ -78,6 +85,9 @@ class AuditProducer:
         self.config = config
         self._validator = validator or EventValidator()
         self._encoder = encoder or SingleObjectEncoder()
+        self._encode = self._encoder.encode
+        self._topic = config.topic
+        self._max_encoded_bytes = self._validator.policy.max_encoded_bytes
         self._schema_header = self._encoder.schema_ref.encode()
         self._on_delivery = on_delivery
         self._metrics = metrics or producer_metrics()
@@ -110,12 +120,12 @@ class AuditProducer:
     ) -> str:
         """Validate, encode and queue one event; returns its event id (see module doc)."""
         try:
-            validated = self._validator.validate(event)
+            datum = self._validator.validate_datum(event)
         except InvalidEventError as exc:
             for problem in exc.problems:
                 self._metrics.rejected.labels(problem.rule).inc()
             raise
-        return self.publish_datum(validated.to_avro(), on_delivery)
+        return self.publish_datum(datum, on_delivery)
 
     def publish_future(self, event: Mapping[str, Any] | AuditEvent) -> Future[DeliveryResult]:
         """Like :meth:`publish`, with the result in a future (failures resolve it too:
@@ -137,34 +147,41 @@ class AuditProducer:
         event_id = str(datum.get("event_id"))
         tenant_id = str(datum.get("tenant_id"))
         try:
-            value = self._encoder.encode(datum)
+            value = self._encode(datum)
         except (TypeError, ValueError) as exc:
             raise InvalidEventError([Problem("(event)", "schema_mismatch", str(exc))]) from exc
-        if len(value) > self._validator.policy.max_encoded_bytes:
+        if len(value) > self._max_encoded_bytes:
             raise InvalidEventError(
                 [
                     Problem(
                         "(event)",
                         "too_large",
                         f"encoded event is {len(value)} bytes, more than "
-                        f"{self._validator.policy.max_encoded_bytes}; shorten details or changes",
+                        f"{self._max_encoded_bytes}; shorten details or changes",
                     )
                 ]
             )
         tenant = tenant_id.encode()
         record_headers: list[tuple[str, str | bytes | None]] = [
-            (h.TENANT, tenant),
-            (h.ACTION, str(datum.get("action")).encode()),
-            (h.CATEGORY, str(datum.get("category")).encode()),
-            (h.EVENT_ID, event_id.encode()),
-            (h.SCHEMA, self._schema_header),
+            (_TENANT, tenant),
+            (_ACTION, str(datum.get("action")).encode()),
+            (_CATEGORY, str(datum.get("category")).encode()),
+            (_EVENT_ID, event_id.encode()),
+            (_SCHEMA, self._schema_header),
         ]
         # The client does not return headers for failed records: the ids travel here.
         callback = functools.partial(self._report_delivery, event_id, tenant_id, on_delivery)
-        self._produce(value, tenant, record_headers, callback, event_id)
+        try:
+            self._producer.produce(
+                self._topic, value=value, key=tenant, headers=record_headers, on_delivery=callback
+            )
+        except BufferError:
+            self._produce_when_room(value, tenant, record_headers, callback, event_id)
+        except KafkaException as exc:
+            raise PublishError(_explain(exc, self.config)) from exc
         return event_id
 
-    def _produce(
+    def _produce_when_room(
         self,
         value: bytes,
         key: bytes,
@@ -172,30 +189,24 @@ class AuditProducer:
         callback: Callable[[KafkaError | None, Message], None],
         event_id: str,
     ) -> None:
-        deadline: float | None = None
+        """The local queue is full: serve delivery reports (room frees up as soon as it
+        can) and try again, for up to ``publish_timeout_s``."""
+        deadline = time.monotonic() + self.config.publish_timeout_s
+        self._queue_full.inc()
         while True:
+            self._producer.poll(_FULL_QUEUE_WAIT_S)
             try:
                 self._producer.produce(
-                    self.config.topic,
-                    value=value,
-                    key=key,
-                    headers=record_headers,
-                    on_delivery=callback,
+                    self._topic, value=value, key=key, headers=record_headers, on_delivery=callback
                 )
                 return
             except KafkaException as exc:
                 raise PublishError(_explain(exc, self.config)) from exc
             except BufferError:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.config.publish_timeout_s
-                    self._queue_full.inc()
-                elif now >= deadline:
+                if time.monotonic() >= deadline:
                     raise PublishTimeoutError(
                         event_id, self.config.publish_timeout_s, len(self._producer)
                     ) from None
-                # Serve delivery reports here too, so room frees up as soon as it can.
-                self._producer.poll(_FULL_QUEUE_WAIT_S)
 
     # -- delivery -----------------------------------------------------------------------
 

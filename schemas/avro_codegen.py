@@ -78,10 +78,8 @@ def _value(src: Source, schema: Any, expr: str, indent: int, seen: set[str]) -> 
         raise ValueError(f"general unions are not generated: {schema}")
     kind = schema if isinstance(schema, str) else schema["type"]
     logical = None if isinstance(schema, str) else schema.get("logicalType")
-    if logical == "uuid":
-        src.emit(indent, f"write_uuid(buf, {expr})")
-    elif logical == "timestamp-millis":
-        src.emit(indent, f"write_timestamp_millis(buf, {expr})")
+    if logical in ("uuid", "timestamp-millis"):
+        _logical(src, logical, expr, indent)
     elif kind == "string":
         _string(src, expr, indent)
     elif kind in ("int", "long"):
@@ -116,6 +114,23 @@ def _value(src: Source, schema: Any, expr: str, indent: int, seen: set[str]) -> 
         src.emit(indent, "buf.append(0)")
     else:
         raise ValueError(f"type {kind!r} is not generated")
+
+
+def _logical(src: Source, logical: str, expr: str, indent: int) -> None:
+    """A uuid as text inline (what the producer sends), a timestamp as an int inline;
+    other Python types (UUID, datetime) through the helpers."""
+    value = src.name("u")
+    src.emit(indent, f"{value} = {expr}")
+    if logical == "uuid":
+        src.emit(indent, f"if type({value}) is str:")
+        _string(src, value, indent + 1)
+        src.emit(indent, "else:")
+        src.emit(indent + 1, f"write_uuid(buf, {value})")
+    else:
+        src.emit(indent, f"if type({value}) is int:")
+        src.emit(indent + 1, f"write_long(buf, {value})")
+        src.emit(indent, "else:")
+        src.emit(indent + 1, f"write_timestamp_millis(buf, {value})")
 
 
 def _record(src: Source, schema: Any, expr: str, indent: int, seen: set[str]) -> None:

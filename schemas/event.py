@@ -25,7 +25,7 @@ from pydantic import (
 
 from schemas.catalog.model import ACTION_PATTERN, ID_PATTERN
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
 MAX_DETAILS = 64
@@ -42,7 +42,7 @@ DetailValue = Annotated[str, StringConstraints(max_length=2048)]
 ChangeValue = Annotated[str, StringConstraints(max_length=4096)]
 
 
-def _normalise_ip(value: str) -> str:
+def normalise_ip(value: str) -> str:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
@@ -52,7 +52,7 @@ def _normalise_ip(value: str) -> str:
     return str(address)
 
 
-IpAddress = Annotated[str, AfterValidator(_normalise_ip)]
+IpAddress = Annotated[str, AfterValidator(normalise_ip)]
 
 
 class _Part(BaseModel):
@@ -172,7 +172,7 @@ class AuditEvent(BaseModel):
         return {
             "event_id": str(self.event_id),
             "tenant_id": self.tenant_id,
-            "occurred_at": (self.occurred_at - _EPOCH) // _ONE_MS,
+            "occurred_at": (self.occurred_at - EPOCH) // _ONE_MS,
             "action": self.action,
             "category": self.category,
             "actor": {"type": actor.type, "id": actor.id, "name": actor.name, "email": actor.email},
