@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from consumers.retention import get_retention
 from integrity.checkpoint_store import CHECKPOINTS_TABLE
 from integrity.prune_store import PRUNE_TABLE
-from integrity.verification import StoredEvent, StoredLeaf, StoredLog, Window
+from integrity.verify_model import StoredEvent, StoredLeaf, StoredLog, Window
 
 _IDS_PER_QUERY = 10_000
 _EVENT_COLUMNS = """
