@@ -54,6 +54,7 @@ from integrity.checkpointer import CheckpointRow
 from integrity.heads import LEAVES_TABLE
 from integrity.keystore import KeyStore, public_document
 from integrity.leaf import event_leaf_hash
+from integrity.packed import PackedLeaves
 from integrity.prune_statement import verify_statement
 from integrity.prune_store import ClickHousePruneStore
 from integrity.pruner import PrunePolicy, Pruner
@@ -183,8 +184,8 @@ def parts(client: Client, keys: KeyStore, account: str, events: int) -> dict[str
 
     def tree() -> int:
         frontier = merkle.Frontier.empty()
-        for leaf in log.leaves:
-            frontier.append(leaf.leaf_hash)
+        for leaf_hash in PackedLeaves.of(log.leaves).hashes():
+            frontier.append(leaf_hash)
             if frontier.size in roots and frontier.root() != roots[frontier.size]:
                 raise RuntimeError(f"root at {frontier.size}")
         return frontier.size

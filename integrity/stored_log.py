@@ -1,6 +1,7 @@
 """Reading one account's log as the store holds it (leaves, events, checkpoints, prune
-statements) from ClickHouse, for :func:`integrity.verification.check_log`. Leaves (32
-bytes of hash each) are read whole; events are streamed, a block at a time.
+statements) from ClickHouse, for :func:`integrity.verification.check_log`. Leaves are read
+whole, packed (:class:`integrity.packed.PackedLeaves`, 68 bytes each); events are
+streamed, a block at a time.
 
 Every read is ``FINAL``: a row written twice is one fact. The events are read back into
 the nested shape :mod:`integrity.leaf` hashes (tuples as objects, changes as a list of
@@ -18,8 +19,9 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.retention import get_retention
 from integrity.checkpoint_store import CHECKPOINTS_TABLE
+from integrity.packed import PackedLeaves
 from integrity.prune_store import PRUNE_TABLE
-from integrity.verify_model import StoredEvent, StoredLeaf, StoredLog, Window
+from integrity.verify_model import StoredEvent, StoredLog, Window
 
 _IDS_PER_QUERY = 10_000
 _EVENT_COLUMNS = """
@@ -41,7 +43,7 @@ def read_log(
     ``events`` are iterated, a block of rows at a time (bounded memory), through
     ``client``, which must stay open until then. ``database`` is a checked identifier
     (the settings check it)."""
-    leaves = []
+    leaves = PackedLeaves()  # 68 bytes a leaf, no object per leaf
     with client.query_row_block_stream(  # a block at a time: no second copy of every row
         f"SELECT leaf_index, toString(event_id), leaf_hash, partition, kafka_offset "  # noqa: S608
         f"FROM {database}.integrity_leaves FINAL WHERE tenant_id = {{account:String}} "
@@ -49,10 +51,10 @@ def read_log(
         parameters={"account": account},
     ) as stream:
         for block in stream:
-            leaves += [
-                StoredLeaf(int(index), str(event_id), bytes(leaf_hash), int(partition), int(offset))
-                for index, event_id, leaf_hash, partition, offset in block
-            ]
+            for index, event_id, leaf_hash, partition, offset in block:
+                leaves.append(
+                    int(index), str(event_id), bytes(leaf_hash), int(partition), int(offset)
+                )
     notes = _notes(client, f"{database}.{CHECKPOINTS_TABLE}", account, "size, time")
     prune_notes = _notes(client, f"{database}.{PRUNE_TABLE}", account, "time")
     retention = get_retention(client, account, database=database)
