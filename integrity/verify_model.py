@@ -22,6 +22,7 @@ DEFAULT_GRACE = timedelta(minutes=5)
 FUTURE_SKEW = timedelta(minutes=5)
 
 Kind = Literal[
+    "bad-record",  # a streamed copy's line that is no event nor integrity record
     "bad-checkpoint",
     "bad-prune-statement",
     "gap",
