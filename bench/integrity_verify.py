@@ -12,7 +12,8 @@ statement. Not timed.
 Then, timed:
 
 - ``command``: ``python -m auditlog.cli verify --account A --keys keys.json`` as a child
-  process (what an operator runs), wall time and its peak RSS (``wait4``), exit code 0;
+  process (what an operator runs), wall time, its CPU time and peak RSS (``wait4``), exit
+  code 0;
 - ``command_window``: the same with ``--from``/``--to`` holding the last 30 days;
 - ``parts``, in this process, on the same code: reading the leaves, checkpoints and
   statements (``read_log``); streaming the events without hashing them; hashing them
@@ -145,6 +146,7 @@ def run_command(environment: dict[str, str], *argv: str) -> dict[str, Any]:
     return {
         "exit_code": child.returncode,
         "seconds": round(seconds, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # the machine is shared: CPU time
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
         "output": text.strip()[-400:],
     }
@@ -233,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             ).environment()
             command = run_command(environment, "--account", account, "--keys", str(keys_file))
             command["events_per_s"] = round(args.events / command["seconds"])
+            command["events_per_cpu_s"] = round(args.events / command["cpu_s"])
             result["command"] = command
             month_ago = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
             window = run_command(
