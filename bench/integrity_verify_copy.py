@@ -6,7 +6,8 @@ batch's events followed by its ``auditlog.leaves`` records and, every
 Built first, not timed: the events (``sinks.encoding.event_json`` of generated events),
 their leaf hashes, the records (:mod:`integrity.copy_records`) over a real tree, signed with
 a fresh key. Then timed: the command as a child process (what a customer runs), wall time,
-its CPU time and peak RSS (``wait4``), exit code 0.
+its CPU time and its own peak RSS (:func:`bench.integrity_verify.run_measured`), exit
+code 0.
 
 Prints one JSON object.
 
@@ -18,9 +19,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -31,6 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import machine
+from bench.integrity_verify import run_measured
 from integrity import merkle
 from integrity.checkpoint import Checkpoint, origin_for, sign
 from integrity.copy_records import CheckpointRecord, encode, leaves_records
@@ -83,29 +82,6 @@ def build(directory: Path, key: SigningKey, events: int, batch: int, every: int)
     return {"build_s": round(time.perf_counter() - began, 1), "copy_bytes_gzip": size}
 
 
-def run_command(*argv: str) -> dict[str, Any]:
-    with tempfile.TemporaryFile("w+") as output:
-        began = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "auditlog.cli", "verify", *argv],
-            env={**os.environ, "AUDITLOG_LOG_LEVEL": "WARNING"},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        _pid, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - began
-        child.returncode = os.waitstatus_to_exitcode(status)
-        output.seek(0)
-        text = output.read()
-    return {
-        "exit_code": child.returncode,
-        "seconds": round(seconds, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-        "output": text.strip()[-400:],
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -121,7 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         copy = Path(tmp) / "copy"
         copy.mkdir()
         result["build"] = build(copy, key, args.events, args.batch, args.checkpoint_every)
-        command = run_command("--webhook-dir", str(copy), "--keys", str(keys_file))
+        command = run_measured(
+            {"AUDITLOG_LOG_LEVEL": "WARNING"},
+            "verify",
+            "--webhook-dir",
+            str(copy),
+            "--keys",
+            str(keys_file),
+        )
         command["events_per_s"] = round(args.events / command["seconds"])
         command["events_per_cpu_s"] = round(args.events / command["cpu_s"])
         result["command"] = command
