@@ -25,7 +25,7 @@ from integrity.checkpointer import NoSigningKey, Signers
 from integrity.keys import KeyRing, SigningKey
 from integrity.prune_statement import PruneStatement, prune_origin_for, sign_statement
 from integrity.signed_note import NoteError
-from integrity.verification import FUTURE_SKEW, Retention
+from integrity.verify_model import FUTURE_SKEW, Retention
 
 _LOG = logging.getLogger("auditlog.integrity.prune")
 

@@ -34,145 +34,46 @@ is shorter than it, or has another root at its size.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from integrity import merkle
 from integrity.checkpoint import Checkpoint, CheckpointError, origin_for, verify
 from integrity.keys import KeyRing
 from integrity.leaf import event_leaf_hash
+from integrity.packed import ID_SIZE, KeyIndex, PackedLeaves, id_bytes
 from integrity.prune_statement import PruneStatement, verify_statement
 from integrity.signed_note import NoteError
+from integrity.verify_model import (
+    DEFAULT_GRACE,
+    FUTURE_SKEW,
+    Finding,
+    Kind,
+    Report,
+    Retention,
+    StoredEvent,
+    StoredLeaf,
+    StoredLog,
+    Window,
+    stored_events,
+)
 
-# How long before a checkpoint an event must have been stored for its absence from the log
-# to count: the appender and the writer read the topic at their own pace.
-DEFAULT_GRACE = timedelta(minutes=5)
-# The producer refuses events more than this far in the future (ValidationPolicy).
-FUTURE_SKEW = timedelta(minutes=5)
-
-Kind = Literal[
-    "bad-checkpoint",
-    "bad-prune-statement",
-    "gap",
-    "moved",
-    "rewritten",
-    "changed",
-    "missing",
-    "inserted",
+# The model's names are imported from here too (a caller needs only this module).
+__all__ = [
+    "DEFAULT_GRACE",
+    "FUTURE_SKEW",
+    "Finding",
+    "Kind",
+    "Report",
+    "Retention",
+    "StoredEvent",
+    "StoredLeaf",
+    "StoredLog",
+    "Window",
+    "check_log",
+    "stored_events",
 ]
-
-
-@dataclass(frozen=True)
-class Retention:
-    """The account's retention, to tell events the TTL removed from deleted ones."""
-
-    days: int
-    now: datetime
-    future_skew: timedelta = FUTURE_SKEW
-
-    def removed_all_before(self, signed_at: datetime) -> bool:
-        """Whether every event a log held at ``signed_at`` is past its TTL by now."""
-        return signed_at < self.signed_before()
-
-    def signed_before(self) -> datetime:
-        """The events of a log held at a time before this one are all past their TTL by
-        now: such an event occurred by ``time + future_skew``, and the table drops it at the
-        start of the next month plus ``days``, which is by now exactly when that month
-        begins no later than the start of the month holding ``now - days``."""
-        latest_month = (self.now.astimezone(UTC) - timedelta(days=self.days)).replace(
-            day=1, hour=0, minute=0, second=0, microsecond=0
-        )
-        return latest_month - self.future_skew
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLeaf:
-    index: int
-    event_id: str
-    leaf_hash: bytes
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    event: Mapping[str, Any]  # the 13 contract fields, as integrity.leaf reads them
-    ingested_at: datetime
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: Kind
-    message: str
-    leaf_index: int | None = None
-    event_id: str | None = None
-
-    def line(self) -> str:
-        where = [] if self.leaf_index is None else [f"leaf {self.leaf_index}"]
-        where += [] if self.event_id is None else [f"event {self.event_id}"]
-        return f"{self.kind}: {', '.join(where) + ': ' if where else ''}{self.message}"
-
-
-@dataclass
-class Report:
-    account: str
-    leaves: int = 0
-    events: int = 0
-    expired: int = 0  # leaves whose events the retention removed
-    checkpoints: int = 0
-    newest: Checkpoint | None = None
-    findings: list[Finding] = field(default_factory=list)
-    pruned_below: int = 0  # leaves below this: a valid prune statement says they expired
-    retention_days: int | None = None  # used for the leaves above
-    # The valid prune statement the retention days come from; None: the store's value.
-    retention_statement: PruneStatement | None = None
-    window: Window | None = None  # events outside it were not read: no finding about them
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-
-@dataclass(frozen=True)
-class Window:
-    """Events whose ``occurred_at`` is from ``start`` (inclusive) to ``end`` (exclusive);
-    None: unbounded on that side."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-
-    def __str__(self) -> str:
-        start = "..." if self.start is None else self.start.isoformat(timespec="seconds")
-        end = "..." if self.end is None else self.end.isoformat(timespec="seconds")
-        return f"{start} to {end}"
-
-
-@dataclass(frozen=True)
-class StoredLog:
-    """What the store holds of one account: leaves in index order (from ``first_index``,
-    the size of the pruned prefix), events by id (a mapping, or pairs read as they are
-    iterated, once), checkpoint notes. With a ``window`` the events are only those whose
-    ``occurred_at`` it holds, and ``stored`` says which of some event ids are stored at all
-    (outside it)."""
-
-    account: str
-    leaves: Sequence[StoredLeaf]
-    events: Mapping[str, StoredEvent] | Iterable[tuple[str, StoredEvent]]
-    notes: Sequence[str]
-    first_index: int = 0
-    prefix_root: bytes | None = None  # the root of the pruned prefix, when there is one
-    retention_days: int | None = None  # the account's, as the store holds it
-    prune_notes: Sequence[str] = ()  # its signed prune statements
-    window: Window | None = None
-    stored: Callable[[Sequence[str]], Collection[str]] | None = None
-
-
-def stored_events(log: StoredLog) -> Iterable[tuple[str, StoredEvent]]:
-    """The log's events as (id, event) pairs, whichever form it holds them in (a stream is
-    read as it is iterated, once)."""
-    return log.events.items() if isinstance(log.events, Mapping) else log.events
 
 
 def check_log(
@@ -185,20 +86,21 @@ def check_log(
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes] = event_leaf_hash,
 ) -> Report:
     """Every finding about ``log``; an empty list is a verified log."""
-    report = Report(log.account, leaves=len(log.leaves), window=log.window)
+    leaves = PackedLeaves.of(log.leaves)
+    report = Report(log.account, leaves=len(leaves), window=log.window)
     checkpoints = _checkpoints(log.account, [*log.notes, *trusted], ring, report)
     report.checkpoints = len(checkpoints)
     report.newest = max(checkpoints, key=lambda c: (c.size, c.time_ms), default=None)
     retention = _pruned(log, checkpoints, ring, retention, report)
-    _order(log, report)
+    _order(leaves, log.first_index, report)
     if log.first_index == 0:
-        _against_checkpoints(log, checkpoints, report)
+        _against_checkpoints(leaves, checkpoints, report)
     inserted_before = None
     if grace is not None and report.newest is not None:
         inserted_before = datetime.fromtimestamp(report.newest.time_ms / 1000, UTC) - grace
     by_ttl = _removed_by_retention(checkpoints, retention)
     below = report.pruned_below
-    _events(log, report, inserted_before, leaf_hash_of, lambda i: i < below or by_ttl(i))
+    _events(log, leaves, report, inserted_before, leaf_hash_of, lambda i: i < below or by_ttl(i))
     return report
 
 
@@ -313,35 +215,39 @@ def _checkpoints(
     return sorted(found.values(), key=lambda c: (c.size, c.time_ms))
 
 
-def _order(log: StoredLog, report: Report) -> None:
+def _order(leaves: PackedLeaves, first_index: int, report: Report) -> None:
     last_offset: dict[int, int] = {}
-    for expected, leaf in enumerate(log.leaves, start=log.first_index):
-        if leaf.index != expected:
+    columns = zip(leaves.indexes, leaves.partitions, leaves.offsets, strict=True)
+    for position, (index, partition, offset) in enumerate(columns):
+        expected = first_index + position
+        if index != expected:
             report.findings.append(
                 Finding(
                     "gap",
-                    f"the log jumps from leaf {expected - 1} to leaf {leaf.index}",
-                    leaf.index,
-                    leaf.event_id,
+                    f"the log jumps from leaf {expected - 1} to leaf {index}",
+                    index,
+                    leaves.event_id(position),
                 )
             )
             return
-        before = last_offset.get(leaf.partition)
-        if before is not None and leaf.offset <= before:
+        before = last_offset.get(partition)
+        if before is not None and offset <= before:
             report.findings.append(
                 Finding(
                     "moved",
-                    f"its record (partition {leaf.partition}, offset {leaf.offset}) comes "
+                    f"its record (partition {partition}, offset {offset}) comes "
                     f"after offset {before} of the previous leaf: the order was changed",
-                    leaf.index,
-                    leaf.event_id,
+                    index,
+                    leaves.event_id(position),
                 )
             )
             return
-        last_offset[leaf.partition] = leaf.offset
+        last_offset[partition] = offset
 
 
-def _against_checkpoints(log: StoredLog, checkpoints: list[Checkpoint], report: Report) -> None:
+def _against_checkpoints(
+    leaves: PackedLeaves, checkpoints: list[Checkpoint], report: Report
+) -> None:
     """The stored leaves' tree at each signed size must have the signed root."""
     pending = list(checkpoints)
     frontier = merkle.Frontier.empty()
@@ -363,8 +269,8 @@ def _against_checkpoints(log: StoredLog, checkpoints: list[Checkpoint], report: 
     while pending and pending[0].size == 0:
         if not check(pending.pop(0)):
             return
-    for leaf in log.leaves:
-        frontier.append(leaf.leaf_hash)
+    for leaf_hash in leaves.hashes():
+        frontier.append(leaf_hash)
         while pending and pending[0].size == frontier.size:
             if not check(pending.pop(0)):
                 return
@@ -381,8 +287,9 @@ def _against_checkpoints(log: StoredLog, checkpoints: list[Checkpoint], report: 
         )
 
 
-def _events(
+def _events(  # noqa: PLR0917
     log: StoredLog,
+    leaves: PackedLeaves,
     report: Report,
     inserted_before: datetime | None,
     leaf_hash_of: Callable[[Mapping[str, Any]], bytes],
@@ -391,18 +298,17 @@ def _events(
     """Each stored event (read once, as the store streams them) against its leaves; then
     the leaves no event came for. Findings in leaf order, then the inserted ones by the time
     they were stored."""
-    positions: dict[str, int | list[int]] = {}  # event id -> its leaves' positions
-    for position, leaf in enumerate(log.leaves):
-        held = positions.setdefault(leaf.event_id, position)
-        if held != position:
-            positions[leaf.event_id] = [*(held if isinstance(held, list) else [held]), position]
-    seen = bytearray(len(log.leaves))
+    by_id = KeyIndex(leaves.id_column, ID_SIZE)  # event id -> its leaves' positions
+    seen = bytearray(len(leaves))
     found: list[Finding] = []
     inserted: list[tuple[datetime, str]] = []
     for event_id, stored in stored_events(log):
         report.events += 1
-        at = positions.get(event_id)
-        if at is None:
+        try:
+            at = by_id.positions(id_bytes(event_id))
+        except ValueError:  # not a UUID: no leaf names it
+            at = []
+        if not at:
             if inserted_before is not None and stored.ingested_at < inserted_before:
                 inserted.append((stored.ingested_at, event_id))
             continue
@@ -412,19 +318,18 @@ def _events(
             recomputed, problem = b"", f" (it no longer reads as an event: {exc})"
         else:
             problem = ""
-        for position in at if isinstance(at, list) else (at,):
+        for position in at:
             seen[position] = 1
-            leaf = log.leaves[position]
-            if recomputed != leaf.leaf_hash:
+            if recomputed != leaves.leaf_hash(position):
                 found.append(
                     Finding(
                         "changed",
                         f"the stored event no longer hashes to its leaf{problem}",
-                        leaf.index,
-                        leaf.event_id,
+                        leaves.indexes[position],
+                        leaves.event_id(position),
                     )
                 )
-    found += _without_event(log, seen, report, removed_by_retention)
+    found += _without_event(log, leaves, seen, report, removed_by_retention)
     found.sort(key=lambda finding: finding.leaf_index or 0)
     report.findings += found
     report.findings += [
@@ -438,7 +343,11 @@ def _events(
 
 
 def _without_event(
-    log: StoredLog, seen: bytearray, report: Report, removed_by_retention: Callable[[int], bool]
+    log: StoredLog,
+    leaves: PackedLeaves,
+    seen: bytearray,
+    report: Report,
+    removed_by_retention: Callable[[int], bool],
 ) -> list[Finding]:
     """The leaves no stored event came for: expired, or missing. With a window, only those
     between its first and last event in log order, and whose event is not stored outside
@@ -446,22 +355,23 @@ def _without_event(
     first, last = 0, len(seen) - 1
     if log.window is not None:
         first, last = seen.find(1), seen.rfind(1)
-    unseen = [
-        log.leaves[position]
-        for position in (range(first, last + 1) if first >= 0 else ())
-        if not seen[position]
-    ]
+    span = range(first, last + 1) if first >= 0 else range(0)
+    unseen = [position for position in span if not seen[position]]
     if log.window is not None and log.stored is not None and unseen:
-        elsewhere = log.stored([leaf.event_id for leaf in unseen])
-        unseen = [leaf for leaf in unseen if leaf.event_id not in elsewhere]
+        elsewhere = log.stored([leaves.event_id(position) for position in unseen])
+        unseen = [position for position in unseen if leaves.event_id(position) not in elsewhere]
     missing = []
-    for leaf in unseen:
-        if removed_by_retention(leaf.index):
+    for position in unseen:
+        index = leaves.indexes[position]
+        if removed_by_retention(index):
             report.expired += 1
         else:
             missing.append(
                 Finding(
-                    "missing", "the event of this leaf is not stored", leaf.index, leaf.event_id
+                    "missing",
+                    "the event of this leaf is not stored",
+                    index,
+                    leaves.event_id(position),
                 )
             )
     return missing

@@ -7,6 +7,7 @@ service does (docs/integrity.md), so that you need not trust the service's code.
 
     python verify_standalone.py --keys keys.json --checkpoint note.txt --events events.ndjson
         [--old-checkpoint older-note.txt] [--prune-statement statement.txt ...]
+    python verify_standalone.py --keys keys.json --copy DIR [--account T] [--filtered]
 
 - ``keys.json``: the public keys with their validity windows (``auditlog keys export``).
 - ``note.txt``: a checkpoint (a C2SP signed note) of the account's log.
@@ -23,6 +24,18 @@ by T, with D days of retention, our store's TTL had removed the events of the le
 N) is checked too: signed by a key valid at its time, of the checkpoint's account, N no
 larger than the checkpoint's size.
 
+With ``--copy DIR``: a streamed copy as a destination received it, every file under DIR
+(NDJSON or a JSON array, gzip or not, read in path order: a downloaded bucket prefix, a
+webhook receiver's saved payloads), events together with the ``auditlog.leaves`` and
+``auditlog.checkpoint`` records delivered beside them. The leaves records list every
+leaf's hash and the tree before them, so the copy may start mid-log, hold duplicates and,
+with ``--filtered``, lack events. Checked: records that list one leaf agree; each record's
+``frontier`` is the tree of the leaves before it; each checkpoint is signed and has the
+root of the listed leaves at its size; every received event's hash is listed (else it was
+changed or inserted); every listed leaf between the first and the last received event
+was received (else missing; with ``--filtered``, counted). Events and leaves beyond the
+newest checkpoint are reported as not yet proven.
+
 Limit: the canonical JSON here covers only what events hold, strings, objects and arrays
 (the event schema has no numbers, booleans or nulls that survive: nulls, empty objects and
 empty arrays are left out). A number or boolean in an event is reported as an error.
@@ -37,8 +50,10 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
 import sys
+import zlib
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -266,6 +281,170 @@ def read_leaves(path: str) -> list[bytes]:
     return leaves
 
 
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def read_copy_file(path: str) -> list[Any]:
+    """The JSON values of one file of a copy: NDJSON or a JSON array, gzip or not."""
+    with open(path, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if data[:2] == b"\x1f\x8b":
+        inflater = zlib.decompressobj(wbits=47)
+        data = inflater.decompress(data, MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise Unusable(f"{path}: more than {MAX_FILE_BYTES} bytes")
+    try:
+        if data.lstrip()[:1] == b"[":
+            values = json.loads(data)
+            return values if isinstance(values, list) else [values]
+        return [json.loads(line) for line in data.split(b"\n") if line.strip()]
+    except ValueError as exc:
+        raise Unusable(f"{path}: not NDJSON nor a JSON array ({exc})") from exc
+
+
+def b64_hash(value: Any) -> bytes:
+    raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    if len(raw) != 32 or base64.b64encode(raw).decode() != value:
+        raise Unusable(f"not a base64 hash of 32 bytes: {str(value)[:60]!r}")
+    return raw
+
+
+def append_leaf(frontier: list[bytes], size: int, leaf: bytes) -> None:
+    """Add a leaf to the tree's frontier (its perfect subtrees, largest first)."""
+    while size & 1:
+        leaf = hashlib.sha256(b"\x01" + frontier.pop() + leaf).digest()
+        size >>= 1
+    frontier.append(leaf)
+
+
+def frontier_root(frontier: list[bytes]) -> bytes:
+    if not frontier:
+        return hashlib.sha256(b"").digest()
+    result = frontier[-1]
+    for left in reversed(frontier[:-1]):
+        result = hashlib.sha256(b"\x01" + left + result).digest()
+    return result
+
+
+class CopyContent:
+    """One account's part of a copy: listed leaves by index, each record's frontier by its
+    first index, checkpoint notes, and the received events' (id, leaf hash) in order."""
+
+    def __init__(self, account: str | None) -> None:
+        self.account = account
+        self.leaves: dict[int, bytes] = {}
+        self.claims: dict[int, list[bytes]] = {}
+        self.notes: list[str] = []
+        self.events: list[tuple[str, bytes]] = []
+
+    def add(self, value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            raise Failed(f"{where}: a value that is not a JSON object")
+        self.account = self.account or value.get("tenant_id")
+        if value.get("tenant_id") != self.account:
+            return
+        kind = value.get("type")
+        if kind == "auditlog.leaves":
+            self.add_leaves(value, where)
+        elif kind == "auditlog.checkpoint":
+            self.notes.append(str(value.get("note")))
+        elif isinstance(kind, str) and kind.startswith("auditlog."):
+            raise Failed(f"{where}: an unknown integrity record {kind[:40]!r}")
+        else:
+            try:
+                data = LEAF_PREFIX + canonical_event(value)
+            except Unusable as exc:
+                raise Failed(f"{where}: an event that does not read as one: {exc}") from exc
+            self.events.append((str(value.get("event_id")), leaf_hash(data)))
+
+    def add_leaves(self, value: dict[str, Any], where: str) -> None:
+        if set(value) != {"type", "version", "tenant_id", "first", "frontier", "hashes"}:
+            raise Failed(f"{where}: a leaves record with other keys")
+        first = value["first"]
+        if type(first) is not int or first < 0 or value["version"] != 1:
+            raise Failed(f"{where}: a leaves record of another version or first")
+        if not isinstance(value["frontier"], list) or not isinstance(value["hashes"], list):
+            raise Failed(f"{where}: a leaves record without lists of hashes")
+        frontier = [b64_hash(h) for h in value["frontier"]]
+        if len(frontier) != first.bit_count() or self.claims.get(first, frontier) != frontier:
+            raise Failed(f"{where}: a leaves record with a wrong frontier at {first}")
+        self.claims[first] = frontier
+        for index, encoded in enumerate(value["hashes"], start=first):
+            if self.leaves.setdefault(index, b64_hash(encoded)) != b64_hash(encoded):
+                raise Failed(f"two leaves records list different hashes for leaf {index}")
+
+
+def check_tree(content: CopyContent, keys: dict[Any, Any]) -> tuple[int, int, int]:
+    """(first listed leaf, end of the listing, largest verified checkpoint size)."""
+    leaves, claims = content.leaves, content.claims
+    base, end = min(leaves), max(leaves) + 1
+    if len(leaves) != end - base:
+        gap = next(i for i in range(base, end) if i not in leaves)
+        raise Failed(f"leaves from {gap} on were never received: a leaves record is missing")
+    checkpoints = []
+    for note in dict.fromkeys(content.notes):
+        origin, size, root, _ = check_signature(note, keys)
+        if origin != f"auditlog/{content.account}":
+            raise Failed(f"a checkpoint of {origin}, not auditlog/{content.account}")
+        if size > end:
+            raise Failed(f"a checkpoint signed {size} leaves, the copy lists {end}")
+        checkpoints.append((size, root))
+    wanted: dict[int, list[bytes]] = {}
+    for size, root in checkpoints:
+        wanted.setdefault(size, []).append(root)
+    frontier = list(claims[base])
+    proven = base
+    for size in range(base, end + 1):
+        if size in claims and claims[size] != frontier:
+            raise Failed(f"the leaves record from leaf {size} carries a frontier of another tree")
+        for root in wanted.get(size, []):
+            if frontier_root(frontier) != root:
+                raise Failed(f"the listed leaves do not have the root signed at size {size}")
+            proven = size
+        if size < end:
+            append_leaf(frontier, size, leaves[size])
+    return base, end, proven
+
+
+def verify_copy(keys_path: str, directory: str, account: str | None, filtered: bool) -> str:
+    """What was verified, in one line; raises Failed or Unusable."""
+    with open(keys_path, encoding="utf-8") as file:
+        keys = read_keys(json.load(file))
+    content = CopyContent(account)
+    paths = []
+    for folder, folders, names in os.walk(directory):  # links to folders are not followed
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        paths += [os.path.join(folder, n) for n in names if not n.startswith(".")]
+    for path in sorted(paths, key=lambda p: os.path.relpath(p, directory).split(os.sep)):
+        if os.path.isfile(path) and not os.path.islink(path):
+            for number, value in enumerate(read_copy_file(path), start=1):
+                content.add(value, f"{path}:{number}")
+    if not content.leaves:
+        raise Unusable(f"{directory}: no auditlog.leaves record of {account or 'any account'}")
+    base, end, proven = check_tree(content, keys)
+    by_hash: dict[bytes, list[int]] = {}
+    for index in range(base, end):
+        by_hash.setdefault(content.leaves[index], []).append(index)
+    matched = [n for n, (_, digest) in enumerate(content.events) if digest in by_hash]
+    unlisted = [(n, e) for n, (e, digest) in enumerate(content.events) if digest not in by_hash]
+    inside = [e for n, e in unlisted if matched and matched[0] < n < matched[-1]]
+    if inside:
+        raise Failed(f"event {inside[0]} is in no leaf of the log (changed or inserted)")
+    received = {i for n in matched for i in by_hash[content.events[n][1]]}
+    lost = [i for i in range(min(received, default=end), end) if i not in received]
+    if lost and not filtered:
+        raise Failed(f"the event of leaf {lost[0]} was not received ({len(lost)} missing)")
+    summary = (
+        f"verified: auditlog/{content.account}, leaves {base}..{end - 1} listed, "
+        f"{proven - base} proven by a checkpoint, {len(content.events)} events received"
+    )
+    if unlisted:
+        summary += f"; {len(unlisted)} events at the copy's ends not listed yet"
+    if lost:
+        summary += f"; {len(lost)} leaves left out by the filter"
+    return summary
+
+
 def verify(
     keys_path: str,
     note_path: str,
@@ -312,8 +491,11 @@ def verify(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--keys", required=True, help="keys.json from 'auditlog keys export'")
-    parser.add_argument("--checkpoint", required=True, help="the signed checkpoint note")
-    parser.add_argument("--events", required=True, help="the account's events, NDJSON")
+    parser.add_argument("--checkpoint", help="the signed checkpoint note")
+    parser.add_argument("--events", help="the account's events, NDJSON")
+    parser.add_argument("--copy", help="a directory of a streamed copy (with its records)")
+    parser.add_argument("--account", help="with --copy: the account (default: the first)")
+    parser.add_argument("--filtered", action="store_true", help="with --copy: a filtered one")
     parser.add_argument("--old-checkpoint", help="an older checkpoint that must be a prefix")
     parser.add_argument(
         "--prune-statement",
@@ -322,12 +504,21 @@ def main(argv: list[str] | None = None) -> int:
         help="a signed prune statement of the same account, checked (repeatable)",
     )
     args = parser.parse_args(argv)
+    if args.copy is None and (args.checkpoint is None or args.events is None):
+        parser.error("give --checkpoint and --events, or --copy")
     try:
-        print(
-            verify(
-                args.keys, args.checkpoint, args.events, args.old_checkpoint, args.prune_statement
+        if args.copy is not None:
+            print(verify_copy(args.keys, args.copy, args.account, args.filtered))
+        else:
+            print(
+                verify(
+                    args.keys,
+                    args.checkpoint,
+                    args.events,
+                    args.old_checkpoint,
+                    args.prune_statement,
+                )
             )
-        )
     except Failed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

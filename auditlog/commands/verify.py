@@ -13,6 +13,9 @@ Exit codes: 0 verified; 1 tampering found (one line per finding, the first bad e
 first); 2 refused (no keys, an unreadable key document or checkpoint file, an invalid
 account); the setup codes of :mod:`auditlog.exit_codes` when ClickHouse or its schema is
 not there.
+
+``--s3 s3://bucket/prefix`` or ``--webhook-dir DIR`` verify a streamed copy instead
+(:mod:`auditlog.commands.verify_copy`), offline, with the same exit codes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from auditlog import startup_checks
+from auditlog.commands.verify_copy import verify_copy
 from auditlog.settings import AuditlogSettings
 from consumers.retention import RetentionError, validate_tenant
 from integrity.keys import KeyFormatError, KeyRing
@@ -46,7 +50,31 @@ def register(commands: Any) -> None:
             "tampering found, 2 refused, 10-17 a setup mistake (see the README)."
         ),
     )
-    parser.add_argument("--account", required=True, help="the account (tenant) id")
+    parser.add_argument(
+        "--account", help="the account (tenant) id (with a copy: only this account's)"
+    )
+    copy = parser.add_mutually_exclusive_group()
+    copy.add_argument(
+        "--s3",
+        metavar="s3://BUCKET/PREFIX",
+        help="verify the streamed copy in this bucket and prefix instead of ClickHouse",
+    )
+    copy.add_argument(
+        "--webhook-dir",
+        type=Path,
+        metavar="DIR",
+        help="verify a directory of saved webhook payloads (or a downloaded copy) instead",
+    )
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="the S3 endpoint of --s3 (default AUDITLOG_S3_ENDPOINT; empty: AWS)",
+    )
+    parser.add_argument(
+        "--filtered",
+        action="store_true",
+        help="the copy is filtered: leaves whose events it lacks are not missing",
+    )
     parser.add_argument(
         "--keys",
         type=Path,
@@ -90,11 +118,15 @@ def _refuse(message: str) -> int:
     return REFUSED
 
 
-def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:
-    try:
-        validate_tenant(args.account)
-    except RetentionError as exc:
-        return _refuse(str(exc))
+def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:  # noqa: PLR0911
+    copy = args.s3 is not None or args.webhook_dir is not None
+    if args.account is None and not copy:
+        return _refuse("give --account T (or --s3 URI / --webhook-dir DIR for a copy)")
+    if args.account is not None:
+        try:
+            validate_tenant(args.account)
+        except RetentionError as exc:
+            return _refuse(str(exc))
     try:
         ring = _ring(args.keys, settings)
         held = [path.read_text(encoding="utf-8") for path in args.checkpoint]
@@ -105,6 +137,10 @@ def _verify(args: argparse.Namespace, settings: AuditlogSettings) -> int:
             "no public keys to verify with: give --keys FILE (auditlog keys export) or set "
             "AUDITLOG_INTEGRITY_KEYS_DIR to the key store"
         )
+    if copy:
+        if held or args.start is not None or args.end is not None:
+            return _refuse("--checkpoint, --from and --to are for the store, not a copy")
+        return verify_copy(args, settings, ring)
     window = None
     if args.start is not None or args.end is not None:
         if args.start is not None and args.end is not None and args.start >= args.end:

@@ -4,6 +4,7 @@ integrity.leaf, and run as a separate process on files it verifies or refuses.""
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 import shutil
 import subprocess
@@ -16,17 +17,23 @@ from typing import Any
 import orjson
 import pytest
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integrity import verify_standalone
 from integrity.checkpoint import Checkpoint, origin_for, sign
+from integrity.copy_reading import CopyReader, read_directory
+from integrity.copy_verification import check_copy
 from integrity.keys import SigningKey
 from integrity.keystore import KeyStore, public_document
 from integrity.leaf import canonical_event, event_leaf_hash
 from integrity.merkle import root
 from integrity.prune_statement import PruneStatement, prune_origin_for, sign_statement
 from sinks.encoding import event_json
+from tests.integrity_copies import KEY as COPY_KEY
+from tests.integrity_copies import RING as COPY_RING
+from tests.integrity_copies import SIGNED_MS, checkpoint_line, generated_copy
 
 SOURCE = Path(verify_standalone.__file__)
 NOW = 1_764_000_000_000
@@ -240,3 +247,62 @@ def test_it_checks_prune_statements(files: Files) -> None:
     result = _run(files, "--checkpoint", note, "--events", events, "--prune-statement", note)
     assert result.returncode == 2
     assert "prune statement: expected 'below <number>'" in result.stderr
+
+
+def _copy_dir(directory: Path, lines: list[bytes]) -> Path:
+    """A copy as a bucket download: two files, one gzip, one a JSON array."""
+    directory.mkdir()
+    half = len(lines) // 2
+    (directory / "a-0001.ndjson.gz").write_bytes(gzip.compress(b"\n".join(lines[:half]) + b"\n"))
+    (directory / "a-0002.json").write_bytes(b"[" + b",".join(lines[half:]) + b"]")
+    return directory
+
+
+def _copy_cases() -> dict[str, tuple[list[bytes], bool]]:
+    """Copies (lines) and whether each must verify, for both verifiers."""
+    made = generated_copy(events=20)
+    lines = made.lines()
+    target = event_json(made.events[7])
+    changed = event_json(dict(made.events[7], action="recipe.started"))
+    forged = event_json(dict(made.events[3], event_id=str(uuid.uuid4())))
+    other = SigningKey(COPY_KEY.name, Ed25519PrivateKey.generate())
+    return {
+        "untouched": (lines, True),
+        "mid-log": ([line for b in made.batches[2:] for line in b.lines()], True),
+        "replayed": ([*lines, *made.batches[1].lines()], True),
+        "changed": ([changed if line == target else line for line in lines], False),
+        "deleted": ([line for line in lines if line != target], False),
+        "inserted": ([*lines[:3], forged, *lines[3:]], False),
+        "dropped-leaves": ([line for line in lines if b'"first":5,' not in line], False),
+        "forged-checkpoint": (
+            [*lines, checkpoint_line("acme", made.hashes, 20, SIGNED_MS + 9, other)],
+            False,
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_copy_cases()))
+def test_it_agrees_with_the_package_on_a_streamed_copy(
+    files: Files, tmp_path: Path, case: str
+) -> None:
+    lines, verifies = _copy_cases()[case]
+    keys = tmp_path / "copy-keys.json"
+    keys.write_text(json.dumps(public_document([COPY_KEY.verifier()])))
+    directory = _copy_dir(tmp_path / "copy", lines)
+    reader = CopyReader(account="acme")
+    read_directory(reader, directory)
+    package_ok = check_copy(reader.copies["acme"], COPY_RING).ok
+    copy = tmp_path / "verify_standalone.py"
+    shutil.copy(SOURCE, copy)
+    result = subprocess.run(
+        [sys.executable, "-I", str(copy), "--keys", str(keys), "--copy", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (package_ok, result.returncode == 0) == (verifies, verifies), result.stderr
+    if verifies:
+        assert "verified: auditlog/acme" in result.stdout
+    else:
+        assert result.returncode == 1, result.stderr
