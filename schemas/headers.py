@@ -11,6 +11,12 @@ CATEGORY = "auditlog-category"
 EVENT_ID = "auditlog-event-id"
 # "fp:<16 hex digits>" (single-object encoding) or "sr:<schema id>" (schema registry).
 SCHEMA = "auditlog-schema"
+# What a record on the events topic is when it is not an event: ``integrity`` marks the
+# integrity log's streamed copy (integrity/copy_records.py). Absent on every event; the
+# producer SDK refuses events that carry it.
+RECORD_KIND = "auditlog-record"
+INTEGRITY = "integrity"
+INTEGRITY_VALUE = INTEGRITY.encode()
 
 
 HeaderValue = str | bytes | None
@@ -35,3 +41,15 @@ def header_list(
     """The headers of a record as a list of (name, bytes or None), order and repeats kept."""
     items = headers.items() if isinstance(headers, Mapping) else headers or ()
     return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]
+
+
+def is_integrity(headers: Sequence[tuple[str, HeaderValue]] | None) -> bool:
+    """Whether a consumed record's headers (confluent_kafka's list of ``(name, bytes)``)
+    mark it as an integrity record: any ``RECORD_KIND`` header whose value is ``INTEGRITY``.
+    Another value of that header does not (and is never produced by us)."""
+    if not headers:
+        return False
+    for name, value in headers:
+        if name == RECORD_KIND and value in (INTEGRITY_VALUE, INTEGRITY):
+            return True
+    return False
