@@ -34,7 +34,14 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from integrity.appender_config import AppenderConfig, AppenderStats
 from integrity.appending import ForeignAccount, PartitionLog
 from integrity.checkpoint_store import CheckpointStore
-from integrity.checkpointer import Checkpointer, CheckpointSchedule, NoSigningKey, Signers
+from integrity.checkpointer import (
+    Checkpointer,
+    CheckpointRow,
+    CheckpointSchedule,
+    NoSigningKey,
+    Signers,
+)
+from integrity.copy_publisher import CopyPublisher
 from integrity.heads import LogStore
 from integrity.metrics import IntegrityMetrics, integrity_metrics
 from integrity.pruner import Pruner
@@ -42,10 +49,13 @@ from integrity.reading import Leaf, LeafReader, Skipped, without_errors
 from integrity.retrying import Abandoned, Retrier, read_to_end
 from runtime.backoff import Backoff
 from runtime.health import HealthState
+from schemas.headers import any_integrity, is_integrity
 from schemas.wire import Decoder
 
 _LOG = logging.getLogger("auditlog.integrity")
 _partition_of = operator.methodcaller("partition")
+INTEGRITY_RECORD = "integrity-record"
+"""The skip reason of an integrity record: counted, not logged, not in ``stats.skipped``."""
 
 
 class IntegrityAppender:
@@ -66,6 +76,7 @@ class IntegrityAppender:
         health: HealthState | None = None,
         consumer: Consumer | None = None,
         pruner: Pruner | None = None,
+        copies: CopyPublisher | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
@@ -81,6 +92,7 @@ class IntegrityAppender:
         self._clock = clock
         self._wall_ms = wall_ms
         self._pruner = pruner
+        self._copies = copies
         self._stop = threading.Event()
         self._logs: dict[int, PartitionLog] = {}
         # Partitions assigned and not loaded yet, with records that arrived meanwhile.
@@ -164,7 +176,10 @@ class IntegrityAppender:
                 continue  # this partition was revoked (or the process is stopping)
 
     def _append(self, log: PartitionLog, records: list[Message], now: float) -> None:
-        read = list(map(self._reader.read, records))
+        if any_integrity(records):
+            read = list(map(self._read_or_copy, records))
+        else:
+            read = list(map(self._reader.read, records))
         unknown = {r.tenant_id for r in read if isinstance(r, Leaf) and not log.knows(r.tenant_id)}
         if unknown:
             self._adopt(log, unknown)
@@ -172,7 +187,10 @@ class IntegrityAppender:
         for record in read:
             if isinstance(record, Skipped):
                 log.note_record(record.offset, now)
-                self._skipped(record.reason, record.offset, log.partition, record.detail)
+                if record.reason == INTEGRITY_RECORD:
+                    self._metrics.skipped.labels(topic, INTEGRITY_RECORD).inc()
+                else:
+                    self._skipped(record.reason, record.offset, log.partition, record.detail)
                 continue
             try:
                 leaf = log.append(
@@ -190,6 +208,13 @@ class IntegrityAppender:
             full = log.pending is not None and log.pending.records >= self.config.batch_max_records
             if full and not self._store_batch(log):
                 return  # dropped with its partition
+
+    def _read_or_copy(self, record: Message) -> Leaf | Skipped:
+        """An integrity record (the streamed copy, ours or forged) is no leaf, whatever its
+        value: it only moves the offsets."""
+        if is_integrity(record.headers()):
+            return Skipped(record.offset() or 0, INTEGRITY_RECORD, "")
+        return self._reader.read(record)
 
     def _adopt(self, log: PartitionLog, tenant_ids: set[str]) -> None:
         """Heads of accounts new to this partition's state: stored ones continue (a zombie
@@ -232,6 +257,10 @@ class IntegrityAppender:
         if batch is None:
             return True
         started = self._clock()
+        if self._copies is not None and batch.leaves:
+            # Before the leaves and heads are stored: once the heads are, a replay skips
+            # these records, and could not publish them again.
+            self._copies.leaves(batch)
         try:
             self._retrier.run(
                 lambda: self._store.store(batch), lambda: self._logs.get(log.partition) is log
@@ -268,9 +297,19 @@ class IntegrityAppender:
         if not self._flush(lambda _log: True):
             return
         heads = [(a.tenant_id, a.frontier) for log in self._logs.values() for a in log]
+        copies = self._copies
+        publish = None
+        if copies is not None:
+            partitions = {a.tenant_id: log.partition for log in self._logs.values() for a in log}
+
+            def publish(rows: Sequence[CheckpointRow]) -> int:
+                return copies.checkpoints(rows, partitions)
+
         signed = self._signed(
             "checkpoints",
-            lambda: self._checkpointer.sign_due(heads, self._wall_ms(), grown_only=grown_only),
+            lambda: self._checkpointer.sign_due(
+                heads, self._wall_ms(), grown_only=grown_only, publish=publish
+            ),
         )
         if signed is None:
             return
