@@ -172,6 +172,11 @@ class AuditProducer:
         callback: Callable[[KafkaError | None, Message], None],
         event_id: str,
     ) -> None:
+        if any(name == h.RECORD_KIND for name, _ in record_headers):
+            raise PublishError(
+                f"event {event_id}: the {h.RECORD_KIND!r} header is reserved for the integrity "
+                "log's own records (docs/integrity.md); an event cannot carry it"
+            )
         deadline: float | None = None
         while True:
             try:

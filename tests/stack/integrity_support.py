@@ -231,7 +231,7 @@ def copy_records(pipeline: Pipeline) -> dict[str, Copy]:
     }
     consumer.assign([TopicPartition(pipeline.topic, p, 0) for p in range(PARTITIONS)])
     found: dict[str, Copy] = {}
-    positions = {p: 0 for p in range(PARTITIONS)}
+    positions = dict.fromkeys(range(PARTITIONS), 0)
     try:
         while any(positions[p] < ends[p] for p in positions):
             for message in consumer.consume(1000, timeout=1.0):
