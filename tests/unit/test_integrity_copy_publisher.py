@@ -7,18 +7,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from confluent_kafka import Message
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from integrity import merkle
+from integrity.appender import INTEGRITY_RECORD, IntegrityAppender
+from integrity.appender_config import AppenderConfig
 from integrity.appending import Batch, PartitionLog
 from integrity.checkpointer import Checkpointer, CheckpointPolicy, CheckpointRow
 from integrity.copy_publisher import CopyPublisher, CopyPublishError, batch_leaves
 from integrity.copy_records import LeavesRecord, parse
 from integrity.keys import SigningKey
+from integrity.reading import Leaf, Skipped
+from producers.generator import GeneratorConfig, generate
+from runtime.kafka_connection import KafkaConnection
 from schemas.headers import RECORD_KIND, is_integrity
+from schemas.validation import EventValidator
+from schemas.wire import SingleObjectEncoder
 
 TOPIC = "audit.events"
 
@@ -159,3 +168,26 @@ def test_a_checkpoint_of_an_account_without_a_partition_is_refused() -> None:
     copies = CopyPublisher(TOPIC, FakeProducer())  # type: ignore[arg-type]
     with pytest.raises(CopyPublishError):
         copies.checkpoints([CheckpointRow("acme", 1, b"\x00" * 32, 1, "note")], {})
+
+
+def test_the_appender_makes_no_leaf_of_an_integrity_record_whatever_its_value() -> None:
+    config = GeneratorConfig(events=1, tenants=1, seed=5, start=datetime.now(UTC) - timedelta(1))
+    datum = EventValidator().validate(next(iter(generate(config)))).to_avro()
+    key = str(datum["tenant_id"]).encode()
+    value = SingleObjectEncoder().encode(datum)
+    appender = IntegrityAppender(
+        AppenderConfig(KafkaConnection("127.0.0.1:1")),
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        lambda _ms: [],
+        consumer=object(),  # type: ignore[arg-type]
+    )
+    plain = Message(offset=3, key=key, value=value, headers=[("auditlog-tenant", key)])
+    marked = Message(
+        offset=4,
+        key=key,
+        value=value,  # a real event, mislabelled: no leaf either
+        headers=[("auditlog-tenant", key), (RECORD_KIND, b"integrity")],
+    )
+    assert isinstance(appender._read_or_copy(plain), Leaf)
+    assert appender._read_or_copy(marked) == Skipped(4, INTEGRITY_RECORD, "")
