@@ -6,9 +6,12 @@ last seen in it are loaded from ClickHouse. Each record is read
 (:class:`integrity.reading.LeafReader`) and appended by the pure rule of
 :mod:`integrity.appending` (a record at or before its account's ``last_offset`` is
 already a leaf). Every ``batch_max_records`` records or ``flush_interval_s`` seconds a
-partition's batch is stored: its leaves, then its accounts' heads, under deduplication
-tokens of its offset range (:mod:`integrity.heads`), THEN its offsets are committed,
-synchronously. Every ``checkpoint interval`` everything pending is stored and committed
+partition's batch is stored: with ``copies``, its ``auditlog.leaves`` records are first
+published into the account's partition and acknowledged (:mod:`integrity.copy_publisher`,
+the streamed copy every destination receives), then its leaves, then its accounts' heads,
+under deduplication tokens of its offset range (:mod:`integrity.heads`), THEN its offsets
+are committed, synchronously. A record carrying the integrity header is no leaf: it only
+moves the offsets. Every ``checkpoint interval`` everything pending is stored and committed
 first, then the accounts due are signed (:mod:`integrity.checkpointer`), and, with a
 ``pruner``, their prune statements when due (:mod:`integrity.pruner`, once a day).
 
