@@ -38,3 +38,9 @@ class IntegritySettings(BaseSettings):
         description="An account's latest checkpoint older than this is signed again (same "
         "size, new time).",
     )
+    integrity_publish_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="The streamed copy's records (into the events topic) must be acknowledged "
+        "within this long, or the appender stops uncommitted (its next run publishes them).",
+    )

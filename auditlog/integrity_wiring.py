@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from confluent_kafka import Producer
+
 from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from integrity.appender import IntegrityAppender
 from integrity.appender_config import AppenderConfig
 from integrity.checkpoint_store import CheckpointStore
 from integrity.checkpointer import CheckpointPolicy, NoSigningKey, Signers
+from integrity.copy_publisher import CopyPublisher
 from integrity.heads import LogStore
 from integrity.keys import KeyRing, SigningKey
 from integrity.keystore import KeyStore, KeyStoreError
@@ -35,6 +38,7 @@ def appender_config(
             heartbeat_s=settings.integrity_heartbeat_s,
         ),
         exit_when_idle_s=exit_when_idle_s,
+        publish_timeout_s=settings.integrity_publish_timeout_s,
     )
 
 
@@ -61,6 +65,11 @@ def appender(
         metrics=metrics,
         health=health,
         pruner=Pruner(ClickHousePruneStore(client, config.database), signers, ring(keys)),
+        copies=CopyPublisher(
+            config.topic,
+            Producer(config.producer_properties()),
+            flush_timeout_s=config.publish_timeout_s + 5.0,
+        ),
     )
 
 

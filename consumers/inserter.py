@@ -42,7 +42,7 @@ from consumers.dead_letter_reasons import (
     Poison,
 )
 from runtime.clickhouse_errors import is_data_error
-from schemas.headers import header_list
+from schemas.headers import any_integrity, header_list, is_integrity
 from schemas.tenancy import disagreements
 from schemas.versions import current
 from schemas.wire import SINGLE_OBJECT_HEADER_BYTES as _HEADER_BYTES
@@ -86,9 +86,13 @@ class BatchInserter:
         self._on_insert = on_insert
 
     def prepare(self, batch: Batch) -> Prepared:
-        """Slice, upcast where needed, and set poison aside. Never raises for bad values."""
+        """Slice, upcast where needed, and set poison aside. Never raises for bad values.
+        Integrity records (the ``auditlog-record: integrity`` header) are no events: left
+        out, neither rows nor poison; the batch's offsets cover them all the same."""
         records = batch.records
         prepared = Prepared(batch)
+        if any_integrity(records):
+            records = tuple(r for r in records if not is_integrity(r.headers()))
         values = list(map(value_of, records))
         if _all_start_with(values, self._header):
             # The common case: every value is single-object encoded with the current schema.

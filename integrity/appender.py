@@ -6,9 +6,12 @@ last seen in it are loaded from ClickHouse. Each record is read
 (:class:`integrity.reading.LeafReader`) and appended by the pure rule of
 :mod:`integrity.appending` (a record at or before its account's ``last_offset`` is
 already a leaf). Every ``batch_max_records`` records or ``flush_interval_s`` seconds a
-partition's batch is stored: its leaves, then its accounts' heads, under deduplication
-tokens of its offset range (:mod:`integrity.heads`), THEN its offsets are committed,
-synchronously. Every ``checkpoint interval`` everything pending is stored and committed
+partition's batch is stored: with ``copies``, its ``auditlog.leaves`` records are first
+published into the account's partition and acknowledged (:mod:`integrity.copy_publisher`,
+the streamed copy every destination receives), then its leaves, then its accounts' heads,
+under deduplication tokens of its offset range (:mod:`integrity.heads`), THEN its offsets
+are committed, synchronously. A record carrying the integrity header is no leaf: it only
+moves the offsets. Every ``checkpoint interval`` everything pending is stored and committed
 first, then the accounts due are signed (:mod:`integrity.checkpointer`), and, with a
 ``pruner``, their prune statements when due (:mod:`integrity.pruner`, once a day).
 
@@ -34,7 +37,14 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from integrity.appender_config import AppenderConfig, AppenderStats
 from integrity.appending import ForeignAccount, PartitionLog
 from integrity.checkpoint_store import CheckpointStore
-from integrity.checkpointer import Checkpointer, CheckpointSchedule, NoSigningKey, Signers
+from integrity.checkpointer import (
+    Checkpointer,
+    CheckpointRow,
+    CheckpointSchedule,
+    NoSigningKey,
+    Signers,
+)
+from integrity.copy_publisher import CopyPublisher
 from integrity.heads import LogStore
 from integrity.metrics import IntegrityMetrics, integrity_metrics
 from integrity.pruner import Pruner
@@ -42,10 +52,13 @@ from integrity.reading import Leaf, LeafReader, Skipped, without_errors
 from integrity.retrying import Abandoned, Retrier, read_to_end
 from runtime.backoff import Backoff
 from runtime.health import HealthState
+from schemas.headers import any_integrity, is_integrity
 from schemas.wire import Decoder
 
 _LOG = logging.getLogger("auditlog.integrity")
 _partition_of = operator.methodcaller("partition")
+INTEGRITY_RECORD = "integrity-record"
+"""The skip reason of an integrity record: counted, not logged, not in ``stats.skipped``."""
 
 
 class IntegrityAppender:
@@ -66,6 +79,7 @@ class IntegrityAppender:
         health: HealthState | None = None,
         consumer: Consumer | None = None,
         pruner: Pruner | None = None,
+        copies: CopyPublisher | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
@@ -81,6 +95,7 @@ class IntegrityAppender:
         self._clock = clock
         self._wall_ms = wall_ms
         self._pruner = pruner
+        self._copies = copies
         self._stop = threading.Event()
         self._logs: dict[int, PartitionLog] = {}
         # Partitions assigned and not loaded yet, with records that arrived meanwhile.
@@ -164,7 +179,10 @@ class IntegrityAppender:
                 continue  # this partition was revoked (or the process is stopping)
 
     def _append(self, log: PartitionLog, records: list[Message], now: float) -> None:
-        read = list(map(self._reader.read, records))
+        if any_integrity(records):
+            read = list(map(self._read_or_copy, records))
+        else:
+            read = list(map(self._reader.read, records))
         unknown = {r.tenant_id for r in read if isinstance(r, Leaf) and not log.knows(r.tenant_id)}
         if unknown:
             self._adopt(log, unknown)
@@ -172,7 +190,10 @@ class IntegrityAppender:
         for record in read:
             if isinstance(record, Skipped):
                 log.note_record(record.offset, now)
-                self._skipped(record.reason, record.offset, log.partition, record.detail)
+                if record.reason == INTEGRITY_RECORD:
+                    self._metrics.skipped.labels(topic, INTEGRITY_RECORD).inc()
+                else:
+                    self._skipped(record.reason, record.offset, log.partition, record.detail)
                 continue
             try:
                 leaf = log.append(
@@ -190,6 +211,13 @@ class IntegrityAppender:
             full = log.pending is not None and log.pending.records >= self.config.batch_max_records
             if full and not self._store_batch(log):
                 return  # dropped with its partition
+
+    def _read_or_copy(self, record: Message) -> Leaf | Skipped:
+        """An integrity record (the streamed copy, ours or forged) is no leaf, whatever its
+        value: it only moves the offsets."""
+        if is_integrity(record.headers()):
+            return Skipped(record.offset() or 0, INTEGRITY_RECORD, "")
+        return self._reader.read(record)
 
     def _adopt(self, log: PartitionLog, tenant_ids: set[str]) -> None:
         """Heads of accounts new to this partition's state: stored ones continue (a zombie
@@ -232,6 +260,10 @@ class IntegrityAppender:
         if batch is None:
             return True
         started = self._clock()
+        if self._copies is not None and batch.leaves:
+            # Before the leaves and heads are stored: once the heads are, a replay skips
+            # these records, and could not publish them again.
+            self._copies.leaves(batch)
         try:
             self._retrier.run(
                 lambda: self._store.store(batch), lambda: self._logs.get(log.partition) is log
@@ -268,9 +300,19 @@ class IntegrityAppender:
         if not self._flush(lambda _log: True):
             return
         heads = [(a.tenant_id, a.frontier) for log in self._logs.values() for a in log]
+        copies = self._copies
+        publish = None
+        if copies is not None:
+            partitions = {a.tenant_id: log.partition for log in self._logs.values() for a in log}
+
+            def publish(rows: Sequence[CheckpointRow]) -> int:
+                return copies.checkpoints(rows, partitions)
+
         signed = self._signed(
             "checkpoints",
-            lambda: self._checkpointer.sign_due(heads, self._wall_ms(), grown_only=grown_only),
+            lambda: self._checkpointer.sign_due(
+                heads, self._wall_ms(), grown_only=grown_only, publish=publish
+            ),
         )
         if signed is None:
             return

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integrity.checkpointer import CheckpointPolicy
+from integrity.copy_publisher import producer_properties
 from runtime.group_consumer import committing_member
 from runtime.kafka_connection import KafkaConnection
 
@@ -27,10 +28,15 @@ class AppenderConfig:
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
     exit_when_idle_s: float | None = None
+    publish_timeout_s: float = 60.0
     librdkafka: Mapping[str, Any] = field(default_factory=dict)
 
     def consumer_properties(self) -> dict[str, Any]:
         return {**committing_member(self.kafka, self.group_id, _CLIENT_LOG), **self.librdkafka}
+
+    def producer_properties(self) -> dict[str, Any]:
+        """The client that publishes the streamed copy (:mod:`integrity.copy_publisher`)."""
+        return producer_properties(self.kafka, delivery_timeout_s=self.publish_timeout_s)
 
 
 @dataclass

@@ -17,7 +17,7 @@ appended to. Its offset range names its inserts' deduplication tokens.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from integrity.leaf import LEAF_VERSION
@@ -94,6 +94,9 @@ class PendingBatch:
     records: int = 0
     leaves: list[LeafRow] = field(default_factory=list)
     changed: dict[str, AccountLog] = field(default_factory=dict)
+    # The tree of each changed account before the batch's first leaf of it (the
+    # ``frontier`` of the streamed copy's first ``auditlog.leaves`` record).
+    bases: dict[str, Frontier] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class Batch:
     records: int
     leaves: tuple[LeafRow, ...]
     heads: tuple[HeadRow, ...]
+    bases: Mapping[str, Frontier] = field(default_factory=dict, compare=False)
+    """Each account of ``heads``: its tree before its first leaf in ``leaves``."""
 
     def token(self, table: str) -> str:
         """The deduplication token of this batch's insert into ``table``: a retried insert
@@ -180,10 +185,12 @@ class PartitionLog:
         if offset <= account.last_offset:
             return None
         leaf = LeafRow(tenant_id, account.size, self.partition, offset, event_id, leaf_hash)
+        if tenant_id not in batch.changed:
+            batch.changed[tenant_id] = account
+            batch.bases[tenant_id] = Frontier.restore(account.size, account.frontier.hashes)
         account.frontier.append(leaf_hash)
         account.last_offset = offset
         batch.leaves.append(leaf)
-        batch.changed[tenant_id] = account
         return leaf
 
     def due(self, now_s: float, max_wait_s: float) -> bool:
@@ -203,4 +210,5 @@ class PartitionLog:
             pending.records,
             tuple(pending.leaves),
             tuple(account.row() for account in pending.changed.values()),
+            pending.bases,
         )

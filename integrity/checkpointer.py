@@ -120,13 +120,20 @@ class Checkpointer:
             self._latest.pop(tenant_id, None)
 
     def sign_due(
-        self, heads: Iterable[tuple[str, Frontier]], now_ms: int, *, grown_only: bool = False
+        self,
+        heads: Iterable[tuple[str, Frontier]],
+        now_ms: int,
+        *,
+        grown_only: bool = False,
+        publish: Callable[[Sequence[CheckpointRow]], object] | None = None,
     ) -> list[CheckpointRow]:
         """Sign and store a checkpoint for each ``(tenant, tree)`` that needs one
         (``grown_only``: no heartbeats, as on the way out); a root is computed only for
-        those. Raises :class:`NoSigningKey`
-        when no key is valid at ``now_ms``, and the sink's errors (nothing is remembered
-        then: the next tick signs again)."""
+        those. ``publish`` gets the signed rows before they are stored (the streamed copy:
+        a crash after it leaves a published checkpoint the table lacks, which is harmless,
+        never a stored one the stream lacks). Raises :class:`NoSigningKey`
+        when no key is valid at ``now_ms``, and the sink's and ``publish``'s errors (nothing
+        is remembered then: the next tick signs again)."""
         wanted: list[tuple[Reason, CheckpointRow]] = []
         keys: Sequence[SigningKey] | None = None
         for tenant_id, tree in heads:
@@ -146,6 +153,8 @@ class Checkpointer:
         if not wanted:
             return []
         rows = [row for _, row in wanted]
+        if publish is not None:
+            publish(rows)
         self._sink.insert(rows)
         for reason, row in wanted:
             self._latest[row.tenant_id] = Signed(row.size, row.time_ms)

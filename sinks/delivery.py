@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sinks.destinations.model import Destination
+from sinks.destinations.model import Destination, S3Target
 from sinks.encoding import assemble
 from sinks.lane import Batch
 from sinks.senders.base import (
@@ -48,7 +48,18 @@ def payload_for(
     the destination's current one: every attempt sends the same bytes under the same key.
     ``replay_id``: the batch belongs to that replay (keys of its own)."""
     shape = batch.shape
-    body = assemble(batch.lines, shape.format, shape.compression)
+    lines, record_count = batch.lines, batch.record_count
+    copy_positions: tuple[int, ...] = tuple(batch.copies)
+    copy_body: bytes | None = None
+    if copy_positions and isinstance(destination.target, S3Target):
+        # S3: the events object and, beside it, the companion object of the copy records.
+        marked = set(copy_positions)
+        copy_body = assemble(
+            [batch.lines[i] for i in copy_positions], "ndjson", shape.compression
+        ).body
+        lines = [line for i, line in enumerate(batch.lines) if i not in marked]
+        record_count, copy_positions = len(lines), ()
+    body = assemble(lines, shape.format, shape.compression)
     return Payload(
         tenant_id=destination.tenant_id,
         destination_id=destination.id,
@@ -56,7 +67,7 @@ def payload_for(
         partition=partition,
         first_offset=batch.first_offset,
         last_offset=batch.last_offset,
-        record_count=batch.record_count,
+        record_count=record_count,
         first_event_at=batch.first_event_at,
         body=body.body,
         content_type=body.content_type,
@@ -64,6 +75,8 @@ def payload_for(
         file_extension=body.file_extension,
         prefix_template=shape.prefix_template,
         replay_id=replay_id,
+        copy_positions=copy_positions,
+        copy_body=copy_body,
     )
 
 

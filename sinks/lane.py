@@ -69,6 +69,8 @@ class Batch:
     size_bytes: int
     shape: BatchShape
     record_times_ms: list[int] = field(default_factory=list)
+    # Positions in ``lines`` of integrity records (the account's log copy), in order.
+    copies: list[int] = field(default_factory=list)
 
     @property
     def record_count(self) -> int:
@@ -85,6 +87,7 @@ class _Open:
     record_times_ms: list[int] = field(default_factory=list)
     last_offset: int = -1
     size_bytes: int = 0
+    copies: list[int] = field(default_factory=list)
 
     def close(self) -> Batch:
         return Batch(
@@ -95,6 +98,7 @@ class _Open:
             self.size_bytes,
             self.shape,
             self.record_times_ms,
+            self.copies,  # the same list: add_copy marks a line after add may have closed
         )
 
 
@@ -193,9 +197,10 @@ class Lane:
 
     def add(
         self, offset: int, line: bytes, event_at_ms: int, record_time_ms: int, now_s: float
-    ) -> None:
+    ) -> _Open:
         """A record for this destination, encoded as ``line``; ``event_at_ms``: its
-        ``occurred_at`` (epoch milliseconds), ``record_time_ms``: its Kafka timestamp."""
+        ``occurred_at`` (epoch milliseconds), ``record_time_ms``: its Kafka timestamp.
+        Returns the batch it went into (closed already, maybe)."""
         limits = self.destination.batch
         current = self._open
         if self.announced_last is not None:
@@ -217,6 +222,14 @@ class Lane:
                 self._close()
         elif len(current.lines) >= limits.max_records:
             self._close()
+        return current
+
+    def add_copy(self, offset: int, line: bytes, record_time_ms: int, now_s: float) -> None:
+        """An integrity record of the account (its line as published): a line of the batch
+        like an event's, marked as a copy record; its Kafka time stands in for the event
+        time (the S3 time prefix of a batch it opens)."""
+        taken = self.add(offset, line, record_time_ms, record_time_ms, now_s)
+        taken.copies.append(len(taken.lines) - 1)
 
     def _close(self) -> None:
         """Close the open batch (if any); re-forming ends with it."""

@@ -16,6 +16,11 @@ Offering a record to lanes (:meth:`Router.offer`) costs as little as the lanes n
   disagree: :func:`schemas.tenancy.tenant_disagreement`), is skipped by every lane and
   counted: the writer dead-letters it, no destination receives it.
 
+An integrity record (header ``auditlog-record: integrity``: the account's log copy,
+docs/integrity.md "Streamed copies") goes to every lane of the tenant whatever its
+filters, as its value (checked strictly, never transcoded); ordinary events pay one
+look at their headers for it.
+
 A skipped record still moves an idle lane's position (:meth:`sinks.lane.Lane.skip`), so
 the group's commit is not held back by records that are not for a destination.
 """
@@ -26,7 +31,8 @@ import logging
 
 from confluent_kafka import Message
 
-from schemas.headers import ACTION, CATEGORY
+from integrity import copy_records
+from schemas.headers import ACTION, CATEGORY, INTEGRITY_HEADER
 from schemas.tenancy import header_tenants, tenant_disagreement
 from schemas.wire import Decoder, WireError
 from sinks.destinations.store import DestinationCatalog
@@ -98,6 +104,10 @@ class Router:
         """Give one record to ``lanes`` (all of its tenant): filtered by headers, decoded
         once if any lane takes it."""
         _, timestamp_ms = message.timestamp()
+        headers = message.headers()
+        if headers and INTEGRITY_HEADER in headers:
+            self._offer_copy(message, offset, lanes, timestamp_ms, now)
+            return
         routing: tuple[str, str] | None = None  # category, action: read only when filtered
         line: bytes | None = None
         event_at_ms = 0
@@ -107,8 +117,8 @@ class Router:
                 continue
             if lane.filtered:
                 if routing is None:
-                    headers = dict(message.headers() or ())
-                    routing = (_text(headers.get(CATEGORY)), _text(headers.get(ACTION)))
+                    named = dict(headers or ())
+                    routing = (_text(named.get(CATEGORY)), _text(named.get(ACTION)))
                 if not lane.filters.accepts(*routing):
                     lane.skip(offset)
                     continue
@@ -124,7 +134,7 @@ class Router:
                     for other in lanes:
                         other.skip(offset)
                     return
-                why = tenant_disagreement(message.key(), header_tenants(message.headers()), tenant)
+                why = tenant_disagreement(message.key(), header_tenants(headers), tenant)
                 if why is not None:
                     self._stats.tenant_mismatches += 1
                     self._metrics.tenant_mismatch.inc()
@@ -136,6 +146,36 @@ class Router:
                         other.skip(offset)
                     return
             lane.add(offset, line, event_at_ms, timestamp_ms, now)
+
+    def _offer_copy(
+        self, message: Message, offset: int, lanes: list[Lane], timestamp_ms: int, now: float
+    ) -> None:
+        """An integrity record (the account's streamed log copy): to every lane, filters or
+        not, unless published before the destination existed; its value is the line, as it
+        is. One that is not a well-formed record of the key's account (forged, or bytes
+        that would break a destination's NDJSON) goes nowhere."""
+        line = message.value() or b""
+        try:
+            record = copy_records.parse(line)
+        except copy_records.CopyRecordError as exc:
+            record, why = None, str(exc)
+        else:
+            why = "its tenant_id is not the record's key"
+        key = message.key()
+        if record is None or key is None or record.tenant_id.encode() != key:
+            self._metrics.undecodable.inc()
+            _LOG.warning(
+                "malformed integrity record skipped",
+                extra={"partition": lanes[0].partition, "offset": offset, "error": why},
+            )
+            for lane in lanes:
+                lane.skip(offset)
+            return
+        for lane in lanes:
+            if lane.stream == "live" and 0 < timestamp_ms < lane.created_ms:
+                lane.skip(offset)
+                continue
+            lane.add_copy(offset, line, timestamp_ms, now)
 
 
 def _text(value: str | bytes | None) -> str:

@@ -13,12 +13,14 @@ from typing import Any
 from auditlog import integrity_wiring, startup_checks, wiring
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
+from integrity.copy_publisher import CopyPublishError
 from integrity.keystore import KeyStore, KeyStoreError
 from integrity.metrics import integrity_metrics
 from runtime.health import HealthServer, HealthState
 
 _LOG = logging.getLogger("auditlog.integrity")
 EXIT_NO_KEY = 4
+EXIT_COPY_UNACKNOWLEDGED = 1  # the streamed copy did not reach Kafka: restart (replays it)
 
 
 def register(commands: Any) -> None:
@@ -92,6 +94,9 @@ def _run(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     wiring.freeze_startup_heap()
     try:
         stats = appender.run()
+    except CopyPublishError as exc:
+        print(f"auditlog: {exc}; nothing past them was committed", file=sys.stderr)
+        return EXIT_COPY_UNACKNOWLEDGED
     finally:
         server.stop()
     print(

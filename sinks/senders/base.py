@@ -44,6 +44,13 @@ class Payload:
     # A replay's batch: the replay's id. A replay re-sends events on purpose, so its
     # batches get S3 objects and idempotency keys of their own, never a live batch's.
     replay_id: str | None = None
+    # The account's integrity records (docs/integrity.md, "Streamed copies") in the batch.
+    # Webhook and Splunk payloads: their positions among the body's items (the body holds
+    # them in stream order among the events). S3 payloads: the body holds the events only
+    # (``record_count`` of them, maybe none) and ``copy_body`` the integrity records, NDJSON
+    # (gzip when ``content_encoding`` is), for the companion object.
+    copy_positions: tuple[int, ...] = ()
+    copy_body: bytes | None = None
 
 
 @dataclass(frozen=True)

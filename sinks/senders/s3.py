@@ -59,7 +59,7 @@ from sinks.senders.base import (
     RetryableDeliveryError,
 )
 from sinks.senders.s3_confinement import S3Policy, pin_connections, role_external_id
-from sinks.senders.s3_objects import metadata, object_key
+from sinks.senders.s3_objects import copy_key, metadata, object_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -387,18 +387,37 @@ class S3Sender:
         self._owns_client = owns_client
 
     def send(self, payload: Payload) -> Receipt:
+        """The companion object of the integrity records first (when the batch has any),
+        then the events object (unless the batch holds integrity records only): an events
+        object never lacks its companion."""
         key = object_key(self._target, payload)
-        write_object(
-            self._client,
-            self._target.bucket,
-            key,
-            payload.body,
-            payload.content_type,
-            content_encoding=payload.content_encoding,
-            target=self._target,
-            object_metadata=metadata(payload),
-        )
-        return Receipt(f"s3://{self._target.bucket}/{key}")
+        written = []
+        if payload.copy_body is not None:
+            companion = copy_key(key, payload)
+            write_object(
+                self._client,
+                self._target.bucket,
+                companion,
+                payload.copy_body,
+                "application/x-ndjson",
+                content_encoding=payload.content_encoding,
+                target=self._target,
+                object_metadata=metadata(payload),
+            )
+            written.append(companion)
+        if payload.copy_body is None or payload.record_count > 0:
+            write_object(
+                self._client,
+                self._target.bucket,
+                key,
+                payload.body,
+                payload.content_type,
+                content_encoding=payload.content_encoding,
+                target=self._target,
+                object_metadata=metadata(payload),
+            )
+            written.append(key)
+        return Receipt(" ".join(f"s3://{self._target.bucket}/{k}" for k in reversed(written)))
 
     def close(self) -> None:
         if self._owns_client:

@@ -17,6 +17,10 @@ written before both offsets were in the name (first offset only) keep their name
 announced by such a release and re-formed by this one is written once more under the new
 name.
 
+A batch holding integrity records (the account's log copy) gets a companion object beside
+it (:func:`copy_key`): the same key with ``integrity.ndjson[.gz]`` in place of the events'
+extension, holding those records as NDJSON (docs/integrity.md, "Streamed copies").
+
 Metadata (:func:`metadata`): the payload's tenant, destination, topic, partition, offsets and
 record count as ``x-amz-meta-auditlog-*`` (ASCII only, as S3 requires).
 """
@@ -77,6 +81,18 @@ def object_key(target: S3Target, payload: Payload) -> str:
     parts = [prefix] if prefix else []
     parts += [f"{at:%Y}", f"{at:%m}", f"{at:%d}", f"{at:%H}", name]
     return "/".join(parts)
+
+
+COPY_EXTENSION = "integrity.ndjson"
+
+
+def copy_key(events_key: str, payload: Payload) -> str:
+    """The companion object of the payload's integrity records: the events object's key
+    with ``integrity.ndjson`` (``.gz`` when the payload is gzipped) in place of the events'
+    extension."""
+    stem = events_key[: -len(payload.file_extension)]
+    gz = ".gz" if payload.content_encoding == "gzip" else ""
+    return f"{stem}{COPY_EXTENSION}{gz}"
 
 
 def _replay_suffix(payload: Payload) -> str:

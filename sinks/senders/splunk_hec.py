@@ -8,6 +8,10 @@ commas, no array)::
     {"time": 1795635997.462, "source": "auditlog", "sourcetype": "auditlog:event",
      "index": "audit", "event": {...the event as the other destinations get it...}}
 
+The account's integrity records (docs/integrity.md, "Streamed copies") travel among the
+events in stream order, each as its own HEC event with sourcetype ``auditlog:integrity``
+and no ``time``.
+
 ``time`` is the event's ``occurred_at`` in epoch seconds (left out, so Splunk uses the
 arrival time, for an event without a readable one); ``index`` only when the destination
 names one; no ``host`` (an audit event has no originating host). The body is gzipped
@@ -33,7 +37,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +56,8 @@ from sinks.senders.webhook import DESTINATION_HEADER, TENANT_HEADER, open_secret
 from sinks.signing import IDEMPOTENCY_HEADER, idempotency_key
 
 CHANNEL_HEADER = "X-Splunk-Request-Channel"
+INTEGRITY_SOURCETYPE = "auditlog:integrity"
+"""The sourcetype of the account's integrity records (the log copy) among its events."""
 # The namespace of channel ids (uuid5 of "<tenant>/<destination id>"); never change it.
 CHANNEL_NAMESPACE = uuid.UUID("5b0f6a8e-3f0c-5c52-9a59-6a6f1d2f0e41")
 
@@ -115,16 +121,18 @@ def _epoch_s(event: Any) -> float | None:
     return round(when.timestamp(), 3)
 
 
-def hec_body(target: SplunkHecTarget, events: Iterator[Any]) -> bytes:
-    """Events in HEC's batch format (uncompressed)."""
+def hec_body(target: SplunkHecTarget, events: Iterator[Any], copies: Collection[int] = ()) -> bytes:
+    """Events in HEC's batch format (uncompressed); the items at positions ``copies`` are
+    integrity records, sent with sourcetype ``auditlog:integrity`` and no time."""
     lines: list[bytes] = []
-    for event in events:
+    for position, event in enumerate(events):
         wrapped: dict[str, Any] = {}
-        at = _epoch_s(event)
+        copy = position in copies
+        at = None if copy else _epoch_s(event)
         if at is not None:
             wrapped["time"] = at
         wrapped["source"] = target.source
-        wrapped["sourcetype"] = target.sourcetype
+        wrapped["sourcetype"] = INTEGRITY_SOURCETYPE if copy else target.sourcetype
         if target.index is not None:
             wrapped["index"] = target.index
         wrapped["event"] = event
@@ -160,7 +168,7 @@ class SplunkHecSender:
 
     def request(self, payload: Payload) -> tuple[bytes, dict[str, str]]:
         """The body and headers of the POST for ``payload``."""
-        body = hec_body(self._target, payload_events(payload))
+        body = hec_body(self._target, payload_events(payload), frozenset(payload.copy_positions))
         headers = {
             "Authorization": f"Splunk {self._token.decode('utf-8', errors='replace')}",
             "Content-Type": "application/json",

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from integrity import checkpoint, merkle
@@ -19,11 +19,14 @@ from integrity.appender import IntegrityAppender
 from integrity.appender_config import AppenderConfig
 from integrity.checkpoint_store import CheckpointStore
 from integrity.checkpointer import CheckpointPolicy
+from integrity.copy_publisher import CopyPublisher
+from integrity.copy_records import CheckpointRecord, LeavesRecord, parse
 from integrity.heads import LogStore
 from integrity.keys import KeyRing
 from integrity.keystore import KeyStore
 from integrity.leaf import event_leaf_hash
 from integrity.metrics import integrity_metrics
+from schemas.headers import is_integrity
 from schemas.wire import Decoder
 from tests.stack.writer_support import PARTITIONS, Pipeline
 
@@ -46,14 +49,20 @@ def appender(pipeline: Pipeline, keys: KeyStore, **overrides: object) -> Integri
         "retry_initial_s": 0.2,
         "retry_max_s": 1.0,
     }
+    publish = bool(overrides.pop("publish", False))
     values.update(overrides)
     client = pipeline.client()
+    config = AppenderConfig(**values)  # type: ignore[arg-type]
+    copies = None
+    if publish:  # the streamed copy, as `auditlog integrity run` publishes it
+        copies = CopyPublisher(config.topic, Producer(config.producer_properties()))
     return IntegrityAppender(
-        AppenderConfig(**values),  # type: ignore[arg-type]
+        config,
         LogStore(client, pipeline.database),
         CheckpointStore(client, pipeline.database),
         keys.active_signers,
         metrics=integrity_metrics(CollectorRegistry()),
+        copies=copies,
     )
 
 
@@ -107,7 +116,7 @@ def kafka_records(pipeline: Pipeline) -> dict[str, list[Record]]:
                 assert offset is not None
                 if message.error() is not None or offset >= ends[partition] - 1:
                     done.add(partition)
-                if message.error() is not None:
+                if message.error() is not None or is_integrity(message.headers()):
                     continue
                 value, key = message.value(), message.key()
                 assert isinstance(value, bytes)
@@ -195,3 +204,86 @@ def assert_one_log_per_account(pipeline: Pipeline, ring: KeyRing) -> dict[str, l
                 note.size, len(hashes), note.root, merkle.root(hashes), proof
             ), f"{head.tenant_id}: checkpoint of size {note.size} is not a prefix"
     return records
+
+
+@dataclass(frozen=True)
+class Copy:
+    """The streamed copy of one account as the topic holds it, in stream order."""
+
+    partitions: set[int]
+    leaves: list[LeavesRecord]
+    checkpoints: list[CheckpointRecord]
+
+
+def copy_records(pipeline: Pipeline) -> dict[str, Copy]:
+    """Every integrity record of the topic by account (the key), parsed strictly, in each
+    partition's offset order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(pipeline.topic, p), 10)[1]
+        for p in range(PARTITIONS)
+    }
+    consumer.assign([TopicPartition(pipeline.topic, p, 0) for p in range(PARTITIONS)])
+    found: dict[str, Copy] = {}
+    positions = dict.fromkeys(range(PARTITIONS), 0)
+    try:
+        while any(positions[p] < ends[p] for p in positions):
+            for message in consumer.consume(1000, timeout=1.0):
+                partition, offset = message.partition(), message.offset()
+                if message.error() is not None or partition is None or offset is None:
+                    continue
+                positions[partition] = offset + 1
+                if not is_integrity(message.headers()):
+                    continue
+                key, value = message.key(), message.value()
+                assert isinstance(key, bytes)
+                assert isinstance(value, bytes)
+                record = parse(value)
+                assert record.tenant_id == key.decode()
+                copy = found.setdefault(record.tenant_id, Copy(set(), [], []))
+                copy.partitions.add(partition)
+                if isinstance(record, LeavesRecord):
+                    copy.leaves.append(record)
+                else:
+                    copy.checkpoints.append(record)
+    finally:
+        consumer.close()
+    return found
+
+
+def assert_copies_cover(
+    pipeline: Pipeline, records: dict[str, list[Record]], ring: KeyRing
+) -> dict[str, Copy]:
+    """The streamed copy of each account: in the account's partition; its leaves records
+    contiguous in stream order (none starts beyond what the records before it listed),
+    each one's frontier the tree of the leaves before it, one hash per index (identical on
+    duplicates), every leaf listed and equal to the record's leaf hash; every checkpoint
+    record verifies and its root is the root of the listed leaves up to its size."""
+    copies = copy_records(pipeline)
+    assert set(copies) == set(records)
+    for tenant, copy in copies.items():
+        expected = [r.leaf_hash for r in records[tenant]]
+        assert copy.partitions == {records[tenant][0].partition}, tenant
+        listed: dict[int, bytes] = {}
+        end = 0
+        for record in copy.leaves:
+            assert record.first <= end, f"{tenant}: a gap before leaf {record.first}"
+            tree = merkle.Frontier.empty()
+            for index in range(record.first):
+                tree.append(listed[index])
+            assert record.frontier == tree.hashes, f"{tenant}: frontier at {record.first}"
+            for index, leaf_hash in enumerate(record.hashes, record.first):
+                assert listed.setdefault(index, leaf_hash) == leaf_hash, f"{tenant}: {index}"
+            end = max(end, record.end)
+        assert [listed[i] for i in range(len(listed))] == expected, tenant
+        assert copy.checkpoints, tenant
+        for note in copy.checkpoints:
+            signed = checkpoint.verify(note.note, ring, checkpoint.origin_for(tenant))
+            assert signed.root == merkle.root(expected[: signed.size]), tenant
+    return copies

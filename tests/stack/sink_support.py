@@ -251,6 +251,7 @@ class Received:
     event_ids: list[str]
     tenants: set[str]
     body: bytes = b""  # as it came (compressed, if it was)
+    items: list[dict[str, Any]] = field(default_factory=list)  # events and integrity records
 
 
 @dataclass
@@ -304,9 +305,10 @@ def webhook_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
             received = Received(
                 self.path,
                 self.headers[IDEMPOTENCY_HEADER],
-                [e["event_id"] for e in events],
+                [e["event_id"] for e in events if "type" not in e],  # integrity records aside
                 {e["tenant_id"] for e in events},
                 body,
+                events,
             )
             with state.lock:
                 (state.requests if status == 200 else state.refused).append(received)

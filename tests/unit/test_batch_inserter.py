@@ -71,3 +71,34 @@ def test_older_versions_are_upcast_and_bad_values_set_aside_in_offset_order() ->
         (103, "not-framed"),
         (104, "unknown-schema"),
     ]
+
+
+@dataclass(frozen=True)
+class _Marked(_Message):
+    marks: tuple[tuple[str, bytes], ...] = ()
+
+    def headers(self) -> list[tuple[str, bytes]]:  # type: ignore[override]
+        return list(self.marks)
+
+
+def test_integrity_records_are_neither_rows_nor_poison() -> None:
+    copy = (("auditlog-tenant", b"acme"), ("auditlog-record", b"integrity"))
+    records = (
+        _Marked(100, _CURRENT, (("auditlog-tenant", b"acme"),)),
+        _Marked(101, b'{"type":"auditlog.leaves"}', copy),
+        _Marked(102, _CURRENT, copy),  # an event mislabelled: not stored either
+        _Marked(103, _CURRENT, (("auditlog-tenant", b"acme"),)),
+        _Marked(104, b"junk", (("auditlog-record", b"other"),)),  # not ours: an ordinary record
+    )
+    inserter = BatchInserter(client=None, table="audit.events")  # type: ignore[arg-type]
+    prepared = inserter.prepare(Batch("audit.events", 2, records))
+    assert [r.offset() for r in prepared.records] == [100, 103]
+    assert [p.offset for p in prepared.poison] == [104]
+
+
+def test_a_batch_of_integrity_records_only_prepares_nothing() -> None:
+    copy = (("auditlog-record", b"integrity"),)
+    records = (_Marked(7, b"{}", copy), _Marked(8, b"{}", copy))
+    inserter = BatchInserter(client=None, table="audit.events")  # type: ignore[arg-type]
+    prepared = inserter.prepare(Batch("audit.events", 2, records))
+    assert (prepared.records, prepared.datums, prepared.poison) == ([], [], [])
