@@ -50,8 +50,15 @@ def register(commands: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    add = actions.add_parser("add", help="add a destination to a tenant")
-    add.add_argument("tenant")
+    add = actions.add_parser(
+        "add", help="add a destination to a tenant (or, with --partner, to a partner)"
+    )
+    add.add_argument("tenant", nargs="?", help="the account whose events it receives")
+    add.add_argument(
+        "--partner",
+        metavar="P",
+        help="instead of a tenant: the partner whose managed accounts' events it receives",
+    )
     add.add_argument("--kind", required=True, choices=KINDS)
     add.add_argument("--id", help="the destination's id (default: <kind>-<8 hex>)")
     add_options(add)
@@ -98,6 +105,12 @@ def register(commands: Any) -> None:
 
     replay = actions.add_parser("replay", help="re-send a destination's events from a time")
     replay.add_argument("id")
+    replay.add_argument(
+        "--account",
+        action="append",
+        metavar="A",
+        help="partner destinations: only this managed account's events (repeatable)",
+    )
     replay.add_argument(
         "--since",
         required=True,

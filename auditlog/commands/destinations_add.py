@@ -21,13 +21,21 @@ from sinks.destinations.model import S3Target
 
 def add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     actor = common.actor(args.actor)
+    if (args.tenant is None) == (args.partner is None):
+        raise Refused(EXIT_INVALID, "add: give a tenant or --partner P, exactly one of them")
+    owner = args.tenant if args.partner is None else args.partner
     try:
-        tenant = common.tenant_id.validate_python(args.tenant)
+        owner = common.tenant_id.validate_python(owner)
     except ValidationError:
+        what = "tenant" if args.partner is None else "partner"
         raise Refused(
             EXIT_INVALID,
-            f"{args.tenant!r} is not a tenant id (letters, digits and . _ : @ -, at most 128)",
+            f"{owner[:80]!r} is not a {what} id (letters, digits and . _ : @ -, at most 128)",
         ) from None
+    if args.partner is None and (args.include_account or args.exclude_account):
+        raise Refused(
+            EXIT_INVALID, "--include-account and --exclude-account are for --partner destinations"
+        )
     secrets = common.secret_box(settings)
     now = datetime.now(UTC)
     destination_id = args.id or f"{args.kind.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
@@ -36,7 +44,8 @@ def add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         target["region"] = settings.s3_region
     base = {
         "id": destination_id,
-        "tenant_id": tenant,
+        "tenant_id": owner if args.partner is None else None,
+        "partner_id": owner if args.partner is not None else None,
         "target": target,
         "created_at": now,
         "updated_at": now,
@@ -59,7 +68,7 @@ def add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     finally:
         store.close()
     print(
-        f"added {destination.kind} destination {destination.id} of tenant "
+        f"added {destination.kind} destination {destination.id} of {destination.scope} "
         f"{destination.tenant_id}: {view.target_summary(destination)} ({destination.state})"
     )
     if isinstance(destination.target, S3Target) and destination.target.role_arn is not None:
@@ -78,7 +87,11 @@ def add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         destination,
         "audit_stream.destination_added",
         actor,
-        {"destination_type": destination.kind, "scope": "account", "state": destination.state},
+        {
+            "destination_type": destination.kind,
+            "scope": destination.scope,
+            "state": destination.state,
+        },
     )
 
 

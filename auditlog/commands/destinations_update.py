@@ -57,6 +57,7 @@ def update(args: argparse.Namespace, settings: AuditlogSettings) -> int:
         "audit_stream.destination_updated",
         actor,
         {"changed_fields": ",".join(changed)},
+        before=current,
     )
 
 
