@@ -12,11 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sinks.destinations.model import Destination
+import orjson
+
+from sinks.destinations.model import Destination, S3Target
 from sinks.encoding import assemble
 from sinks.lane import Batch
 from sinks.senders.base import (
+    AccountPart,
     DeliveryError,
     Payload,
     PermanentDeliveryError,
@@ -48,7 +52,12 @@ def payload_for(
     the destination's current one: every attempt sends the same bytes under the same key.
     ``replay_id``: the batch belongs to that replay (keys of its own)."""
     shape = batch.shape
-    body = assemble(batch.lines, shape.format, shape.compression)
+    parts: tuple[AccountPart, ...] = ()
+    if destination.partner_id is not None and isinstance(destination.target, S3Target):
+        parts = account_parts(batch)
+        body = assemble([], shape.format, shape.compression)  # each part is its own object
+    else:
+        body = assemble(batch.lines, shape.format, shape.compression)
     return Payload(
         tenant_id=destination.tenant_id,
         destination_id=destination.id,
@@ -64,7 +73,42 @@ def payload_for(
         file_extension=body.file_extension,
         prefix_template=shape.prefix_template,
         replay_id=replay_id,
+        parts=parts,
     )
+
+
+def account_parts(batch: Batch) -> tuple[AccountPart, ...]:
+    """A partner destination's batch split by account (the ``tenant_id`` of each event
+    line), each encoded with the batch's shape, in account order; an account's events keep
+    their order. Deterministic: the same batch gives the same parts, byte for byte."""
+    lines: dict[str, list[bytes]] = {}
+    first_at: dict[str, int] = {}
+    for line in batch.lines:
+        event = orjson.loads(line)
+        account = str(event["tenant_id"])
+        found = lines.get(account)
+        if found is None:
+            found = lines[account] = []
+            first_at[account] = _epoch_ms(str(event.get("occurred_at") or ""))
+        found.append(line)
+    shape = batch.shape
+    parts = []
+    for account in sorted(lines):
+        body = assemble(lines[account], shape.format, shape.compression)
+        at = (
+            datetime.fromtimestamp(first_at[account] / 1000, UTC)
+            if first_at[account] >= 0
+            else batch.first_event_at
+        )
+        parts.append(AccountPart(account, body.body, len(lines[account]), at))
+    return tuple(parts)
+
+
+def _epoch_ms(text: str) -> int:
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        return -1
 
 
 def deliver(

@@ -387,6 +387,14 @@ class S3Sender:
         self._owns_client = owns_client
 
     def send(self, payload: Payload) -> Receipt:
+        """Write the payload's object; a partner destination's payload: one object per
+        account part, in account order (a retry writes them all again, same keys)."""
+        if payload.parts:
+            keys = [self._write(payload.part(part)) for part in payload.parts]
+            return Receipt(f"{len(keys)} objects in s3://{self._target.bucket}, last {keys[-1]}")
+        return Receipt(f"s3://{self._target.bucket}/{self._write(payload)}")
+
+    def _write(self, payload: Payload) -> str:
         key = object_key(self._target, payload)
         write_object(
             self._client,
@@ -398,7 +406,7 @@ class S3Sender:
             target=self._target,
             object_metadata=metadata(payload),
         )
-        return Receipt(f"s3://{self._target.bucket}/{key}")
+        return key
 
     def close(self) -> None:
         if self._owns_client:

@@ -1,0 +1,102 @@
+"""Partner destinations' batches: split per account for S3, each account's objects under its
+own prefix inside the partner's, named deterministically."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from sinks.batch_shape import BatchShape
+from sinks.delivery import account_parts, payload_for
+from sinks.destinations.model import Destination, S3Target, SecretValue, WebhookTarget
+from sinks.lane import Batch
+from sinks.senders.s3_objects import metadata, object_key
+
+NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+TARGET = S3Target(
+    bucket="partner-bucket",
+    access_key_id=SecretValue(ref="env:AUDITLOG_DEST_SECRET_K"),
+    secret_access_key=SecretValue(ref="env:AUDITLOG_DEST_SECRET_S"),
+)
+
+
+def _line(account: str, at: str, n: int) -> bytes:
+    return orjson.dumps({"event_id": f"e-{n}", "tenant_id": account, "occurred_at": at})
+
+
+def _destination(target: S3Target | WebhookTarget = TARGET) -> Destination:
+    return Destination.model_validate(
+        {"id": "s3-p1", "partner_id": "p1", "target": target, "created_at": NOW, "updated_at": NOW}
+    )
+
+
+def _batch(destination: Destination, lines: list[bytes]) -> Batch:
+    return Batch(
+        first_offset=10,
+        last_offset=10 + len(lines) - 1,
+        lines=lines,
+        first_event_at=NOW,
+        size_bytes=sum(map(len, lines)),
+        shape=BatchShape.of(destination),
+    )
+
+
+LINES = [
+    _line("a2", "2026-11-25T08:00:00.000Z", 0),
+    _line("a1", "2026-11-25T07:59:59.999Z", 1),
+    _line("a2", "2026-11-25T09:00:00.000Z", 2),
+]
+
+
+def test_a_batch_splits_per_account_keeping_each_accounts_order() -> None:
+    destination = _destination()
+    parts = account_parts(_batch(destination, LINES))
+    assert [p.account_id for p in parts] == ["a1", "a2"]
+    assert [p.record_count for p in parts] == [1, 2]
+    a2 = gzip.decompress(parts[1].body).splitlines()
+    assert a2 == [LINES[0], LINES[2]]
+    assert parts[0].first_event_at == datetime(2026, 11, 25, 7, 59, 59, 999000, tzinfo=UTC)
+    assert account_parts(_batch(destination, LINES)) == parts  # deterministic
+
+
+def test_each_accounts_object_sits_under_its_own_prefix_in_the_partners() -> None:
+    destination = _destination()
+    payload = payload_for(destination, "audit.events", 3, _batch(destination, LINES))
+    assert payload.tenant_id == "p1"
+    keys = [object_key(TARGET, payload.part(part)) for part in payload.parts]
+    assert keys == [
+        "auditlog/p1/s3-p1/a1/2026/11/25/07/a1_s3-p1_3_00000000000000000010-00000000000000000012"
+        ".ndjson.gz",
+        "auditlog/p1/s3-p1/a2/2026/11/25/08/a2_s3-p1_3_00000000000000000010-00000000000000000012"
+        ".ndjson.gz",
+    ]
+    meta = metadata(payload.part(payload.parts[0]))
+    assert meta["auditlog-tenant"] == "a1"
+    assert meta["auditlog-partner"] == "p1"
+    assert meta["auditlog-record-count"] == "1"
+
+
+@pytest.mark.parametrize("account", ["../x", "a/b", "..", "%2e"])
+def test_a_hostile_account_id_stays_in_its_segment(account: str) -> None:
+    destination = _destination()
+    lines = [_line(account, "2026-11-25T08:00:00.000Z", 0)]
+    payload = payload_for(destination, "audit.events", 0, _batch(destination, lines))
+    [part] = payload.parts
+    key = object_key(TARGET, payload.part(part))
+    segments = key.split("/")
+    assert segments[:3] == ["auditlog", "p1", "s3-p1"]
+    assert ".." not in segments
+    assert "/" not in segments[3]
+    assert len(segments) == 9
+
+
+def test_webhook_payloads_of_a_partner_carry_every_event_with_its_account() -> None:
+    hook = WebhookTarget(url="https://8.8.8.8/in", signing_secret=SecretValue(ref="env:X"))
+    destination = _destination(hook)
+    payload = payload_for(destination, "audit.events", 0, _batch(destination, LINES))
+    assert payload.parts == ()
+    events = [orjson.loads(line) for line in gzip.decompress(payload.body).splitlines()]
+    assert [e["tenant_id"] for e in events] == ["a2", "a1", "a2"]
