@@ -214,14 +214,20 @@ class MembershipFollower:
         self.membership.install(self._records, read_at_ms=read_at)
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 self.read_once()
                 self.last_error = None
+                failures = 0
             except (TableError, Exception) as exc:  # noqa: BLE001 - logged, retried
-                self.last_error = str(exc) or type(exc).__name__
-                _LOG.warning("reading account membership failed: %s", self.last_error)
-            self._stop.wait(self._poll_s)
+                error = str(exc) or type(exc).__name__
+                if error != self.last_error:
+                    _LOG.warning("reading account membership failed: %s", error)
+                self.last_error = error
+                failures += 1
+            # Back off while failing (a missing topic), up to 5 s between attempts.
+            self._stop.wait(min(5.0, self._poll_s * 2 ** min(failures, 5)))
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
