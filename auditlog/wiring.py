@@ -444,7 +444,7 @@ def sink_worker(
             decoder=decoder(settings),
             metrics=sink_metrics(registry),
             health=health,
-            auto_pause=AutoPauser(store, producer.publish),
+            auto_pause=AutoPauser(store, producer.publish, membership.managed_by),
             consumer=Consumer(config.consumer_properties()),
             executor=ThreadPoolExecutor(config.delivery_threads, "auditlog-sink-delivery"),
             clock=time.monotonic,

@@ -4,14 +4,18 @@ own prefix inside the partner's, named deterministically."""
 from __future__ import annotations
 
 import gzip
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import orjson
 import pytest
 
 from sinks.batch_shape import BatchShape
 from sinks.delivery import account_parts, payload_for
+from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target, SecretValue, WebhookTarget
+from sinks.destinations.store import DestinationStore
 from sinks.lane import Batch
 from sinks.senders.s3_objects import metadata, object_key
 
@@ -100,3 +104,42 @@ def test_webhook_payloads_of_a_partner_carry_every_event_with_its_account() -> N
     assert payload.parts == ()
     events = [orjson.loads(line) for line in gzip.decompress(payload.body).splitlines()]
     assert [e["tenant_id"] for e in events] == ["a2", "a1", "a2"]
+
+
+class _Store:
+    def __init__(self, destination: Destination) -> None:
+        self.destination = destination
+
+    def get(self, _destination_id: str) -> Destination:
+        return self.destination
+
+    def put(self, destination: Destination, *, expected_revision: int) -> None:
+        self.destination = destination
+
+
+def test_an_automatic_pause_of_a_partner_destination_tells_the_partner_and_its_accounts() -> None:
+    hook = WebhookTarget(url="https://8.8.8.8/in", signing_secret=SecretValue(ref="env:X"))
+    destination = Destination.model_validate(
+        {
+            "id": "hook-p1",
+            "partner_id": "p1",
+            "target": hook,
+            "accounts": {"exclude_accounts": ["a3"]},
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+    )
+    store = _Store(destination)
+    published: list[Mapping[str, Any]] = []
+
+    def publish(event: Mapping[str, Any]) -> str:
+        published.append(event)
+        return "event-id"
+
+    pause = AutoPauser(
+        cast(DestinationStore, store), publish, lambda partner: frozenset({"a2", "a1", "a3"})
+    )
+    pause(destination, "HTTP 500", NOW)
+    assert store.destination.state == "paused"
+    assert [e["tenant_id"] for e in published] == ["p1", "a1", "a2"]
+    assert published[1]["details"]["partner_account_id"] == "p1"
