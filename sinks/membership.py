@@ -90,6 +90,13 @@ class Membership:
         self.decided_until_ms = -(2**62)  # nothing decided before the first read
         self.late_changes = 0
 
+    @classmethod
+    def nobody(cls) -> Membership:
+        """A membership in which no account has a partner, decided for every time."""
+        found = cls(grace_ms=0)
+        found.decided_until_ms = 2**62
+        return found
+
     def install(self, records: Mapping[str, AccountRecord], *, read_at_ms: int) -> None:
         """Every account as read at ``read_at_ms`` (the whole table, or the table so far
         with the changes applied). Changes whose span starts at or before what was decided

@@ -70,8 +70,9 @@ class Router:
         self._transcoder = EventTranscoder(decoder)
         self._metrics = metrics
         self._stats = stats
-        # Without a membership (no accounts topic followed), no account is any partner's.
-        self._membership = membership or Membership(grace_ms=0)
+        # Without a membership (no accounts topic followed), no account is any partner's
+        # and nothing waits.
+        self._membership = membership or Membership.nobody()
 
     def route(self, message: Message, registry: LaneRegistry, now: float) -> None:
         """A record the group consumer handed out (without error): routed now, or held
@@ -83,10 +84,11 @@ class Router:
         part = registry.partitions.get(partition)
         if part is None:
             return
-        if self._catalog.has_partner_destinations and (
-            part.held or not self._membership.decided(message.timestamp()[1])
+        if part.held or (
+            self._catalog.has_partner_destinations
+            and not self._membership.decided(message.timestamp()[1])
         ):
-            part.held.append(message)
+            part.held.append(message)  # in order, behind what is held already
             return
         self._route(message, partition, part, registry, now)
 
