@@ -68,7 +68,8 @@ def add(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     finally:
         store.close()
     print(
-        f"added {destination.kind} destination {destination.id} of {destination.scope} "
+        f"added {destination.kind} destination {destination.id} of "
+        f"{'partner' if destination.is_partner else 'tenant'} "
         f"{destination.tenant_id}: {view.target_summary(destination)} ({destination.state})"
     )
     if isinstance(destination.target, S3Target) and destination.target.role_arn is not None:
