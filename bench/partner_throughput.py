@@ -146,7 +146,7 @@ def run(
     result: dict[str, Any] = {
         "events": args.events,
         "accounts": len(tenants),
-        "partner": PARTNER,
+        "partner_id": PARTNER,
         "batch_max_age_s": args.max_age_s,
         "write_accounts_s": round(_write_accounts(bootstrap, accounts_topic, tenants), 2),
     }

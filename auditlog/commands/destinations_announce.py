@@ -142,7 +142,7 @@ def announce(
         )
     except (PublishError, DeliveryError, InvalidEventError, OSError, TableError) as exc:
         print(
-            f"auditlog: the change is stored, but its audit events were not all published: {exc}",
+            f"auditlog: the change is stored, but its audit event was not published: {exc}",
             file=sys.stderr,
         )
         return code or EXIT_NOT_PUBLISHED
