@@ -19,6 +19,7 @@ from auditlog import wiring
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import StackEndpoints
 from sinks.destinations.model import AccountSelection, Destination
+from sinks.destinations.replay import find_replay_offsets
 from tests.stack.sink_support import (
     drop_topics,
     new_bucket,
@@ -29,6 +30,7 @@ from tests.stack.sink_support import (
     s3_objects,
     sink_settings,
     tenant_events,
+    update_destination,
 )
 from tests.waiting import wait_until
 
@@ -158,3 +160,51 @@ def test_accounts_moving_between_partners_reach_exactly_their_partner_of_the_tim
             f"{destination_id}: missing {sorted(expected[destination_id] - set(ids))[:5]}, "
             f"foreign (accounts) {[accounts_of.get(i) for i in foreign][:5]}"
         )
+
+
+def test_replay_of_one_account_that_joined_sends_only_what_it_published_while_managed(
+    partner_sink: AuditlogSettings, stack_endpoints: StackEndpoints, monkeypatch: Any
+) -> None:
+    """a2 publishes, then joins p1 and publishes more; p1's destination is added only then
+    (its live lane skips what came before it); ``replay --account a2`` re-sends a2's events
+    since it joined, never those of before, nor a1's."""
+    settings = partner_sink
+    began = datetime.now(UTC)
+    _manage(settings, {"a1": "p1"})
+    before_join = set(publish(settings, tenant_events("a2", PER_PHASE)))
+    _manage(settings, {"a2": "p1"})
+    joined = set(publish(settings, tenant_events("a2", PER_PHASE)))
+    bucket = new_bucket(stack_endpoints)
+    p1 = _partner_destination("p1", bucket, stack_endpoints.s3_endpoint)
+    put_destinations(settings, p1)
+    _next_millisecond(int(p1.created_at.timestamp() * 1000))
+    live_a2 = set(publish(settings, tenant_events("a2", PER_PHASE)))
+    live_a1 = set(publish(settings, tenant_events("a1", PER_PHASE)))
+    start = find_replay_offsets(wiring.kafka_connection(settings), settings.events_topic, began)
+    request = start.request().model_copy(update={"accounts": frozenset({"a2"})})
+    with running_worker(settings, monkeypatch, stack_endpoints):
+        wait_until(
+            lambda: _ids_in(stack_endpoints, bucket, replay=False) >= live_a1 | live_a2,
+            WAIT_S,
+            "the live events of p1's accounts",
+        )
+        update_destination(settings, p1.id, replay=request)
+        wait_until(
+            lambda: _ids_in(stack_endpoints, bucket, replay=True) >= joined | live_a2,
+            WAIT_S,
+            "the replayed events of a2",
+        )
+    assert _ids_in(stack_endpoints, bucket, replay=False) == live_a1 | live_a2
+    assert _ids_in(stack_endpoints, bucket, replay=True) == joined | live_a2
+    everything = _ids_in(stack_endpoints, bucket, replay=False)
+    assert not (everything | _ids_in(stack_endpoints, bucket, replay=True)) & before_join
+
+
+def _ids_in(stack: StackEndpoints, bucket: str, *, replay: bool) -> set[str]:
+    """The event ids in the bucket's objects of the live stream, or of replays."""
+    found: set[str] = set()
+    for key, events in s3_objects(stack, bucket).items():
+        if key.endswith(".txt") or ("_replay-" in key) != replay:
+            continue
+        found.update(event["event_id"] for event in events)
+    return found
