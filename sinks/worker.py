@@ -154,6 +154,8 @@ class SinkWorker:
             clock=self._clock,
             wall_clock=wall_clock,
         )
+        self._membership = membership
+        self._wall_clock = wall_clock
         self._router = Router(catalog, decoder, metrics, self.stats, membership)
         self._dispatch = Dispatch(
             topic=config.topic,
@@ -237,6 +239,16 @@ class SinkWorker:
         self._dispatch.send_due(self._lanes, self._clock())
         self._checkpoint()
         return bool(messages) or read or done or released > 0
+
+    def _report_membership(self) -> None:
+        held = sum(len(part.held) for part in self._lanes.partitions.values())
+        self._metrics.held_records.set(held)
+        membership = self._membership
+        if membership is not None:
+            now_ms = self._wall_clock().timestamp() * 1000
+            behind_s = max(0.0, (now_ms - membership.decided_until_ms) / 1000)
+            self._metrics.membership_behind.set(min(behind_s, 1e9))
+            self._metrics.membership_late_changes.set(membership.late_changes)
 
     def _bound_held(self) -> None:
         """Pause a partition holding too many records for partner membership (memory);
@@ -333,6 +345,7 @@ class SinkWorker:
             return
         self._next_checkpoint = now + self._config.checkpoint_interval_s
         self._lanes.report()
+        self._report_membership()
         offsets = []
         for partition, part in self._lanes.partitions.items():
             safe = offset_to_commit(part.position, part.committed, part.lanes.values())
