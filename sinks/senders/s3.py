@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 
+#: Writes of a partner batch's per-account objects at once (threads shared by every
+#: sender of the process; a batch waits for all of its objects).
+PART_WRITERS = 8
+_PART_POOL = ThreadPoolExecutor(PART_WRITERS, thread_name_prefix="auditlog-s3-parts")
 ROLE_SESSION_NAME = "auditlog-sink"
 ROLE_SESSION_S = 3600
 MESSAGE_CHARS = 300
@@ -388,9 +393,15 @@ class S3Sender:
 
     def send(self, payload: Payload) -> Receipt:
         """Write the payload's object; a partner destination's payload: one object per
-        account part, in account order (a retry writes them all again, same keys)."""
+        account part, :data:`PART_WRITERS` at a time, raising the first error once every
+        write ended (a retry writes them all again, same keys)."""
         if payload.parts:
-            keys = [self._write(payload.part(part)) for part in payload.parts]
+            futures = [_PART_POOL.submit(self._write, payload.part(p)) for p in payload.parts]
+            errors = [f.exception() for f in futures]
+            failed = next((e for e in errors if e is not None), None)
+            if failed is not None:
+                raise failed
+            keys = [f.result() for f in futures]
             return Receipt(f"{len(keys)} objects in s3://{self._target.bucket}, last {keys[-1]}")
         return Receipt(f"s3://{self._target.bucket}/{self._write(payload)}")
 

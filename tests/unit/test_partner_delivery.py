@@ -17,7 +17,10 @@ from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target, SecretValue, WebhookTarget
 from sinks.destinations.store import DestinationStore
 from sinks.lane import Batch
+from sinks.senders.base import RetryableDeliveryError
+from sinks.senders.s3 import S3Sender, make_s3_client
 from sinks.senders.s3_objects import metadata, object_key
+from tests.unit.test_s3_sender import POLICY, SECRETS, FakeS3, attach, keyed_target
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 TARGET = S3Target(
@@ -143,3 +146,31 @@ def test_an_automatic_pause_of_a_partner_destination_tells_the_partner_and_its_a
     assert store.destination.state == "paused"
     assert [e["tenant_id"] for e in published] == ["p1", "a1", "a2"]
     assert published[1]["details"]["partner_account_id"] == "p1"
+
+
+def test_the_s3_sender_writes_every_accounts_object_of_a_partner_batch() -> None:
+    target = keyed_target()
+    client = make_s3_client(target, SECRETS, tenant_id="p1", policy=POLICY, timeout_s=1.0)
+    fake = FakeS3()
+    attach(client, fake)
+    destination = _destination(target)
+    sender = S3Sender(destination, client)
+    payload = payload_for(destination, "audit.events", 3, _batch(destination, LINES))
+    receipt = sender.send(payload)
+    sender.close()
+    paths = sorted(request.url.split("/audit-bucket/", 1)[1] for request in fake.sent)
+    assert [path.split("/")[3] for path in paths] == ["a1", "a2"]
+    assert receipt.detail.startswith("2 objects in s3://audit-bucket")
+
+
+def test_one_failed_object_fails_the_batch() -> None:
+    target = keyed_target()
+    client = make_s3_client(target, SECRETS, tenant_id="p1", policy=POLICY, timeout_s=1.0)
+    fake = FakeS3(status=503, body=b"<Error><Code>SlowDown</Code></Error>")
+    attach(client, fake)
+    destination = _destination(target)
+    sender = S3Sender(destination, client)
+    payload = payload_for(destination, "audit.events", 3, _batch(destination, LINES))
+    with pytest.raises(RetryableDeliveryError):
+        sender.send(payload)
+    sender.close()
