@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from accounts.record import AccountRecord
+from accounts.record import AccountRecord, PartnerSpan
 
 __all__ = ["KEEP", "Keep", "change_events", "next_record"]
 
@@ -66,6 +66,7 @@ def next_record(
             revision=1,
             updated_at=updated_at,
             updated_by=updated_by,
+            partner_history=(PartnerSpan(partner_id=partner, since=updated_at),),
         )
     return current.changed(
         audit_log_add_on=add_on,

@@ -304,6 +304,23 @@ class AuditlogSettings(IntegritySettings, ViewerSettings):
     sink_request_timeout_s: float = Field(
         default=30.0, gt=0, description="Timeout of one delivery request to a destination."
     )
+    sink_partner_grace_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=600,
+        description=(
+            "Partner destinations: how much earlier than it was acknowledged an account's "
+            "partner change may say it started (write time plus clock skew between "
+            "`auditlog accounts`, producers and workers); records newer than the last read "
+            "of the accounts topic minus this wait (docs/partners.md)."
+        ),
+    )
+    sink_membership_poll_s: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="How often a sink worker reads the accounts topic to its end.",
+    )
     s3_endpoint: str = Field(
         default="http://127.0.0.1:19000",
         description="S3 endpoint override for S3-compatible stores; empty means AWS.",

@@ -45,6 +45,7 @@ from sinks.destinations.references import ReferencePolicy, parse_names
 from sinks.destinations.rules import DestinationPolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.destinations.store import DestinationCatalog, DestinationStore
+from sinks.membership import Membership, MembershipFollower
 from sinks.metrics import sink_metrics
 from sinks.progress import ProgressStore
 from sinks.reader import PartitionReader
@@ -408,6 +409,14 @@ def sink_worker(
         owned.callback(store.close)
         producer = audit_producer(settings, client_id="auditlog-sink")
         owned.callback(producer.close)
+        membership = Membership(grace_ms=int(settings.sink_partner_grace_s * 1000))
+        follower = MembershipFollower(
+            CompactedTable(kafka, settings.accounts_topic, client_id="auditlog-sink-accounts"),
+            membership,
+            poll_s=settings.sink_membership_poll_s,
+        )
+        follower.start()
+        owned.callback(follower.stop)
 
         def make_reader(partition: int, start: int) -> PartitionReader:
             return PartitionReader.connect(
@@ -435,11 +444,12 @@ def sink_worker(
             decoder=decoder(settings),
             metrics=sink_metrics(registry),
             health=health,
-            auto_pause=AutoPauser(store, producer.publish),
+            auto_pause=AutoPauser(store, producer.publish, membership.managed_by),
             consumer=Consumer(config.consumer_properties()),
             executor=ThreadPoolExecutor(config.delivery_threads, "auditlog-sink-delivery"),
             clock=time.monotonic,
             wall_clock=utc_now,
+            membership=membership,
         )
 
 

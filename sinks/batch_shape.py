@@ -5,7 +5,8 @@ records, same body, same S3 key, same idempotency key) when they have the same s
 
 - ``filters``: which records of the tenant in the range it holds;
 - ``format`` and ``compression``: how its body is encoded (and the S3 file extension);
-- ``prefix_template``: the S3 object key's prefix (None for other kinds).
+- ``prefix_template``: the S3 object key's prefix (None for other kinds);
+- ``accounts`` (partner destinations): which of the partner's accounts it holds.
 
 A lane takes the shape of its destination when a batch opens; the batch keeps it through
 every retry, whatever changes meanwhile. The shape is announced with the batch's range in
@@ -26,7 +27,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.destinations.model import Compression, Destination, Filters, PayloadFormat, S3Target
+from sinks.destinations.model import (
+    ALL_ACCOUNTS,
+    AccountSelection,
+    Compression,
+    Destination,
+    Filters,
+    PayloadFormat,
+    S3Target,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class BatchShape:
     compression: Compression
     prefix_template: str | None = None
     revision: int = field(default=0, compare=False)
+    accounts: AccountSelection = ALL_ACCOUNTS
 
     @classmethod
     def of(cls, destination: Destination) -> BatchShape:
@@ -46,6 +56,7 @@ class BatchShape:
             destination.compression,
             target.prefix_template if isinstance(target, S3Target) else None,
             destination.revision,
+            destination.accounts,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -56,6 +67,11 @@ class BatchShape:
             "compression": self.compression,
             "prefix_template": self.prefix_template,
             "revision": self.revision,
+            **(
+                {}
+                if self.accounts.everyone
+                else {"accounts": self.accounts.model_dump(mode="json")}
+            ),
         }
 
     @classmethod
@@ -74,4 +90,5 @@ class BatchShape:
             compression,
             prefix,
             int(values.get("revision") or 0),
+            AccountSelection.model_validate(values.get("accounts") or {}),
         )

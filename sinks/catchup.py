@@ -15,6 +15,9 @@ and room for a batch, so a failing destination reads nothing more until it answe
   position, its reader is closed and the lane is fed by the group again (``live``). It is
   in sync once its ``done_until`` reaches ``in_sync_from`` (what the reader had offered);
   the commit rule (:mod:`sinks.commit_rule`) counts what it holds from the hand-over on.
+- **Undecided records.** ``offer`` returns False for a record a partner destination's lane
+  cannot take or skip yet (membership not known as of its time, :mod:`sinks.routing`): the
+  reader is rewound to it and the lane reads it again on a later turn.
 - **Replay end.** A replay reads up to its end (``replay_end``, the group's position when
   the worker saw the request); its last batch is closed then, and once delivered the lane is removed
   and its record marked ``replay_done``.
@@ -34,7 +37,7 @@ from sinks.reader import PartitionReader
 
 _LOG = logging.getLogger("auditlog.sink")
 ReaderFactory = Callable[[int, int], PartitionReader]
-Offer = Callable[[Lane, Message, float], None]
+Offer = Callable[[Lane, Message, float], bool]
 READ_RECORDS = 500  # records a lane's reader hands over per turn of the loop
 
 
@@ -68,7 +71,12 @@ class CatchUp:
                 did = True
                 self._metrics.records_consumed.labels("lane").inc(len(messages))
             for message in messages:
-                offer(lane, message, now)
+                if not offer(lane, message, now):
+                    # Not decided yet (a partner destination: sinks.routing): read again.
+                    offset = message.offset()
+                    if offset is not None:
+                        reader.rewind(offset)
+                    break
             self._finished_reading(registry, part, key, lane)
         return did
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
 
 from sinks.destinations.model import Destination, S3Target
 from sinks.encoding import assemble
 from sinks.lane import Batch
 from sinks.senders.base import (
+    AccountPart,
     DeliveryError,
     Payload,
     PermanentDeliveryError,
@@ -50,16 +54,22 @@ def payload_for(
     shape = batch.shape
     lines, record_count = batch.lines, batch.record_count
     copy_positions: tuple[int, ...] = tuple(batch.copies)
-    copy_body: bytes | None = None
+    copy_lines: list[bytes] = []
     if copy_positions and isinstance(destination.target, S3Target):
         # S3: the events object and, beside it, the companion object of the copy records.
         marked = set(copy_positions)
-        copy_body = assemble(
-            [batch.lines[i] for i in copy_positions], "ndjson", shape.compression
-        ).body
+        copy_lines = [batch.lines[i] for i in copy_positions]
         lines = [line for i, line in enumerate(batch.lines) if i not in marked]
         record_count, copy_positions = len(lines), ()
-    body = assemble(lines, shape.format, shape.compression)
+    parts: tuple[AccountPart, ...] = ()
+    copy_body: bytes | None = None
+    if destination.partner_id is not None and isinstance(destination.target, S3Target):
+        parts = account_parts(batch, lines, copy_lines)
+        body = assemble([], shape.format, shape.compression)  # each part is its own object
+    else:
+        body = assemble(lines, shape.format, shape.compression)
+        if copy_lines:
+            copy_body = assemble(copy_lines, "ndjson", shape.compression).body
     return Payload(
         tenant_id=destination.tenant_id,
         destination_id=destination.id,
@@ -77,7 +87,48 @@ def payload_for(
         replay_id=replay_id,
         copy_positions=copy_positions,
         copy_body=copy_body,
+        parts=parts,
     )
+
+
+def account_parts(
+    batch: Batch, lines: list[bytes], copy_lines: list[bytes]
+) -> tuple[AccountPart, ...]:
+    """A partner destination's batch split by account (the ``tenant_id`` of each event
+    line and integrity record), each account's events encoded with the batch's shape and its
+    integrity records as NDJSON, in account order; an account's lines keep their order.
+    Deterministic: the same batch gives the same parts, byte for byte."""
+    events: dict[str, list[bytes]] = {}
+    copies: dict[str, list[bytes]] = {}
+    first_at: dict[str, int] = {}
+    for line in lines:
+        event = orjson.loads(line)
+        account = str(event["tenant_id"])
+        found = events.get(account)
+        if found is None:
+            found = events[account] = []
+            first_at[account] = _epoch_ms(str(event.get("occurred_at") or ""))
+        found.append(line)
+    for line in copy_lines:
+        copies.setdefault(str(orjson.loads(line)["tenant_id"]), []).append(line)
+    shape = batch.shape
+    parts = []
+    for account in sorted(events.keys() | copies.keys()):
+        own = events.get(account, [])
+        body = assemble(own, shape.format, shape.compression)
+        copy = copies.get(account)
+        at_ms = first_at.get(account, -1)
+        at = datetime.fromtimestamp(at_ms / 1000, UTC) if at_ms >= 0 else batch.first_event_at
+        copy_body = assemble(copy, "ndjson", shape.compression).body if copy else None
+        parts.append(AccountPart(account, body.body, len(own), at, copy_body))
+    return tuple(parts)
+
+
+def _epoch_ms(text: str) -> int:
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        return -1
 
 
 def deliver(

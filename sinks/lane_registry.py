@@ -21,9 +21,12 @@ new replay request replaces the lane of the previous one.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from confluent_kafka import Message
 
 from sinks.behind import LaneBehind
 from sinks.destinations.model import Destination
@@ -41,11 +44,16 @@ LaneKey = tuple[str, int, str]  # destination id, partition, stream
 
 @dataclass
 class OwnedPartition:
-    """A partition of the events topic assigned to this worker, and its lanes."""
+    """A partition of the events topic assigned to this worker, and its lanes. ``held``:
+    records handed out by the group but not routed yet, oldest first, because partner
+    membership is not known as of their time (:mod:`sinks.routing`); ``position`` is after
+    the last record routed, so the group never commits past a held record."""
 
     position: int  # the group consumer's position: next offset it hands out
     committed: int
     lanes: dict[LaneKey, Lane] = field(default_factory=dict)
+    held: deque[Message] = field(default_factory=deque)
+    paused: bool = False  # the group consumer was paused: too many records held
 
 
 class LaneRegistry:

@@ -36,6 +36,9 @@ class SinkMetrics:
     parked: Counter
     auto_paused: Counter
     latency: BulkHistogram
+    held_records: Gauge
+    membership_behind: Gauge
+    membership_late_changes: Gauge
 
     def forget(self, destination_id: str) -> None:
         for metric in (
@@ -143,6 +146,24 @@ def sink_metrics(registry: CollectorRegistry = REGISTRY) -> SinkMetrics:
             "Per record: destination acknowledgement time minus the record's Kafka "
             "timestamp (published).",
             LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        held_records=Gauge(
+            "auditlog_sink_held_records",
+            "Records waiting for partner membership to be known as of their publish time "
+            "(docs/partners.md), over this worker's partitions.",
+            registry=registry,
+        ),
+        membership_behind=Gauge(
+            "auditlog_sink_membership_behind_seconds",
+            "Wall-clock time minus the publish time up to which partner membership is "
+            "known (grace + poll when the accounts topic is read; grows when it is not).",
+            registry=registry,
+        ),
+        membership_late_changes=Gauge(
+            "auditlog_sink_membership_late_changes",
+            "Partner changes read after records of their time were routed (a write slower "
+            "than the grace, or clock skew), since the worker started.",
             registry=registry,
         ),
     )

@@ -56,5 +56,9 @@ class PartitionReader:
                 raise KafkaException(error)
         return found
 
+    def rewind(self, offset: int) -> None:
+        """Read from ``offset`` again (records handed out after it are read again)."""
+        self._consumer.seek(TopicPartition(self._tp.topic, self.partition, offset))
+
     def close(self) -> None:
         self._consumer.close()

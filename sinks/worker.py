@@ -5,8 +5,10 @@ The loop (one thread; deliveries on an executor), one turn of :meth:`SinkWorker.
 
 1. apply destination changes from the store (no restart needed: :mod:`sinks.lane_registry`,
    :mod:`sinks.dispatch`) and take in progress written by other workers;
-2. consume records of the group and route each to the lanes of its tenant's destinations
-   (:mod:`sinks.routing`);
+2. route the records held for partner membership whose time is decided now, then consume
+   records of the group and route each to the lanes of its tenant's destinations and of
+   its partner's (:mod:`sinks.routing`; a partition holding more than
+   :data:`MAX_HELD_RECORDS` is paused until it holds half as many);
 3. feed the lanes that fell behind the group from their own readers (:mod:`sinks.catchup`);
 4. act on finished deliveries, then announce and send due batches (:mod:`sinks.dispatch`;
    failures: :mod:`sinks.failure_policy`);
@@ -52,6 +54,7 @@ from sinks.destinations.store import DestinationCatalog
 from sinks.dispatch import AutoPause, Dispatch, SenderFactory
 from sinks.failure_policy import FailurePolicy
 from sinks.lane_registry import LaneRegistry
+from sinks.membership import Membership
 from sinks.metrics import SinkMetrics
 from sinks.progress import ProgressStore
 from sinks.routing import Router
@@ -60,6 +63,8 @@ from sinks.stats import SinkStats
 _LOG = logging.getLogger("auditlog.sink")
 _CLIENT_LOG = librdkafka_logger("sink")
 CONSUME_RECORDS = 500  # records asked of the group consumer per turn of the loop
+#: Records a partition may hold waiting for partner membership before it is paused.
+MAX_HELD_RECORDS = 50_000
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,11 @@ class SinkWorker:
         clock: Callable[[], float],
         wall_clock: Callable[[], datetime],
         rng: random.Random | None = None,
+        membership: Membership | None = None,
     ) -> None:
+        """``membership``: who managed which account when, followed from the accounts
+        topic by its :class:`sinks.membership.MembershipFollower` (None: no account is
+        any partner's; partner destinations receive nothing)."""
         self._config = config
         self._catalog = catalog
         self._progress = progress
@@ -145,7 +154,9 @@ class SinkWorker:
             clock=self._clock,
             wall_clock=wall_clock,
         )
-        self._router = Router(catalog, decoder, metrics, self.stats)
+        self._membership = membership
+        self._wall_clock = wall_clock
+        self._router = Router(catalog, decoder, metrics, self.stats, membership)
         self._dispatch = Dispatch(
             topic=config.topic,
             executor=executor,
@@ -211,6 +222,7 @@ class SinkWorker:
         # Deliveries or readers pending: come back soon, but do not spin (it would take the
         # CPU the delivery threads need).
         wait_s = 0.005 if self._dispatch.in_flight or self._catchup.reading else 0.1
+        released = self._router.release(self._lanes, self._clock())
         messages = self._consumer.consume(CONSUME_RECORDS, wait_s)
         now = self._clock()
         for message in messages:
@@ -218,6 +230,7 @@ class SinkWorker:
                 self._router.route(message, self._lanes, now)
             else:
                 self._consumer_error(message)
+        self._bound_held()
         if messages:
             self.stats.records += len(messages)
             self._metrics.records_consumed.labels("group").inc(len(messages))
@@ -225,7 +238,34 @@ class SinkWorker:
         done = self._dispatch.collect(self._lanes)
         self._dispatch.send_due(self._lanes, self._clock())
         self._checkpoint()
-        return bool(messages) or read or done
+        return bool(messages) or read or done or released > 0
+
+    def _report_membership(self) -> None:
+        held = sum(len(part.held) for part in self._lanes.partitions.values())
+        self._metrics.held_records.set(held)
+        membership = self._membership
+        if membership is not None:
+            now_ms = self._wall_clock().timestamp() * 1000
+            behind_s = max(0.0, (now_ms - membership.decided_until_ms) / 1000)
+            self._metrics.membership_behind.set(min(behind_s, 1e9))
+            self._metrics.membership_late_changes.set(membership.late_changes)
+
+    def _bound_held(self) -> None:
+        """Pause a partition holding too many records for partner membership (memory);
+        resume it once it holds half as many."""
+        for partition, part in self._lanes.partitions.items():
+            held = len(part.held)
+            if not part.paused and held > MAX_HELD_RECORDS:
+                self._consumer.pause([TopicPartition(self._config.topic, partition)])
+                part.paused = True
+                _LOG.warning(
+                    "partition paused: partner membership is not known as of its records "
+                    "(is the accounts topic read?)",
+                    extra={"partition": partition, "held": held},
+                )
+            elif part.paused and held <= MAX_HELD_RECORDS // 2:
+                self._consumer.resume([TopicPartition(self._config.topic, partition)])
+                part.paused = False
 
     def _consumer_error(self, message: Message) -> None:
         error = message.error()
@@ -287,6 +327,9 @@ class SinkWorker:
         if commit:
             self._checkpoint(force=True, only={tp.partition for tp in partitions})
         for tp in partitions:
+            part = self._lanes.partitions.get(tp.partition)
+            if part is not None and part.paused:
+                self._consumer.resume([TopicPartition(self._config.topic, tp.partition)])
             self._lanes.release(tp.partition)
         self._health.revoke((tp.topic, tp.partition) for tp in partitions)
         _LOG.info("released", extra={"partitions": sorted(tp.partition for tp in partitions)})
@@ -302,6 +345,7 @@ class SinkWorker:
             return
         self._next_checkpoint = now + self._config.checkpoint_interval_s
         self._lanes.report()
+        self._report_membership()
         offsets = []
         for partition, part in self._lanes.partitions.items():
             safe = offset_to_commit(part.position, part.committed, part.lanes.values())

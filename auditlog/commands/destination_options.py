@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from schemas.catalog import Catalog
-from sinks.destinations.model import SecretValue
+from sinks.destinations.model import ACCOUNT_ID, MAX_LISTED_ACCOUNTS, SecretValue
 from sinks.destinations.references import ReferenceRefused
 from sinks.destinations.rules import DestinationRefused, check_filter_values, check_header
 from sinks.destinations.secrets import SecretBox, SecretError, SecretsKeyMissing
@@ -57,6 +57,10 @@ _FILTER_OPTIONS = {
     "exclude_category": "exclude_categories",
     "include_action": "include_actions",
     "exclude_action": "exclude_actions",
+}
+_ACCOUNT_OPTIONS = {
+    "include_account": "include_accounts",
+    "exclude_account": "exclude_accounts",
 }
 _BATCH_OPTIONS = {"max_records": "max_records", "max_bytes": "max_bytes", "max_age_s": "max_age_s"}
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|passw|signature", re.IGNORECASE)
@@ -119,6 +123,15 @@ def add_options(parser: argparse.ArgumentParser) -> None:
             metavar=what.upper(),
             help=f"{option.split('_')[0]} events of this {what} (repeatable)",
         )
+    partner = parser.add_argument_group("partner destinations")
+    for option in _ACCOUNT_OPTIONS:
+        partner.add_argument(
+            f"--{option.replace('_', '-')}",
+            action="append",
+            metavar="ACCOUNT",
+            help=f"{option.split('_')[0]} this managed account (repeatable; on update: "
+            "replaces the list, '' empties it)",
+        )
     common.add_argument("--format", choices=("ndjson", "json_array"), help="default ndjson")
     common.add_argument("--compression", choices=("gzip", "none"), help="default gzip")
     common.add_argument("--max-records", type=int, metavar="N", help="records per batch")
@@ -131,6 +144,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def given(args: argparse.Namespace) -> list[str]:
     """The option destinations that were given (for "nothing to change")."""
     names = set(_FILTER_OPTIONS) | set(_BATCH_OPTIONS) | {"name", "format", "compression"}
+    names |= set(_ACCOUNT_OPTIONS)
     names |= {"header"} | {o for kind in _TARGET_OPTIONS.values() for o in kind}
     names |= {o for kind in _SECRET_OPTIONS.values() for opts in kind.values() for o in opts if o}
     return sorted(n for n in names if getattr(args, n, None) is not None)
@@ -147,6 +161,7 @@ def _flags() -> dict[str, str]:
         for field, (_env, ref, _stdin) in _SECRET_OPTIONS[kind].items():
             flags[f"target.{field}"] = _flag(ref)
     flags |= {f"filters.{field}": _flag(dest) for dest, field in _FILTER_OPTIONS.items()}
+    flags |= {f"accounts.{field}": _flag(dest) for dest, field in _ACCOUNT_OPTIONS.items()}
     flags["target.headers"] = "--header"
     # Where a message asks for a role, it says what to give.
     flags["target.role_arn"] = "--role-arn ARN"
@@ -203,6 +218,12 @@ class OptionReader:
             if values is not None:
                 filters[field] = self._checked_filter(dest, [v for v in values if v])
         merged["filters"] = filters
+        accounts = dict(merged.get("accounts") or {})
+        for dest, field in _ACCOUNT_OPTIONS.items():
+            values = getattr(args, dest, None)
+            if values is not None:
+                accounts[field] = _checked_accounts(dest, [v for v in values if v])
+        merged["accounts"] = accounts
         batch = dict(merged.get("batch") or {})
         for dest, field in _BATCH_OPTIONS.items():
             if getattr(args, dest) is not None:
@@ -292,6 +313,19 @@ class OptionReader:
         except DestinationRefused as exc:
             raise OptionError(exc.render(flag_of)) from None
         return values
+
+
+def _checked_accounts(dest: str, values: list[str]) -> list[str]:
+    """Account ids as given (hostile input: checked against the tenant id rule)."""
+    if len(values) > MAX_LISTED_ACCOUNTS:
+        raise OptionError(f"{_flag(dest)}: at most {MAX_LISTED_ACCOUNTS} accounts")
+    for value in values:
+        if not ACCOUNT_ID.fullmatch(value):
+            raise OptionError(
+                f"{_flag(dest)} {value[:80]!r}: not an account id "
+                "(letters, digits and . _ : @ -, at most 128)"
+            )
+    return values
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:

@@ -59,8 +59,7 @@ def table(destinations: list[Destination]) -> list[str]:
     """One line per destination under a header, columns aligned."""
     rows = [("ID", "TENANT", "KIND", "STATE", "TARGET", "FILTERS")]
     rows += [
-        (d.id, d.tenant_id, d.kind, d.state, target_summary(d), filters_summary(d.filters))
-        for d in destinations
+        (d.id, _owner(d), d.kind, d.state, target_summary(d), _selection(d)) for d in destinations
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return [
@@ -69,6 +68,24 @@ def table(destinations: list[Destination]) -> list[str]:
         + row[-1]
         for row in rows
     ]
+
+
+def _owner(destination: Destination) -> str:
+    """The tenant column: an account, or ``partner:P``."""
+    if destination.partner_id is not None:
+        return f"partner:{destination.partner_id}"
+    return destination.tenant_id
+
+
+def _selection(destination: Destination) -> str:
+    summary = filters_summary(destination.filters)
+    accounts = destination.accounts
+    parts = [
+        f"{sign}account:{','.join(sorted(values))}"
+        for sign, values in (("+", accounts.include_accounts), ("-", accounts.exclude_accounts))
+        if values
+    ]
+    return " ".join([summary, *parts]) if parts else summary
 
 
 def _value(name: str, value: Any) -> str:
@@ -101,7 +118,9 @@ def details(destination: Destination) -> list[str]:
     """Every field of the destination, for ``show``."""
     lines = [
         f"id: {destination.id}",
-        f"tenant: {destination.tenant_id}",
+        f"partner: {destination.partner_id} (the events of the accounts it manages)"
+        if destination.partner_id is not None
+        else f"tenant: {destination.tenant_id}",
         f"name: {destination.name or '-'}",
         f"kind: {destination.kind}",
         f"state: {destination.state}"
@@ -119,6 +138,11 @@ def details(destination: Destination) -> list[str]:
     lines += ["filters:" + (" all events" if destination.filters == Filters() else "")]
     if destination.filters != Filters():
         lines += _section(destination.filters)
+    if destination.partner_id is not None:
+        accounts = destination.accounts
+        lines += ["accounts:" + (" every managed account" if accounts.everyone else "")]
+        if not accounts.everyone:
+            lines += _section(accounts)
     batch = destination.batch
     lines += [
         f"batch: at most {batch.max_records} records or {batch.max_bytes} bytes, "
@@ -137,4 +161,6 @@ def details(destination: Destination) -> list[str]:
     if replay is not None:
         offsets = ", ".join(f"{p}:{o}" for p, o in sorted(replay.offsets.items()))
         lines.append(f"replay: {replay.id} since {when(replay.since)}; offsets {offsets}")
+        if replay.accounts:
+            lines.append(f"  accounts: {', '.join(sorted(replay.accounts))}")
     return lines

@@ -1,5 +1,7 @@
 """Pausing a destination that kept failing: through the store (so every worker sees it),
-and published as ``audit_stream.destination_auto_paused`` of its tenant (no user did it)."""
+and published as ``audit_stream.destination_auto_paused`` of its tenant (no user did it);
+a partner destination's also of each account it streams (``managed_accounts``: the accounts
+the partner manages now, as the worker knows them)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,15 @@ class AutoPauser:
     """Called by the worker (its ``auto_pause``). Raises what the store or ``publish``
     raise; the worker tries again at the destination's next failure."""
 
-    def __init__(self, store: DestinationStore, publish: Publish) -> None:
+    def __init__(
+        self,
+        store: DestinationStore,
+        publish: Publish,
+        managed_accounts: Callable[[str], frozenset[str]] = lambda partner: frozenset(),
+    ) -> None:
         self._store = store
         self._publish = publish
+        self._managed_accounts = managed_accounts
 
     def __call__(self, destination: Destination, error: str, failing_since: datetime) -> None:
         error = redact_text(error)  # it is shown by `show` and published to the tenant
@@ -46,21 +54,24 @@ class AutoPauser:
             self._store.put(paused, expected_revision=current.revision)
         except ConcurrentUpdateError:
             return  # someone changed it meanwhile; the next failure decides again
-        event_id = self._publish(
-            {
-                "tenant_id": destination.tenant_id,
-                "occurred_at": now,
-                "action": "audit_stream.destination_auto_paused",
-                "actor": {"type": "system", "id": "auditlog-sink"},
-                "resource": {"type": "audit_stream", "id": destination.id},
-                "outcome": {"status": "success"},
-                "details": {
-                    "error": error[:500],
-                    "failing_since": failing_since.isoformat(),
-                },
-                "source": "auditlog-sink",
-            }
-        )
+        details = {"error": error[:500], "failing_since": failing_since.isoformat()}
+        event = {
+            "tenant_id": destination.tenant_id,
+            "occurred_at": now,
+            "action": "audit_stream.destination_auto_paused",
+            "actor": {"type": "system", "id": "auditlog-sink"},
+            "resource": {"type": "audit_stream", "id": destination.id},
+            "outcome": {"status": "success"},
+            "details": details,
+            "source": "auditlog-sink",
+        }
+        event_id = self._publish(event)
+        partner = destination.partner_id
+        if partner is not None:
+            theirs = {**details, "scope": "partner", "partner_account_id": partner}
+            for account in sorted(self._managed_accounts(partner)):
+                if destination.accounts.accepts(account):
+                    self._publish({**event, "tenant_id": account, "details": theirs})
         _LOG.warning(
             "destination paused automatically",
             extra={"destination": destination.id, "event_id": event_id, "error": error},

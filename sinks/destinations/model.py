@@ -1,5 +1,12 @@
 """A customer destination: where one tenant's audit events are streamed, and how.
 
+A destination belongs to one account (``tenant_id``: that account's events) or to an
+embedded partner (``partner_id``: the events of every account the partner manages at each
+event's publish time, narrowed by ``accounts``; see docs/partners.md). Exactly one of the
+two is given when a destination is made; a partner destination also stores its partner as
+``tenant_id``, its owner: the account whose log records its changes, whose id the S3 role's
+external id and the ownership challenge name (partners are accounts).
+
 A destination is a pydantic model so it validates at the edge (the CLI) and travels as
 JSON through the destination store. Secrets never appear in clear: a :class:`SecretValue`
 holds either ciphertext (encrypted with the operator's key) or a reference to where the
@@ -19,6 +26,8 @@ PayloadFormat = Literal["ndjson", "json_array"]
 Compression = Literal["gzip", "none"]
 
 DESTINATION_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,62}")
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")  # schemas.event.TenantId
+MAX_LISTED_ACCOUNTS = 10_000
 TEMPLATE_FIELDS = ("tenant_id", "destination_id")
 
 
@@ -61,6 +70,45 @@ class Filters(_Frozen):
         if self.include_categories or self.include_actions:
             return category in self.include_categories or action in self.include_actions
         return True
+
+
+def _account_ids(value: frozenset[str]) -> frozenset[str]:
+    if len(value) > MAX_LISTED_ACCOUNTS:
+        raise ValueError(f"at most {MAX_LISTED_ACCOUNTS} accounts may be listed")
+    for account in value:
+        if not isinstance(account, str) or not ACCOUNT_ID.fullmatch(account):
+            shown = repr(account)[:80]
+            raise ValueError(
+                f"{shown} is not an account id (letters, digits and . _ : @ -, at most 128)"
+            )
+    return value
+
+
+class AccountSelection(_Frozen):
+    """Which managed accounts a partner destination receives: every one (both lists empty),
+    only ``include_accounts`` (when not empty), never ``exclude_accounts`` (an exclude wins).
+    Only an account the partner manages at an event's publish time is ever considered: the
+    lists narrow the partner's accounts, they never add one."""
+
+    include_accounts: frozenset[str] = frozenset()
+    exclude_accounts: frozenset[str] = frozenset()
+
+    @field_validator("include_accounts", "exclude_accounts")
+    @classmethod
+    def _valid_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        return _account_ids(value)
+
+    def accepts(self, account_id: str) -> bool:
+        if account_id in self.exclude_accounts:
+            return False
+        return not self.include_accounts or account_id in self.include_accounts
+
+    @property
+    def everyone(self) -> bool:
+        return not self.include_accounts and not self.exclude_accounts
+
+
+ALL_ACCOUNTS = AccountSelection()
 
 
 class BatchLimits(_Frozen):
@@ -148,11 +196,19 @@ def secrets_of(target: S3Target | WebhookTarget | SplunkHecTarget) -> dict[str, 
 
 class ReplayRequest(_Frozen):
     """Re-send the destination's events from ``offsets`` (per partition of the events
-    topic, found from ``since``) up to where the workers were when they saw the request."""
+    topic, found from ``since``) up to where the workers were when they saw the request.
+    ``accounts`` (partner destinations only): re-send only these accounts' events (still
+    only those published while the partner managed them); empty: every managed account."""
 
     id: str
     since: datetime
     offsets: dict[int, int]
+    accounts: frozenset[str] = frozenset()
+
+    @field_validator("accounts")
+    @classmethod
+    def _valid_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        return _account_ids(value)
 
 
 class Ownership(_Frozen):
@@ -164,13 +220,16 @@ class Ownership(_Frozen):
 
 
 class Destination(_Frozen):
-    """One destination of one tenant, as kept in the destination store."""
+    """One destination of one tenant (or of one partner: ``partner_id``), as kept in the
+    destination store."""
 
     id: str
     tenant_id: str = Field(min_length=1, max_length=128)
+    partner_id: str | None = None
     name: str = Field(default="", max_length=200)
     target: Target
     filters: Filters = Filters()
+    accounts: AccountSelection = ALL_ACCOUNTS
     batch: BatchLimits = BatchLimits()
     format: PayloadFormat = "ndjson"
     compression: Compression = "gzip"
@@ -191,9 +250,43 @@ class Destination(_Frozen):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _owner(cls, data: object) -> object:
+        """Exactly one of ``tenant_id`` and ``partner_id`` names the owner; a partner
+        destination is stored with both, equal."""
+        if not isinstance(data, dict):
+            return data
+        tenant, partner = data.get("tenant_id"), data.get("partner_id")
+        if partner is None:
+            return data
+        if tenant is not None and tenant != partner:
+            raise ValueError("a destination belongs to an account or to a partner, not both")
+        return {**data, "tenant_id": partner}
+
+    @model_validator(mode="after")
+    def _account_lists_for_partners(self) -> Destination:
+        if self.partner_id is not None and not ACCOUNT_ID.fullmatch(self.partner_id):
+            raise ValueError(f"partner {self.partner_id[:80]!r} is not an account id")
+        if self.partner_id is None and not self.accounts.everyone:
+            raise ValueError("only a partner destination has lists of accounts")
+        if self.partner_id is None and self.replay is not None and self.replay.accounts:
+            raise ValueError("only a partner destination replays chosen accounts")
+        return self
+
     @property
     def kind(self) -> str:
         return self.target.kind
+
+    @property
+    def is_partner(self) -> bool:
+        """It receives the events of the accounts its partner manages, not its own."""
+        return self.partner_id is not None
+
+    @property
+    def scope(self) -> str:
+        """``account`` or ``partner`` (audit events and listings say which)."""
+        return "partner" if self.partner_id is not None else "account"
 
     @property
     def deliverable(self) -> bool:

@@ -102,7 +102,8 @@ class DestinationStore(KeyedRecordStore[Destination]):
         super().__init__(kafka, topic, _RECORDS, client_id=client_id, timeout_s=timeout_s)
 
     def list(self, tenant_id: str | None = None) -> list[Destination]:
-        """Destinations (of one tenant, if given), by tenant then id."""
+        """Destinations (of one tenant, if given: its own and, when it is a partner, its
+        partner destinations), by tenant then id."""
         found = self.load().values()
         return sorted(
             (d for d in found if tenant_id is None or d.tenant_id == tenant_id),
@@ -140,9 +141,10 @@ class DestinationCatalog:
     followed by :meth:`refresh`.
 
     One thread calls :meth:`load` and :meth:`refresh`; any thread may read
-    (:meth:`get`, :meth:`for_tenant`, :meth:`all`): a refresh builds new lookup tables and
-    swaps them in whole, so a reader sees the catalog before or after a change, never half
-    of it. :meth:`for_tenant` is a dict look-up of a precomputed tuple (the hot path).
+    (:meth:`get`, :meth:`for_tenant`, :meth:`for_partner`, :meth:`all`): a refresh builds
+    new lookup tables and swaps them in whole, so a reader sees the catalog before or after
+    a change, never half of it. :meth:`for_tenant` and :meth:`for_partner` are dict
+    look-ups of precomputed tuples (the hot path).
     """
 
     def __init__(self, table: TableSource, *, topic: str = "") -> None:
@@ -150,6 +152,7 @@ class DestinationCatalog:
         self._topic = topic
         self._by_id: dict[str, Destination] = {}
         self._by_tenant: dict[str, tuple[Destination, ...]] = {}
+        self._by_partner: dict[str, tuple[Destination, ...]] = {}
         self._invalid: dict[str, str] = {}
 
     def load(self, timeout_s: float = 30.0) -> None:
@@ -174,18 +177,34 @@ class DestinationCatalog:
 
     def _install(self, by_id: dict[str, Destination]) -> None:
         by_tenant: dict[str, list[Destination]] = {}
+        by_partner: dict[str, list[Destination]] = {}
         for destination in sorted(by_id.values(), key=lambda d: d.id):
-            by_tenant.setdefault(destination.tenant_id, []).append(destination)
+            if destination.partner_id is not None:
+                by_partner.setdefault(destination.partner_id, []).append(destination)
+            else:
+                by_tenant.setdefault(destination.tenant_id, []).append(destination)
         # Swapped in whole: readers on other threads see the old or the new tables.
         self._by_tenant = {tenant: tuple(found) for tenant, found in by_tenant.items()}
+        self._by_partner = {partner: tuple(found) for partner, found in by_partner.items()}
         self._by_id = by_id
 
     def get(self, destination_id: str) -> Destination | None:
         return self._by_id.get(destination_id)
 
     def for_tenant(self, tenant_id: str) -> tuple[Destination, ...]:
-        """The tenant's destinations in every state, by id (check ``deliverable``)."""
+        """The tenant's own (account) destinations in every state, by id (check
+        ``deliverable``); never a partner destination."""
         return self._by_tenant.get(tenant_id, _NO_DESTINATIONS)
+
+    def for_partner(self, partner_id: str) -> tuple[Destination, ...]:
+        """The partner destinations of ``partner_id`` in every state, by id."""
+        return self._by_partner.get(partner_id, _NO_DESTINATIONS)
+
+    @property
+    def has_partner_destinations(self) -> bool:
+        """Some partner destination exists (routing then waits for membership to be known
+        as of each record's time: :mod:`sinks.membership`)."""
+        return bool(self._by_partner)
 
     def all(self) -> tuple[Destination, ...]:
         return tuple(sorted(self._by_id.values(), key=lambda d: (d.tenant_id, d.id)))

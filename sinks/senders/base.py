@@ -17,14 +17,29 @@ webhook the same idempotency key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 
 @dataclass(frozen=True)
+class AccountPart:
+    """The events of one account in a partner destination's batch, encoded alone (S3 writes
+    each account's events to an object under its own prefix), and the account's integrity
+    records of the batch for the companion object beside it (None: none)."""
+
+    account_id: str
+    body: bytes
+    record_count: int
+    first_event_at: datetime
+    copy_body: bytes | None = None
+
+
+@dataclass(frozen=True)
 class Payload:
-    """One batch, encoded and ready to send."""
+    """One batch, encoded and ready to send. A partner destination's payload names its
+    partner as ``tenant_id`` and each event names its account (``tenant_id`` in the event
+    JSON); for S3 it also carries ``parts``, the batch per account, in account order."""
 
     tenant_id: str
     destination_id: str
@@ -51,6 +66,23 @@ class Payload:
     # (gzip when ``content_encoding`` is), for the companion object.
     copy_positions: tuple[int, ...] = ()
     copy_body: bytes | None = None
+    # A partner destination's batch, per account (S3 only; empty otherwise).
+    parts: tuple[AccountPart, ...] = ()
+    # One account's part of a partner batch (what an S3 object of a part is named after).
+    account_id: str | None = None
+
+    def part(self, part: AccountPart) -> Payload:
+        """The payload of one account's part: its body, count and time, the batch's offsets
+        (so every part of a batch is named after the same range)."""
+        return replace(
+            self,
+            body=part.body,
+            record_count=part.record_count,
+            first_event_at=part.first_event_at,
+            parts=(),
+            account_id=part.account_id,
+            copy_body=part.copy_body,
+        )
 
 
 @dataclass(frozen=True)

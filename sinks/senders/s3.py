@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 
+#: Writes of a partner batch's per-account objects at once (threads shared by every
+#: sender of the process; a batch waits for all of its objects).
+PART_WRITERS = 8
+_PART_POOL = ThreadPoolExecutor(PART_WRITERS, thread_name_prefix="auditlog-s3-parts")
 ROLE_SESSION_NAME = "auditlog-sink"
 ROLE_SESSION_S = 3600
 MESSAGE_CHARS = 300
@@ -387,9 +392,23 @@ class S3Sender:
         self._owns_client = owns_client
 
     def send(self, payload: Payload) -> Receipt:
-        """The companion object of the integrity records first (when the batch has any),
-        then the events object (unless the batch holds integrity records only): an events
-        object never lacks its companion."""
+        """Write the payload's objects; a partner destination's payload: each account
+        part's objects, :data:`PART_WRITERS` parts at a time, raising the first error once
+        every write ended (a retry writes them all again, same keys)."""
+        if payload.parts:
+            futures = [_PART_POOL.submit(self._write, payload.part(p)) for p in payload.parts]
+            errors = [f.exception() for f in futures]
+            failed = next((e for e in errors if e is not None), None)
+            if failed is not None:
+                raise failed
+            keys = [key for f in futures for key in f.result()]
+            return Receipt(f"{len(keys)} objects in s3://{self._target.bucket}, last {keys[-1]}")
+        return Receipt(" ".join(f"s3://{self._target.bucket}/{k}" for k in self._write(payload)))
+
+    def _write(self, payload: Payload) -> list[str]:
+        """The companion object of the integrity records first (when the payload has any),
+        then the events object (unless the payload holds integrity records only): an events
+        object never lacks its companion. The keys written, the events object's first."""
         key = object_key(self._target, payload)
         written = []
         if payload.copy_body is not None:
@@ -417,7 +436,7 @@ class S3Sender:
                 object_metadata=metadata(payload),
             )
             written.append(key)
-        return Receipt(" ".join(f"s3://{self._target.bucket}/{k}" for k in reversed(written)))
+        return written[::-1]
 
     def close(self) -> None:
         if self._owns_client:

@@ -21,8 +21,19 @@ A batch holding integrity records (the account's log copy) gets a companion obje
 it (:func:`copy_key`): the same key with ``integrity.ndjson[.gz]`` in place of the events'
 extension, holding those records as NDJSON (docs/integrity.md, "Streamed copies").
 
-Metadata (:func:`metadata`): the payload's tenant, destination, topic, partition, offsets and
-record count as ``x-amz-meta-auditlog-*`` (ASCII only, as S3 requires).
+
+A partner destination writes each account's events of a batch to an object of its own
+(:attr:`sinks.senders.base.Payload.parts`), the account's id as a key segment right under
+the partner's prefix and in the object's name::
+
+    <prefix>/<account>/<yyyy>/<mm>/<dd>/<hh>/<account>_<destination>_<partition>_<first>-<last>.<ext>
+
+``<first>`` and ``<last>`` are the whole batch's offsets (every part of a batch has them),
+the time parts from the account's first event in the batch: deterministic as well.
+
+Metadata (:func:`metadata`): the payload's tenant (the account, for a part; its partner as
+``auditlog-partner``), destination, topic, partition, offsets and record count as
+``x-amz-meta-auditlog-*`` (ASCII only, as S3 requires).
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ def object_key(target: S3Target, payload: Payload) -> str:
     :class:`PermanentDeliveryError` should the prefix leave the bucket's root."""
     tenant = _key_segment(payload.tenant_id)
     destination = _key_segment(payload.destination_id)
+    account = None if payload.account_id is None else _key_segment(payload.account_id)
     template = target.prefix_template
     if payload.prefix_template is not None:
         template = payload.prefix_template
@@ -75,10 +87,12 @@ def object_key(target: S3Target, payload: Payload) -> str:
     at = payload.first_event_at
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     name = (
-        f"{tenant}_{destination}_{payload.partition}_{payload.first_offset:020d}"
+        f"{account or tenant}_{destination}_{payload.partition}_{payload.first_offset:020d}"
         f"-{payload.last_offset:020d}{_replay_suffix(payload)}.{payload.file_extension}"
     )
     parts = [prefix] if prefix else []
+    if account is not None:
+        parts.append(account)  # the account's own prefix inside the partner's
     parts += [f"{at:%Y}", f"{at:%m}", f"{at:%d}", f"{at:%H}", name]
     return "/".join(parts)
 
@@ -102,8 +116,8 @@ def _replay_suffix(payload: Payload) -> str:
 
 def metadata(payload: Payload) -> dict[str, str]:
     """The object's user metadata (ASCII only, as S3 requires)."""
-    return {
-        f"{METADATA_PREFIX}tenant": quote(payload.tenant_id, safe=":@"),
+    found = {
+        f"{METADATA_PREFIX}tenant": quote(payload.account_id or payload.tenant_id, safe=":@"),
         f"{METADATA_PREFIX}destination": payload.destination_id,
         f"{METADATA_PREFIX}topic": quote(payload.topic, safe=""),
         f"{METADATA_PREFIX}partition": str(payload.partition),
@@ -111,3 +125,6 @@ def metadata(payload: Payload) -> dict[str, str]:
         f"{METADATA_PREFIX}last-offset": str(payload.last_offset),
         f"{METADATA_PREFIX}record-count": str(payload.record_count),
     }
+    if payload.account_id is not None:
+        found[f"{METADATA_PREFIX}partner"] = quote(payload.tenant_id, safe=":@")
+    return found

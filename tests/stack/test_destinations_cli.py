@@ -23,6 +23,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from accounts.changes import next_record
 from auditlog import startup_checks, wiring
 from auditlog.cli import main
 from auditlog.settings import AuditlogSettings
@@ -514,3 +515,53 @@ def test_a_change_whose_event_cannot_be_published_exits_5_and_stays(
     stored = cli.stored(destination_id)
     assert stored is not None
     assert stored.state == "paused"
+
+
+def test_a_partner_destination_publishes_its_changes_to_the_partner_and_its_accounts(
+    cli: Cli, receiver: Receiver
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    partner, a1, a2 = f"partner-{suffix}", f"acct1-{suffix}", f"acct2-{suffix}"
+    accounts = wiring.account_store(cli.settings)
+    try:
+        for account in (a1, a2):
+            record = next_record(
+                None, account, updated_at=datetime.now(UTC), updated_by="test", partner_id=partner
+            )
+            assert record is not None
+            accounts.put(record, expected_revision=0)
+    finally:
+        accounts.close()
+    destination_id = f"hook-p-{suffix}"
+
+    out = cli.ok(
+        "add", "--partner", partner, "--kind", "webhook", "--id", destination_id,
+        "--url", receiver.url("/p"), "--secret-env", "HOOK_SECRET", "--exclude-account", a2,
+    )  # fmt: skip
+    assert f"of partner {partner}" in out
+    assert "published audit_stream.destination_added to 1 managed accounts" in out
+    listed = cli.ok("list", "--tenant", partner)
+    assert f"partner:{partner}" in listed
+    assert f"-account:{a2}" in listed
+    cli.ok("update", destination_id, "--exclude-account", "")
+    cli.ok("replay", destination_id, "--since", "1h", "--account", a2)
+
+    partner_events = _events(cli.settings, partner, 3)
+    assert [e["action"] for e in partner_events] == [
+        "audit_stream.destination_added",
+        "audit_stream.destination_updated",
+        "audit_stream.destination_replay_requested",
+    ]
+    assert partner_events[0]["details"]["scope"] == "partner"
+    first = _events(cli.settings, a1, 2)
+    assert [e["action"] for e in first] == [
+        "audit_stream.destination_added",
+        "audit_stream.destination_updated",
+    ]
+    assert first[0]["details"]["partner_account_id"] == partner
+    second = _events(cli.settings, a2, 2)
+    assert [e["action"] for e in second] == [
+        "audit_stream.destination_updated",  # the exclusion was lifted: it concerns a2
+        "audit_stream.destination_replay_requested",
+    ]
+    assert second[1]["details"]["accounts"] == a2

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from accounts.changes import change_events, next_record
 from accounts.directory import AccountChange, AccountDirectory
 from accounts.model import AccountFacts
-from accounts.record import AccountRecord, decode_record, encode_record
+from accounts.record import MAX_PARTNER_SPANS, AccountRecord, decode_record, encode_record
 from accounts.store import parse_table
 from auditlog import startup_checks, wiring
 from auditlog.cli import main
@@ -373,3 +373,33 @@ def test_invalid_input_exits_2_with_one_line_before_kafka(
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert message in err
+
+
+def test_partner_changes_are_kept_as_spans_of_who_managed_the_account_since_when() -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    record = next_record(None, "acme", updated_at=at, updated_by="t", partner_id="p1")
+    assert record is not None
+    assert [(s.partner_id, s.since) for s in record.partner_history] == [("p1", at)]
+    flag = next_record(
+        record, "acme", updated_at=at + timedelta(1), updated_by="t", audit_log_add_on=True
+    )
+    assert flag is not None
+    assert flag.partner_history == record.partner_history  # not a partner change
+    # Another operator's clock behind: the span never starts before the previous one.
+    moved = next_record(
+        flag, "acme", updated_at=at - timedelta(hours=1), updated_by="t", partner_id="p2"
+    )
+    assert moved is not None
+    assert [(s.partner_id, s.since) for s in moved.partner_history] == [("p1", at), ("p2", at)]
+    for n in range(MAX_PARTNER_SPANS + 5):
+        changed = next_record(
+            moved,
+            "acme",
+            updated_at=at + timedelta(minutes=n + 1),
+            updated_by="t",
+            partner_id=None if n % 2 else "p3",
+        )
+        assert changed is not None
+        moved = changed
+    assert len(moved.partner_history) == MAX_PARTNER_SPANS
+    assert moved.partner_history[-1].partner_id == moved.partner_id

@@ -248,6 +248,40 @@ REF, TOKEN_REF = "env:AUDITLOG_DEST_SECRET_X", "env:AUDITLOG_DEST_SECRET_T"
             "the external id is chosen by the service, not the tenant; the workers send "
             "'auditlog:acme'",
         ),
+        (
+            ["destinations", "add", "--kind", "webhook", "--url", "https://8.8.8.8"],
+            "give a tenant or --partner P, exactly one of them",
+        ),
+        (
+            ["destinations", "add", "acme", "--partner", "p1", "--kind", "webhook"],
+            "give a tenant or --partner P, exactly one of them",
+        ),
+        (
+            ["destinations", "add", "--partner", "p/1", "--kind", "webhook"],
+            "'p/1' is not a partner id",
+        ),
+        (
+            [*WEBHOOK, "--secret-ref", REF, "--include-account", "a1"],
+            "--include-account and --exclude-account are for --partner destinations",
+        ),
+        (
+            [
+                "destinations", "add", "--partner", "p1", "--kind", "webhook", "--url",
+                "https://8.8.8.8/in", "--secret-ref", REF, "--exclude-account", "../etc",
+            ],
+            "--exclude-account '../etc': not an account id",
+        ),
+        (
+            [
+                "destinations", "add", "--partner", "p1", "--kind", "webhook", "--url",
+                "https://8.8.8.8/in", "--secret-ref", REF, "--include-account", "a 1",
+            ],
+            "--include-account 'a 1': not an account id",
+        ),
+        (
+            ["destinations", "replay", "webhook-1", "--since", "1h", "--account", "a/b"],
+            "--account 'a/b': not an account id",
+        ),
         (["destinations", "update", "webhook-1"], "give at least one setting"),
         (["destinations", "replay", "webhook-1", "--since", "yesterday"], "expected an ISO"),
         (["destinations", "replay", "webhook-1", "--since", "2999-01-01"], "in the future"),
@@ -528,3 +562,43 @@ def test_headers_replace_all_and_an_empty_one_clears_them() -> None:
     assert parse_headers([""]) == {}
     with pytest.raises(OptionError, match="expected 'Name: value'"):
         parse_headers(["Bad Name: x"])
+
+
+def test_a_partner_destination_lists_and_shows_its_partner_and_accounts() -> None:
+    destination = Destination.model_validate(
+        {
+            "id": "hook-p1",
+            "partner_id": "p1",
+            "target": WebhookTarget(url="https://8.8.8.8/in", signing_secret=SecretValue(ref=REF)),
+            "accounts": {"exclude_accounts": ["a2"]},
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+    )
+    assert destination.tenant_id == "p1"
+    assert destination.is_partner
+    rows = view.table([destination])
+    assert "partner:p1" in rows[1]
+    assert "-account:a2" in rows[1]
+    shown = "\n".join(view.details(destination))
+    assert "partner: p1" in shown
+    assert "exclude accounts: a2" in shown
+
+
+def test_a_destination_belongs_to_an_account_or_a_partner_not_both() -> None:
+    base = {
+        "id": "hook-p1",
+        "target": WebhookTarget(url="https://8.8.8.8/in", signing_secret=SecretValue(ref=REF)),
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    with pytest.raises(ValueError, match="not both"):
+        Destination.model_validate({**base, "tenant_id": "a1", "partner_id": "p1"})
+    with pytest.raises(ValueError, match="only a partner destination has lists"):
+        Destination.model_validate(
+            {**base, "tenant_id": "a1", "accounts": {"include_accounts": ["a2"]}}
+        )
+    with pytest.raises(ValueError, match="not an account id"):
+        Destination.model_validate(
+            {**base, "partner_id": "p1", "accounts": {"include_accounts": ["a/2"]}}
+        )
