@@ -21,6 +21,13 @@ stats dumped to PATH; the top functions by own time are printed in the JSON). Co
 from Kafka is not in it (``bench.integrity_throughput`` measures the whole process).
 
     python -m bench.appender_profile [--events 20000] [--rounds 3] [--profile PATH]
+
+Instructions instead of CPU time (stable on a shared machine): ``--once STAGE`` runs the
+stages up to STAGE once each; under ``valgrind --tool=callgrind`` the difference between
+``--once read`` and ``--once none`` (and so on) is the stage's instructions, e.g.
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python -m bench.appender_profile --events 2000 --once read --clickhouse-url URL
 """
 
 from __future__ import annotations
@@ -125,6 +132,52 @@ def _batches(leaves: list[tuple[int, Leaf]]) -> list[Batch]:
     return [b for b in (log.take() for log in logs.values()) if b is not None]
 
 
+def _new_appender(client: Any, database: str, decoder: Decoder) -> IntegrityAppender:
+    config = AppenderConfig(
+        kafka=KafkaConnection(bootstrap="127.0.0.1:1"), topic=TOPIC, database=database
+    )
+    appender = IntegrityAppender(
+        config,
+        LogStore(client, database),
+        CheckpointStore(client, database),
+        lambda _now: [],
+        decoder=decoder,
+        metrics=integrity_metrics(CollectorRegistry()),
+        consumer=_Consumer(),  # type: ignore[arg-type]
+    )
+    appender._logs = {p: PartitionLog(TOPIC, p) for p in range(PARTITIONS)}
+    return appender
+
+
+def run_once(url: str, events: int, upto: str) -> dict[str, Any]:
+    """Each stage up to ``upto`` once, untimed (``none``: only the setup, ``process``: the
+    setup and the appender's loop): for instruction counts, run under
+    ``valgrind --tool=callgrind`` and subtract the run before (the setup is the same)."""
+    messages = _messages(events)
+    client = clickhouse_connect.get_client(dsn=url)  # type: ignore[arg-type]
+    database = f"bench_profile_{uuid.uuid4().hex[:8]}"
+    apply_pending(client, database=database)
+    decoder = Decoder()
+    reader = LeafReader(decoder)
+    if upto == "process":
+        appender = _new_appender(client, database, decoder)
+        appender._process(messages, 0.0)
+        appender._flush(lambda _log: True)
+        return {"events": events, "upto": upto, "appended": appender.stats.appended}
+    if upto == "none":
+        return {"events": events, "upto": upto}
+    read = [(m.partition(), reader.read(m)) for m in messages]
+    if upto == "read":
+        return {"events": events, "upto": upto}
+    batches = _batches(read)
+    if upto == "append":
+        return {"events": events, "upto": upto}
+    store = LogStore(client, database)
+    for batch in batches:
+        store.store(batch)
+    return {"events": events, "upto": upto, "batches": len(batches)}
+
+
 def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     messages = _messages(args.events)
     n = len(messages)
@@ -152,20 +205,7 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     profile = cProfile.Profile() if args.profile else None
     best = float("inf")
     for i in range(args.rounds):
-        database = fresh_database()
-        config = AppenderConfig(
-            kafka=KafkaConnection(bootstrap="127.0.0.1:1"), topic=TOPIC, database=database
-        )
-        appender = IntegrityAppender(
-            config,
-            LogStore(client, database),
-            CheckpointStore(client, database),
-            lambda _now: [],
-            decoder=decoder,
-            metrics=integrity_metrics(CollectorRegistry()),
-            consumer=_Consumer(),  # type: ignore[arg-type]
-        )
-        appender._logs = {p: PartitionLog(TOPIC, p) for p in range(PARTITIONS)}
+        appender = _new_appender(client, fresh_database(), decoder)
         last = profile if i == args.rounds - 1 else None
         began = time.process_time()
         if last is not None:
@@ -196,11 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", help="cProfile the last process round into this file")
+    parser.add_argument(
+        "--once",
+        choices=("none", "read", "append", "store", "process"),
+        help="run the stages up to this one once, untimed (for callgrind; see run_once)",
+    )
     parser.add_argument("--clickhouse-url", help="an existing gateway (default: start one)")
     args = parser.parse_args(argv)
     loadavg_before = float(Path("/proc/loadavg").read_text().split()[0])
     with private_clickhouse(args.clickhouse_url) as url:
-        result = run(url, args)
+        result = run_once(url, args.events, args.once) if args.once else run(url, args)
     result["machine"] = machine() | {
         "loadavg_1m_before": loadavg_before,
         "loadavg_1m_after": float(Path("/proc/loadavg").read_text().split()[0]),

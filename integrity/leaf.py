@@ -158,9 +158,18 @@ def _fast_prune_dict(value: dict[Any, Any]) -> dict[str, Any] | None:
     """:func:`_prune` of a plain ``dict`` whose keys are all ASCII ``str`` (checked at once:
     ``"".join`` raises TypeError for another key, which the caller turns into None); raises
     :class:`_NotExact` for what it cannot answer for exactly (lone surrogates are left to
-    orjson, which refuses them)."""
+    orjson, which refuses them). A dict of strings only (no null, no nested value, the
+    common case) is returned as it is, not copied: it is only serialised."""
     if not "".join(value).isascii():
         raise _NotExact
+    values = value.values()
+    if None not in values:
+        try:
+            "".join(values)  # every value a string (C speed): nothing to prune
+        except TypeError:
+            pass
+        else:
+            return value or None
     pruned = {}
     for key, item in value.items():
         kind = type(item)
