@@ -7,7 +7,8 @@ migrates a database and publishes ``--events`` generated events of 200 accounts 
 the same run, each in a consumer group of its own so each reads the whole backlog:
 
 - ``read_discard``: a consumer that reads every record and drops it (the ceiling);
-- ``writer``: :class:`consumers.writer.ClickHouseWriter` with its default settings;
+- ``writer``: :class:`consumers.writer.ClickHouseWriter` with its default settings, with
+  this process's CPU time per event (librdkafka's threads included; ClickHouse's not);
 - ``appender``: the integrity appender as ``auditlog integrity run`` builds it
   (:func:`auditlog.integrity_wiring.appender`, default batch and checkpoint settings, a
   signing key of the run's own), timed from ``run()`` to its idle exit less the idle wait,
@@ -198,6 +199,7 @@ def run(bootstrap: str, url: str, args: argparse.Namespace, keys: KeyStore) -> d
     )
     result["group_warm_up_s"] = round(_warm_up(bootstrap, topic), 3)
     result["read_discard"] = _measure_read_discard(bootstrap, topic=topic, events=args.events)
+    cpu = time.process_time()
     result["writer"] = _measure_writer(
         bootstrap,
         url,
@@ -207,6 +209,11 @@ def run(bootstrap: str, url: str, args: argparse.Namespace, keys: KeyStore) -> d
         events=args.events,
         idle_s=IDLE_S,
         profile_path=None,
+    )
+    # The whole run's CPU (its idle exit and row count included: a few ms), as for the
+    # appender below: this process, librdkafka's threads included.
+    result["writer"]["process_cpu_us_per_event"] = round(
+        (time.process_time() - cpu) / args.events * 1e6, 1
     )
     result["appender"] = _measure_appender(
         _settings(bootstrap, url, database, topic), keys, args.events, reference=False
@@ -232,6 +239,11 @@ def run(bootstrap: str, url: str, args: argparse.Namespace, keys: KeyStore) -> d
         result["ratios"]["reference_over_writer"] = round(
             result["appender_reference"]["events_per_s"] / writer_rate, 2
         )
+    result["ratios"]["appender_cpu_over_writer_cpu"] = round(
+        result["appender"]["process_cpu_us_per_event"]
+        / result["writer"]["process_cpu_us_per_event"],
+        2,
+    )
     result["target"] = {"appender_at_least_writer": appender_rate >= writer_rate}
     if args.verify_events > 0:
         result["verify"] = _verify(bootstrap, url, keys, args.verify_events)

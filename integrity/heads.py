@@ -46,7 +46,9 @@ _HEADS_SELECT = (
     "argMax(partition, size) AS head_partition, argMax(last_offset, size) "
     "FROM {table} WHERE {where} GROUP BY tenant_id"
 )
-_INDEX_PARTITION_OFFSET = struct.Struct("<QIQ")
+# leaf_index, partition, kafka_offset, event_id (high and low 64 bits), leaf_hash, version
+_LEAF_FIXED = struct.Struct("<QIQQQ32sB")
+_LOW_64 = (1 << 64) - 1
 
 
 def _varint(n: int) -> bytes:
@@ -63,10 +65,10 @@ def leaves_row_binary(leaves: Iterable[LeafRow]) -> bytes:
     String (LEB128 length, UTF-8), ``leaf_index`` UInt64, ``partition`` UInt32,
     ``kafka_offset`` UInt64 (little-endian), ``event_id`` UUID (its two 64-bit halves, each
     little-endian), ``leaf_hash`` FixedString(32), ``leaf_version`` UInt8. Raises ValueError
-    for a hash that is not 32 bytes or a version outside 0..255 (the stream would not
-    parse)."""
+    for a hash that is not 32 bytes and ``struct.error`` for a number out of its type's
+    range (either would make a stream that does not parse)."""
     prefixes: dict[str, bytes] = {}
-    pack = _INDEX_PARTITION_OFFSET.pack
+    pack = _LEAF_FIXED.pack
     parts = []
     for leaf in leaves:
         tenant, index, partition, offset, event_id, leaf_hash, version = leaf
@@ -76,19 +78,9 @@ def leaves_row_binary(leaves: Iterable[LeafRow]) -> bytes:
             prefix = prefixes[tenant] = _varint(len(raw)) + raw
         if len(leaf_hash) != HASH_SIZE:
             raise ValueError(f"a leaf hash is {HASH_SIZE} bytes, not {len(leaf_hash)}")
-        uid = event_id.bytes
-        parts.append(
-            b"".join(
-                (
-                    prefix,
-                    pack(index, partition, offset),
-                    uid[7::-1],
-                    uid[:7:-1],
-                    leaf_hash,
-                    bytes((version,)),
-                )
-            )
-        )
+        uid = event_id.int
+        parts.append(prefix)
+        parts.append(pack(index, partition, offset, uid >> 64, uid & _LOW_64, leaf_hash, version))
     return b"".join(parts)
 
 
