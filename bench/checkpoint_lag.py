@@ -60,7 +60,9 @@ PARTITIONS = 12
 
 def _datums(events: int, tenants: int, seed: int = 31) -> list[dict[str, Any]]:
     start = datetime.now(UTC) - timedelta(hours=1)
-    config = GeneratorConfig(events=events, tenants=tenants, seed=seed, start=start, diurnal=False)
+    config = GeneratorConfig(
+        events=events, tenants=tenants, seed=seed, start=start, mean_gap_ms=1.0, diurnal=False
+    )
     validator = EventValidator()
     return [validator.validate(event).to_avro() for event in generate(config)]
 
