@@ -136,7 +136,7 @@ def run(bootstrap: str, url: str, args: argparse.Namespace, keys_dir: Path) -> d
     suffix = uuid.uuid4().hex[:8]
     topic, database = f"bench.lag.{suffix}", f"bench_lag_{suffix}"
     _create_topics(bootstrap, (topic, PARTITIONS))
-    client = clickhouse_connect.get_client(dsn=url)  # type: ignore[arg-type]
+    client = clickhouse_connect.get_client(dsn=url)
     apply_pending(client, database=database)
     events = round(args.rate * args.seconds)
     datums = _datums(events, args.tenants)
