@@ -90,6 +90,8 @@ class IntegrityAppender:
         self._decoder = decoder or Decoder()
         self._reader = LeafReader(self._decoder)
         self._metrics = metrics or integrity_metrics()
+        self._appended = self._metrics.appended.labels(config.topic)
+        self._already_appended = self._metrics.skipped.labels(config.topic, "already-appended")
         self._health = health or HealthState(config.group_id)
         self._consumer = consumer or Consumer(config.consumer_properties())
         self._clock = clock
@@ -183,34 +185,45 @@ class IntegrityAppender:
             read = list(map(self._read_or_copy, records))
         else:
             read = list(map(self._reader.read, records))
-        unknown = {r.tenant_id for r in read if isinstance(r, Leaf) and not log.knows(r.tenant_id)}
+        unknown = {r.tenant_id for r in read if type(r) is Leaf and not log.knows(r.tenant_id)}
         if unknown:
             self._adopt(log, unknown)
-        topic = self.config.topic
-        for record in read:
-            if isinstance(record, Skipped):
-                log.note_record(record.offset, now)
-                if record.reason == INTEGRITY_RECORD:
-                    self._metrics.skipped.labels(topic, INTEGRITY_RECORD).inc()
+        appended = already = 0  # counted into the metrics once per call, not per record
+        batch_max = self.config.batch_max_records
+        try:
+            for record in read:
+                if isinstance(record, Skipped):
+                    log.note_record(record.offset, now)
+                    if record.reason == INTEGRITY_RECORD:
+                        self._metrics.skipped.labels(self.config.topic, INTEGRITY_RECORD).inc()
+                    else:
+                        self._skipped(record.reason, record.offset, log.partition, record.detail)
+                    continue
+                try:
+                    leaf = log.append(
+                        record.tenant_id, record.offset, record.event_id, record.leaf_hash, now
+                    )
+                except ForeignAccount as exc:
+                    self._skipped("other-partition", record.offset, log.partition, str(exc))
+                    continue
+                if leaf is None:
+                    already += 1
                 else:
-                    self._skipped(record.reason, record.offset, log.partition, record.detail)
-                continue
-            try:
-                leaf = log.append(
-                    record.tenant_id, record.offset, record.event_id, record.leaf_hash, now
-                )
-            except ForeignAccount as exc:
-                self._skipped("other-partition", record.offset, log.partition, str(exc))
-                continue
-            if leaf is None:
-                self._metrics.skipped.labels(topic, "already-appended").inc()
-                self.stats.skipped += 1
-            else:
-                self._metrics.appended.labels(topic).inc()
-                self.stats.appended += 1
-            full = log.pending is not None and log.pending.records >= self.config.batch_max_records
-            if full and not self._store_batch(log):
-                return  # dropped with its partition
+                    appended += 1
+                pending = log.pending
+                full = pending is not None and pending.records >= batch_max
+                if full and not self._store_batch(log):
+                    return  # dropped with its partition
+        finally:
+            self._count(appended, already)
+
+    def _count(self, appended: int, already: int) -> None:
+        if appended:
+            self._appended.inc(appended)
+            self.stats.appended += appended
+        if already:
+            self._already_appended.inc(already)
+            self.stats.skipped += already
 
     def _read_or_copy(self, record: Message) -> Leaf | Skipped:
         """An integrity record (the streamed copy, ours or forged) is no leaf, whatever its

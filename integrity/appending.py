@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from integrity.leaf import LEAF_VERSION
 from integrity.merkle import Frontier
@@ -39,9 +40,9 @@ class HeadRow:
     last_offset: int
 
 
-@dataclass(frozen=True)
-class LeafRow:
-    """One leaf as ``integrity_leaves`` stores it."""
+class LeafRow(NamedTuple):
+    """One leaf as ``integrity_leaves`` stores it (a named tuple: one is made per record,
+    and a tuple is built several times faster than a frozen dataclass)."""
 
     tenant_id: str
     leaf_index: int

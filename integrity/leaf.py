@@ -154,41 +154,60 @@ class _NotExact(Exception):
     """The fast path cannot promise the reference's bytes for this value."""
 
 
-def _fast_prune(value: Any) -> Any:
-    """:func:`_prune` for plain ``str``/``dict``/``list``/``tuple`` values with ASCII keys;
-    raises :class:`_NotExact` for anything else (lone surrogates are left to orjson, which
-    refuses them)."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is dict:
-        pruned = {}
-        for key, item in value.items():
-            if type(key) is not str or not key.isascii():
-                raise _NotExact
-            if type(item) is str:
-                pruned[key] = item
-            elif item is not None:
-                kept = _fast_prune(item)
-                if kept is not None:
-                    pruned[key] = kept
-        return pruned or None
-    if kind is list or kind is tuple:
-        return _fast_prune_items(value)
-    if value is None:
-        return None
-    raise _NotExact
+def _fast_prune_dict(value: dict[Any, Any]) -> dict[str, Any] | None:
+    """:func:`_prune` of a plain ``dict`` whose keys are all ASCII ``str`` (checked at once:
+    ``"".join`` raises TypeError for another key, which the caller turns into None); raises
+    :class:`_NotExact` for what it cannot answer for exactly (lone surrogates are left to
+    orjson, which refuses them). A dict of strings only (no null, no nested value, the
+    common case) is returned as it is, not copied: it is only serialised."""
+    if not "".join(value).isascii():
+        raise _NotExact
+    values = value.values()
+    if None not in values:
+        try:
+            "".join(values)  # every value a string (C speed): nothing to prune
+        except TypeError:
+            pass
+        else:
+            return value or None
+    pruned = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            pruned[key] = item
+        elif item is None:
+            continue
+        elif kind is dict:
+            kept = _fast_prune_dict(item) if item else None
+            if kept is not None:
+                pruned[key] = kept
+        elif kind is list or kind is tuple:
+            items = _fast_prune_items(item) if item else None
+            if items is not None:
+                pruned[key] = items
+        else:
+            raise _NotExact
+    return pruned or None
 
 
 def _fast_prune_items(value: list[Any] | tuple[Any, ...]) -> list[Any] | None:
     items = []
     for item in value:
-        if type(item) is str:
+        kind = type(item)
+        if kind is str:
             items.append(item)
-        elif item is not None:
-            kept = _fast_prune(item)
+        elif item is None:
+            continue
+        elif kind is dict:
+            kept = _fast_prune_dict(item) if item else None
             if kept is not None:
                 items.append(kept)
+        elif kind is list or kind is tuple:
+            nested = _fast_prune_items(item) if item else None
+            if nested is not None:
+                items.append(nested)
+        else:
+            raise _NotExact
     return items or None
 
 
@@ -203,12 +222,28 @@ def fast_canonical_fields(
     their leaf form (lower-case UUID text; RFC 3339 UTC with milliseconds and a ``Z``, a
     real date), ``event``'s own values of them ignored: for a reader that formats them
     itself (:class:`integrity.reading.LeafReader`). The caller answers for their form."""
+    get = event.get
+    fields: dict[str, Any] = {"event_id": event_id, "occurred_at": occurred_at}
     try:
-        fields = _fast_prune({name: event.get(name) for name in _OTHER_FIELDS})
-        if fields is None or not fields.keys() >= _REQUIRED_OTHER:
+        for name in _OTHER_FIELDS:
+            value = get(name)
+            kind = type(value)
+            if kind is str:
+                fields[name] = value
+            elif value is None:
+                continue
+            elif kind is dict:
+                kept = _fast_prune_dict(value) if value else None
+                if kept is not None:
+                    fields[name] = kept
+            elif kind is list or kind is tuple:
+                items = _fast_prune_items(value) if value else None
+                if items is not None:
+                    fields[name] = items
+            else:
+                return None
+        if not fields.keys() >= _REQUIRED_OTHER:
             return None  # a required field missing or empty: the reference says what
-        fields["event_id"] = event_id
-        fields["occurred_at"] = occurred_at
         return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
     except (_NotExact, TypeError):  # orjson.JSONEncodeError is a TypeError (surrogates)
         return None

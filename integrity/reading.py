@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
@@ -42,9 +42,8 @@ class KafkaRecord(Protocol):
     def headers(self) -> Any: ...
 
 
-@dataclass(frozen=True)
-class Leaf:
-    """A record that becomes a leaf of ``tenant_id``'s log."""
+class Leaf(NamedTuple):
+    """A record that becomes a leaf of ``tenant_id``'s log (a named tuple: one per record)."""
 
     offset: int
     tenant_id: str
