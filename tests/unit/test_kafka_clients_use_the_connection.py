@@ -19,7 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 PRODUCT = ("auditlog", "producers", "consumers", "sinks", "runtime", "accounts")
 CLIENTS = {"Producer", "Consumer", "AdminClient"}
 # Methods that return a KafkaConnection's properties, or a config's that include them.
-CONNECTION_PROPERTIES = {"properties", "client_properties", "consumer_properties"}
+CONNECTION_PROPERTIES = {
+    "properties",
+    "client_properties",
+    "consumer_properties",
+    "producer_properties",  # integrity.copy_publisher: {**kafka.properties(), ...}
+}
 SECURE = KafkaConnection(
     "broker-1:9096",
     KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "writer", SecretStr("s3cret")),
