@@ -25,6 +25,11 @@ class WriterConfig:
     progress_table: str = "audit.writer_progress"
     batch_max_records: int = 50_000
     batch_max_bytes: int = 32 * 1024 * 1024
+    # Every partition's buffer together (a process may own many partitions): above
+    # either, the fullest buffers are cut early. With the consumer's queue below, what
+    # bounds the writer's memory under any backlog (docs/exactly-once.md, section 3).
+    buffered_max_records: int = 200_000
+    buffered_max_bytes: int = 128 * 1024 * 1024
     flush_interval_s: float = 1.0
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
@@ -36,6 +41,9 @@ class WriterConfig:
             **committing_member(self.kafka, self.group_id, _CLIENT_LOG),
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
+            # The client's prefetch queue, all partitions together (librdkafka's default,
+            # stated: with the buffers above it bounds the writer's memory).
+            "queued.max.messages.kbytes": 64 * 1024,
             **self.librdkafka,
         }
 

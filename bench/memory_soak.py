@@ -1,0 +1,230 @@
+"""Benchmark: the resident size of a long-running process over a large backlog.
+
+Starts a broker and a ClickHouse gateway of its own (or uses given ones), creates a topic
+of 12 partitions, migrates a database, and publishes ``--events`` records (10M by default)
+from a pool of encoded events (:mod:`bench.pooled_backlog`: fast, the same records as the
+SDK's bulk path but for their event ids). Then runs each chosen process as production runs
+it, a command of its own (``auditlog consume``, ``auditlog integrity run``) with
+``--exit-when-idle``, against the whole backlog at once (the worst backlog: everything is
+there from the start), and samples its resident size (``/proc/<pid>/statm``) and the rows it
+has stored (``count()`` of its table) every ``--sample-s`` seconds.
+
+Reports per process: the resident size at 10%, 20% .. 100% of the rows, its peak (the
+kernel's ``VmHWM``, read at each sample), its size at the end (the last sample before it
+exits), its CPU time per event (user + system, from ``/proc``, the process alone), and the
+settings that bound its buffers. Prints one JSON object.
+
+    python -m bench.memory_soak [--events 10000000] [--processes writer,appender]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.common import REPO, machine, private_clickhouse, private_kafka
+from bench.pooled_backlog import publish_pooled
+from bench.process_cpu import process_cpu_s, rss_bytes
+from consumers.migrations import apply_pending
+from consumers.writer_config import WriterConfig
+from integrity.keystore import KeyStore
+from runtime.kafka_connection import KafkaConnection
+
+PARTITIONS = 12
+MIB = 1024 * 1024
+
+
+def _create_topics(bootstrap: str, *topics: tuple[str, int]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(n, p) for n, p in topics]).values():
+        future.result(timeout=30)
+
+
+def _peak_kib(pid: int) -> int | None:
+    """The kernel's high-water mark of ``pid``'s resident size (``VmHWM``), KiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def soak(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    rows: Callable[[], int],
+    events: int,
+    sample_s: float,
+    timeout_s: float,
+    log: Path,
+) -> dict[str, Any]:
+    """Run ``argv`` until it exits, sampling its RSS and ``rows()``."""
+    samples: list[tuple[float, int, int]] = []  # (seconds, rows, rss bytes)
+    peak_kib = 0
+    cpu_s = 0.0
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+        )
+        began = time.monotonic()
+        try:
+            while process.poll() is None:
+                if time.monotonic() - began > timeout_s:
+                    raise RuntimeError(f"{argv[3:5]} still running after {timeout_s} s")
+                try:
+                    rss = rss_bytes(process.pid)
+                    cpu_s = process_cpu_s(process.pid)
+                    peak_kib = max(peak_kib, _peak_kib(process.pid) or 0)
+                except (FileNotFoundError, ProcessLookupError):
+                    break
+                samples.append((time.monotonic() - began, rows(), rss))
+                time.sleep(sample_s)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=60)
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[3:5]} exited {process.returncode}; see {log}")
+    stored = rows()
+    at: dict[str, float | None] = {}
+    for tenth in range(1, 11):
+        reached = [rss for _s, done, rss in samples if done >= events * tenth / 10]
+        at[f"{tenth * 10}%"] = round(reached[0] / MIB, 1) if reached else None
+    first_rows = next((s for s in samples if s[1] > 0), None)
+    return {
+        "stored_rows": stored,
+        "seconds": round(samples[-1][0], 1) if samples else None,
+        "rss_mib_at_rows": at,
+        "rss_mib_first_rows": round(first_rows[2] / MIB, 1) if first_rows else None,
+        "rss_mib_end": round(samples[-1][2] / MIB, 1) if samples else None,
+        "rss_mib_peak_sampled": round(max(s[2] for s in samples) / MIB, 1) if samples else None,
+        "rss_mib_peak_vmhwm": round(peak_kib / 1024, 1),
+        "cpu_s": round(cpu_s, 1),
+        "cpu_us_per_event": round(cpu_s * 1e6 / events, 2),
+        "samples": len(samples),
+        "events_per_s": round(stored / samples[-1][0]) if samples and samples[-1][0] else None,
+    }
+
+
+def _writer_bounds(bootstrap: str) -> dict[str, Any]:
+    config = WriterConfig(KafkaConnection(bootstrap))
+    properties = config.consumer_properties()
+    return {
+        "batch_max_records": config.batch_max_records,
+        "batch_max_bytes": config.batch_max_bytes,
+        "buffered_max_records": config.buffered_max_records,
+        **{
+            k: properties.get(k)
+            for k in (
+                "fetch.max.bytes",
+                "max.partition.fetch.bytes",
+                "queued.max.messages.kbytes",
+                "queued.min.messages",
+            )
+        },
+    }
+
+
+def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    suffix = uuid.uuid4().hex[:8]
+    topic, dlq = f"bench.soak.{suffix}", f"bench.soak.{suffix}.dlq"
+    database = f"bench_soak_{suffix}"
+    _create_topics(bootstrap, (topic, PARTITIONS), (dlq, 1))
+    client = clickhouse_connect.get_client(dsn=url)
+    apply_pending(client, database=database)
+    result: dict[str, Any] = {"events": args.events, "topic_partitions": PARTITIONS}
+    result["backlog"] = publish_pooled(bootstrap, topic, args.events)
+    base_env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "AUDITLOG_KAFKA_BOOTSTRAP": bootstrap,
+        "AUDITLOG_CLICKHOUSE_URL": url,
+        "AUDITLOG_CLICKHOUSE_DATABASE": database,
+        "AUDITLOG_EVENTS_TOPIC": topic,
+        "AUDITLOG_DEAD_LETTER_TOPIC": dlq,
+        "AUDITLOG_METRICS_PORT": "0",
+        "AUDITLOG_LOG_LEVEL": "WARNING",
+    }
+    cli = [sys.executable, "-m", "auditlog.cli"]
+    logs = Path(tempfile.mkdtemp(prefix="bench-soak-logs-"))
+    idle = str(args.idle_s)
+
+    def count(table: str) -> Callable[[], int]:
+        return lambda: int(client.command(f"SELECT count() FROM {database}.{table}"))  # type: ignore[arg-type]
+
+    if "writer" in args.processes:
+        result["writer"] = soak(
+            [*cli, "consume", "--exit-when-idle", idle],
+            {**base_env, "AUDITLOG_WRITER_GROUP_ID": f"bench-soak-writer-{suffix}"},
+            rows=count("events"),
+            events=args.events,
+            sample_s=args.sample_s,
+            timeout_s=args.timeout_s,
+            log=logs / "writer.log",
+        )
+        result["writer"]["bounds"] = _writer_bounds(bootstrap)
+    if "appender" in args.processes:
+        keys_dir = Path(tempfile.mkdtemp(prefix="bench-soak-keys-"))
+        KeyStore(keys_dir).generate("bench", time.time_ns() // 1_000_000 - 60_000)
+        result["appender"] = soak(
+            [*cli, "integrity", "run", "--exit-when-idle", idle],
+            {
+                **base_env,
+                "AUDITLOG_INTEGRITY_KEYS_DIR": str(keys_dir),
+                "AUDITLOG_INTEGRITY_GROUP_ID": f"bench-soak-appender-{suffix}",
+            },
+            rows=count("integrity_leaves"),
+            events=args.events,
+            sample_s=args.sample_s,
+            timeout_s=args.timeout_s,
+            log=logs / "appender.log",
+        )
+    result["logs"] = str(logs)
+    client.command(f"DROP DATABASE IF EXISTS {database}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument(
+        "--processes",
+        type=lambda text: text.split(","),
+        default=["writer"],
+        help="comma-separated: writer, appender",
+    )
+    parser.add_argument("--sample-s", type=float, default=1.0)
+    parser.add_argument("--idle-s", type=float, default=5.0)
+    parser.add_argument("--timeout-s", type=float, default=3600.0)
+    parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    parser.add_argument("--clickhouse-url", help="an existing gateway (default: start one)")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    with private_kafka(args.bootstrap) as bootstrap, private_clickhouse(args.clickhouse_url) as url:
+        result = run(bootstrap, url, args)
+    result["machine"] = machine() | {
+        "loadavg_1m_before": round(load_before, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
+    }
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
