@@ -4,10 +4,11 @@ Starts a broker and a ClickHouse gateway of its own (or uses given ones), create
 of 12 partitions, migrates a database, and publishes ``--events`` records (10M by default)
 from a pool of encoded events (:mod:`bench.pooled_backlog`: fast, the same records as the
 SDK's bulk path but for their event ids). Then runs each chosen process as production runs
-it, a command of its own (``auditlog consume``, ``auditlog integrity run``) with
-``--exit-when-idle``, against the whole backlog at once (the worst backlog: everything is
-there from the start), and samples its resident size (``/proc/<pid>/statm``) and the rows it
-has stored (``count()`` of its table) every ``--sample-s`` seconds.
+it, a command of its own (``auditlog consume``, ``auditlog integrity run``; all of them at
+once, each in its group) with ``--exit-when-idle``, against the whole backlog (the worst
+backlog: everything is there from the start), and samples its resident size
+(``/proc/<pid>/statm``) and the rows it has stored (``count()`` of its table) every
+``--sample-s`` seconds.
 
 Reports per process: the resident size at 10%, 20% .. 100% of the rows, its peak (the
 kernel's ``VmHWM``, read at each sample), its size at the end (the last sample before it
@@ -28,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,62 +65,88 @@ def _peak_kib(pid: int) -> int | None:
     return None
 
 
-def soak(
-    argv: list[str],
-    env: dict[str, str],
-    *,
-    rows: Callable[[], int],
-    events: int,
-    sample_s: float,
-    timeout_s: float,
-    log: Path,
-) -> dict[str, Any]:
-    """Run ``argv`` until it exits, sampling its RSS and ``rows()``."""
-    samples: list[tuple[float, int, int]] = []  # (seconds, rows, rss bytes)
-    peak_kib = 0
-    cpu_s = 0.0
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
-        )
-        began = time.monotonic()
+@dataclass
+class Soaked:
+    """One process under watch: its command, how to count its rows, what was sampled."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    rows: Callable[[], int]
+    samples: list[tuple[float, int, int]] = field(default_factory=list)  # (s, rows, rss)
+    peak_kib: int = 0
+    cpu_s: float = 0.0
+    process: subprocess.Popen[bytes] | None = None
+
+    def sample(self, now_s: float) -> bool:
+        """Record one sample; False once the process has exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            return False
         try:
-            while process.poll() is None:
-                if time.monotonic() - began > timeout_s:
-                    raise RuntimeError(f"{argv[3:5]} still running after {timeout_s} s")
-                try:
-                    rss = rss_bytes(process.pid)
-                    cpu_s = process_cpu_s(process.pid)
-                    peak_kib = max(peak_kib, _peak_kib(process.pid) or 0)
-                except (FileNotFoundError, ProcessLookupError):
-                    break
-                samples.append((time.monotonic() - began, rows(), rss))
-                time.sleep(sample_s)
-        finally:
-            if process.poll() is None:
-                process.terminate()
-            process.wait(timeout=60)
-    if process.returncode != 0:
-        raise RuntimeError(f"{argv[3:5]} exited {process.returncode}; see {log}")
-    stored = rows()
-    at: dict[str, float | None] = {}
-    for tenth in range(1, 11):
-        reached = [rss for _s, done, rss in samples if done >= events * tenth / 10]
-        at[f"{tenth * 10}%"] = round(reached[0] / MIB, 1) if reached else None
-    first_rows = next((s for s in samples if s[1] > 0), None)
-    return {
-        "stored_rows": stored,
-        "seconds": round(samples[-1][0], 1) if samples else None,
-        "rss_mib_at_rows": at,
-        "rss_mib_first_rows": round(first_rows[2] / MIB, 1) if first_rows else None,
-        "rss_mib_end": round(samples[-1][2] / MIB, 1) if samples else None,
-        "rss_mib_peak_sampled": round(max(s[2] for s in samples) / MIB, 1) if samples else None,
-        "rss_mib_peak_vmhwm": round(peak_kib / 1024, 1),
-        "cpu_s": round(cpu_s, 1),
-        "cpu_us_per_event": round(cpu_s * 1e6 / events, 2),
-        "samples": len(samples),
-        "events_per_s": round(stored / samples[-1][0]) if samples and samples[-1][0] else None,
-    }
+            rss = rss_bytes(self.process.pid)
+            self.cpu_s = process_cpu_s(self.process.pid)
+            self.peak_kib = max(self.peak_kib, _peak_kib(self.process.pid) or 0)
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        self.samples.append((now_s, self.rows(), rss))
+        return True
+
+    def report(self, events: int) -> dict[str, Any]:
+        samples = self.samples
+        at: dict[str, float | None] = {}
+        for tenth in range(1, 11):
+            reached = [rss for _s, done, rss in samples if done >= events * tenth / 10]
+            at[f"{tenth * 10}%"] = round(reached[0] / MIB, 1) if reached else None
+        first_rows = next((s for s in samples if s[1] > 0), None)
+        last_s = samples[-1][0] if samples else 0.0
+        stored = self.rows()
+        return {
+            "stored_rows": stored,
+            "seconds": round(last_s, 1),
+            "events_per_s": round(stored / last_s) if last_s else None,
+            "rss_mib_at_rows": at,
+            "rss_mib_first_rows": round(first_rows[2] / MIB, 1) if first_rows else None,
+            "rss_mib_end": round(samples[-1][2] / MIB, 1) if samples else None,
+            "rss_mib_peak_sampled": round(max(s[2] for s in samples) / MIB, 1) if samples else None,
+            "rss_mib_peak_vmhwm": round(self.peak_kib / 1024, 1),
+            "cpu_s": round(self.cpu_s, 1),
+            "cpu_us_per_event": round(self.cpu_s * 1e6 / events, 2),
+            "samples": len(samples),
+        }
+
+
+def soak(watched: list[Soaked], *, sample_s: float, timeout_s: float, logs: Path) -> None:
+    """Run every command of ``watched`` at once until all exit, sampling each one's
+    resident size and rows every ``sample_s`` seconds."""
+    files = []
+    try:
+        for one in watched:
+            out = (logs / f"{one.name}.log").open("wb")
+            files.append(out)
+            one.process = subprocess.Popen(
+                one.argv, env=one.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+            )
+        began = time.monotonic()
+        running = list(watched)
+        while running:
+            now = time.monotonic() - began
+            if now > timeout_s:
+                raise RuntimeError(f"{[o.name for o in running]} still running after {timeout_s} s")
+            running = [one for one in running if one.sample(now)]
+            time.sleep(sample_s)
+    finally:
+        for one in watched:
+            if one.process is not None:
+                if one.process.poll() is None:
+                    one.process.terminate()
+                one.process.wait(timeout=60)
+        for out in files:
+            out.close()
+    for one in watched:
+        assert one.process is not None
+        if one.process.returncode != 0:
+            raise RuntimeError(f"{one.name} exited {one.process.returncode}; see {logs}")
 
 
 def _writer_bounds(bootstrap: str) -> dict[str, Any]:
@@ -167,33 +195,37 @@ def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     def count(table: str) -> Callable[[], int]:
         return lambda: int(client.command(f"SELECT count() FROM {database}.{table}"))  # type: ignore[arg-type]
 
+    watched = []
     if "writer" in args.processes:
-        result["writer"] = soak(
-            [*cli, "consume", "--exit-when-idle", idle],
-            {**base_env, "AUDITLOG_WRITER_GROUP_ID": f"bench-soak-writer-{suffix}"},
-            rows=count("events"),
-            events=args.events,
-            sample_s=args.sample_s,
-            timeout_s=args.timeout_s,
-            log=logs / "writer.log",
+        watched.append(
+            Soaked(
+                "writer",
+                [*cli, "consume", "--exit-when-idle", idle],
+                {**base_env, "AUDITLOG_WRITER_GROUP_ID": f"bench-soak-writer-{suffix}"},
+                count("events"),
+            )
         )
-        result["writer"]["bounds"] = _writer_bounds(bootstrap)
     if "appender" in args.processes:
         keys_dir = Path(tempfile.mkdtemp(prefix="bench-soak-keys-"))
         KeyStore(keys_dir).generate("bench", time.time_ns() // 1_000_000 - 60_000)
-        result["appender"] = soak(
-            [*cli, "integrity", "run", "--exit-when-idle", idle],
-            {
-                **base_env,
-                "AUDITLOG_INTEGRITY_KEYS_DIR": str(keys_dir),
-                "AUDITLOG_INTEGRITY_GROUP_ID": f"bench-soak-appender-{suffix}",
-            },
-            rows=count("integrity_leaves"),
-            events=args.events,
-            sample_s=args.sample_s,
-            timeout_s=args.timeout_s,
-            log=logs / "appender.log",
+        watched.append(
+            Soaked(
+                "appender",
+                [*cli, "integrity", "run", "--exit-when-idle", idle],
+                {
+                    **base_env,
+                    "AUDITLOG_INTEGRITY_KEYS_DIR": str(keys_dir),
+                    "AUDITLOG_INTEGRITY_GROUP_ID": f"bench-soak-appender-{suffix}",
+                },
+                count("integrity_leaves"),
+            )
         )
+    result["concurrently"] = [one.name for one in watched]
+    soak(watched, sample_s=args.sample_s, timeout_s=args.timeout_s, logs=logs)
+    for one in watched:
+        result[one.name] = one.report(args.events)
+    if "writer" in result:
+        result["writer"]["bounds"] = _writer_bounds(bootstrap)
     result["logs"] = str(logs)
     client.command(f"DROP DATABASE IF EXISTS {database}")
     return result
