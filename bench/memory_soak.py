@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -37,7 +38,7 @@ import clickhouse_connect
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import REPO, machine, private_clickhouse, private_kafka
-from bench.pooled_backlog import publish_pooled
+from bench.pooled_backlog import event_pool, publish_pooled
 from bench.process_cpu import process_cpu_s, rss_bytes
 from consumers.migrations import apply_pending
 from consumers.writer_config import WriterConfig
@@ -76,12 +77,14 @@ class Soaked:
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # (s, rows, rss)
     peak_kib: int = 0
     cpu_s: float = 0.0
+    rows_after_exit: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def sample(self, now_s: float) -> bool:
         """Record one sample; False once the process has exited."""
         assert self.process is not None
         if self.process.poll() is not None:
+            self.rows_after_exit = self.rows()
             return False
         try:
             rss = rss_bytes(self.process.pid)
@@ -113,6 +116,8 @@ class Soaked:
             "cpu_s": round(self.cpu_s, 1),
             "cpu_us_per_event": round(self.cpu_s * 1e6 / events, 2),
             "samples": len(samples),
+            "rows_at_last_sample": samples[-1][1] if samples else None,
+            "rows_after_exit": self.rows_after_exit,
         }
 
 
@@ -176,7 +181,16 @@ def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     client = clickhouse_connect.get_client(dsn=url)
     apply_pending(client, database=database)
     result: dict[str, Any] = {"events": args.events, "topic_partitions": PARTITIONS}
-    result["backlog"] = publish_pooled(bootstrap, topic, args.events)
+    pool = event_pool(20_000)
+    head = args.events if args.head_start is None else min(args.head_start, args.events)
+    result["backlog"] = publish_pooled(bootstrap, topic, head, pool=pool)
+    rest: dict[str, Any] = {}
+    publisher = threading.Thread(
+        target=lambda: rest.update(
+            publish_pooled(bootstrap, topic, args.events - head, pool=pool, run=2)
+        ),
+        name="publisher",
+    )
     base_env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -221,7 +235,14 @@ def run(bootstrap: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
             )
         )
     result["concurrently"] = [one.name for one in watched]
-    soak(watched, sample_s=args.sample_s, timeout_s=args.timeout_s, logs=logs)
+    if head < args.events:
+        publisher.start()
+    try:
+        soak(watched, sample_s=args.sample_s, timeout_s=args.timeout_s, logs=logs)
+    finally:
+        if publisher.is_alive():
+            publisher.join()
+    result["published_while_running"] = rest or None
     for one in watched:
         result[one.name] = one.report(args.events)
     if "writer" in result:
@@ -239,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: text.split(","),
         default=["writer"],
         help="comma-separated: writer, appender",
+    )
+    parser.add_argument(
+        "--head-start",
+        type=int,
+        metavar="EVENTS",
+        help="publish only this many before starting the processes, the rest while they "
+        "run (default: everything before)",
     )
     parser.add_argument("--sample-s", type=float, default=1.0)
     parser.add_argument("--idle-s", type=float, default=5.0)

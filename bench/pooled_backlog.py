@@ -71,10 +71,13 @@ def publish_pooled(
     pool_size: int = 20_000,
     run: int = 1,
     client_id: str = "bench-pooled-backlog",
+    pool: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] | None = None,
 ) -> dict[str, Any]:
-    """Publish ``events`` records cycling through a pool of ``pool_size`` encoded events;
-    raises unless every one was delivered."""
-    pool = event_pool(pool_size)
+    """Publish ``events`` records cycling through a pool of ``pool_size`` encoded events
+    (``pool`` if given); raises unless every one was delivered. ``run`` tells the event
+    ids of one call from another's."""
+    pool = pool or event_pool(pool_size)
+    pool_size = len(pool)
     config = ProducerConfig(KafkaConnection(bootstrap), topic=topic, client_id=client_id)
     producer = Producer(config.client_properties())
     failed: list[KafkaError] = []
