@@ -41,9 +41,10 @@ class WriterConfig:
             **committing_member(self.kafka, self.group_id, _CLIENT_LOG),
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
-            # The client's prefetch queue, all partitions together (librdkafka's default,
-            # stated: with the buffers above it bounds the writer's memory).
-            "queued.max.messages.kbytes": 64 * 1024,
+            # The client's prefetch queue. librdkafka's default (64 MiB) let an idle
+            # consumer of a 12-partition backlog grow to 600 MB resident; 16 MiB: 180 MB,
+            # and reading alone kept its pace (bench/README.md, "Memory over a long run").
+            "queued.max.messages.kbytes": 16 * 1024,
             **self.librdkafka,
         }
 
