@@ -92,6 +92,8 @@ class Soaked:
             self.peak_kib = max(self.peak_kib, _peak_kib(self.process.pid) or 0)
         except (FileNotFoundError, ProcessLookupError):
             return False
+        if not rss:  # exiting: its memory already released
+            return True
         self.samples.append((now_s, self.rows(), rss))
         return True
 

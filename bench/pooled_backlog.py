@@ -91,7 +91,11 @@ def publish_pooled(
         key, value, headers = pool[n % pool_size]
         event_id = _event_id(n, run)
         value = value[:_ID_AT] + event_id + value[_ID_AT + _ID_LENGTH :]
-        record_headers = [*headers[:3], (h.EVENT_ID, event_id), headers[4]]
+        record_headers: list[tuple[str, str | bytes | None]] = [
+            *headers[:3],
+            (h.EVENT_ID, event_id),
+            headers[4],
+        ]
         while True:
             try:
                 producer.produce(
