@@ -56,15 +56,23 @@ def private_kafka(bootstrap: str | None = None) -> Iterator[str]:
 def private_clickhouse(url: str | None = None) -> Iterator[str]:
     """``url`` if given, else a ClickHouse gateway (chdb) of the benchmark's own in a
     temporary directory, stopped on exit; yields its HTTP URL."""
+    with private_clickhouse_process(url) as (found, _pid):
+        yield found
+
+
+@contextlib.contextmanager
+def private_clickhouse_process(url: str | None = None) -> Iterator[tuple[str, int | None]]:
+    """:func:`private_clickhouse`, also yielding the gateway's pid (None for ``url``), so
+    the engine's CPU time can be read apart from the client's."""
     if url:
-        yield url
+        yield url, None
         return
     with tempfile.TemporaryDirectory(prefix="bench-clickhouse-") as tmp:
         data_dir = Path(tmp)
         port = processes.choose_port(0)
-        start_clickhouse(data_dir=data_dir, port=port)
+        record = start_clickhouse(data_dir=data_dir, port=port)
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", record.pid
         finally:
             stop_clickhouse(data_dir)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -212,16 +213,15 @@ def _without_strangers(prepared: Prepared) -> Prepared:
     return prepared
 
 
-_header_of = operator.itemgetter(slice(0, _HEADER_BYTES))
 _after_header = operator.itemgetter(slice(_HEADER_BYTES, None))
 
 
 def _all_start_with(values: list[Any], header: bytes) -> bool:
     """Whether every value is bytes starting with ``header`` (checked without a Python
-    call per value: the distinct headers of the batch, then their type)."""
+    call per value, and without making an object per value)."""
     try:
-        return set(map(_header_of, values)) == {header}
-    except TypeError:  # a None value (a bytes header never equals a str one)
+        return all(map(bytes.startswith, values, repeat(header)))
+    except TypeError:  # a None or str value: not bytes
         return False
 
 

@@ -4,6 +4,7 @@ their own); :class:`Telemetry` is the production one."""
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -14,6 +15,9 @@ from consumers.batches import Batch
 from consumers.inserter import Inserted
 from consumers.metrics import WriterMetrics, forget_partition, observe_freshness, record_lag
 from runtime.health import HealthState
+
+_timestamp_of = operator.methodcaller("timestamp")
+_milliseconds = operator.itemgetter(1)
 
 
 class WriterObserver(Protocol):
@@ -86,7 +90,9 @@ class Telemetry:
         self._metrics.batches.labels(self._table, "inserted").inc()
         for poison in inserted.poison:
             self._metrics.dead_lettered.labels(self._topic, poison.reason).inc()
-        observe_freshness(self._metrics, now, [r.timestamp()[1] for r in batch.records])
+        # Read in C (no Python frame per record): a batch holds up to 50,000 records.
+        timestamps = list(map(_milliseconds, map(_timestamp_of, batch.records)))
+        observe_freshness(self._metrics, now, timestamps)
         self._health.insert_succeeded()
 
     def retrying(self, error: BaseException) -> None:

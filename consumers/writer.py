@@ -136,6 +136,7 @@ class ClickHouseWriter:
                     batch = buffer.due(now)
                     if batch is not None:
                         self._ready.append(batch)
+                self._cut_when_full()
                 while self._ready and not self._stop.is_set():
                     self._write(self._ready.popleft())
                 idle_for = now - last_record_at
@@ -190,6 +191,28 @@ class ClickHouseWriter:
         if messages:
             self._observer.consumed(len(messages))
         return len(messages)
+
+    def _cut_when_full(self) -> None:
+        """Cut the fullest buffers while all of them together hold more than
+        ``buffered_max_records`` records or ``buffered_max_bytes`` bytes, so the writer's
+        memory does not grow with the number of partitions it owns. (A buffer re-forming
+        an announced range is never cut early: it ends at the announced offset.)"""
+        buffers = self._buffers.values()
+        records = sum(len(b.records) for b in buffers)
+        size = sum(b.size_bytes for b in buffers)
+        config = self.config
+        if records <= config.buffered_max_records and size <= config.buffered_max_bytes:
+            return
+        for buffer in sorted(buffers, key=lambda b: len(b.records), reverse=True):
+            held = buffer.size_bytes
+            batch = buffer.flush()
+            if batch is None:
+                continue
+            self._ready.append(batch)
+            records -= len(batch.records)
+            size -= held
+            if records <= config.buffered_max_records and size <= config.buffered_max_bytes:
+                return
 
     def _without_errors(self, messages: list[Message]) -> list[Message]:
         """The records of ``messages``; its errors (end of partition...) handled."""

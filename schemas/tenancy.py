@@ -150,7 +150,8 @@ def disagreements(
         header_lists = list(map(_headers_of, records))
         if (
             set(map(_first, datums)) == {_UUID_LENGTH_BYTE}
-            and list(map(_first, header_lists)) == list(zip(repeat(TENANT), keys))
+            # ``zip`` reuses its tuple when the comparison let go of it: nothing is made.
+            and all(map(operator.eq, map(_first, header_lists), zip(repeat(TENANT), keys)))
             and operator.countOf(map(_first, chain.from_iterable(header_lists)), TENANT) == count
             # Datums that are not bytes raise TypeError here: the slow path reads them.
             and all(map(bytes.startswith, datums, _prefixed(keys), repeat(_TENANT_AT)))  # type: ignore[arg-type]

@@ -65,6 +65,7 @@ def _consume(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: writer.stop())
     wiring.freeze_startup_heap()
+    wiring.collect_young_less_often()
     try:
         stats = writer.run()
     except DeadLetterLimitExceeded as exc:
