@@ -182,6 +182,51 @@ def test_every_destination_gets_a_verifiable_copy_of_the_log(
         s3_items += _line_items(body, key.endswith(".integrity.ndjson.gz"))
     assert _check_copy("acme", iter(s3_items), keys) >= 1
 
+    # What the customer runs on what it received: `auditlog verify` on the bucket and on the
+    # webhook payloads as a receiver saved them (in arrival order), with only the public keys.
+    s3_env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": stack_endpoints.s3_keys.access_key,
+        "AWS_SECRET_ACCESS_KEY": stack_endpoints.s3_keys.secret_key,
+        "AUDITLOG_LOG_LEVEL": "WARNING",
+    }
+    public_keys = keys.directory / "keys.json"
+    on_s3 = ["--s3", f"s3://{bucket}/", "--s3-endpoint", stack_endpoints.s3_endpoint]
+    verified = _verify(s3_env, *on_s3, "--keys", str(public_keys))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.rstrip().endswith("verified")
+    saved = tmp_path / "webhook"
+    saved.mkdir()
+    kept = {r.idempotency_key: r for r in receiver.requests if r.path == "/acme"}
+    for n, request in enumerate(kept.values()):
+        (saved / f"{n:06d}.json").write_bytes(request.body)
+    verified = _verify(s3_env, "--webhook-dir", str(saved), "--keys", str(public_keys))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # One field of one delivered event changed in the bucket: named, exit 1.
+    first_events = next(k for k in keys_in_bucket if not k.endswith(".integrity.ndjson.gz"))
+    lines = gzip.decompress(client.get_object(Bucket=bucket, Key=first_events)["Body"].read())
+    event = json.loads(lines.splitlines()[0])
+    event["action"] = "user.logout"
+    forged = json.dumps(event, separators=(",", ":")).encode()
+    body = b"\n".join([forged, *lines.splitlines()[1:]]) + b"\n"
+    client.put_object(Bucket=bucket, Key=first_events, Body=gzip.compress(body))
+    tampered = _verify(s3_env, *on_s3, "--keys", str(public_keys))
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    named = [line for line in tampered.stderr.splitlines() if line.startswith("changed: leaf ")]
+    assert [f"event {event['event_id']}:" in line for line in named] == [True], tampered.stderr
+
+
+def _verify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "auditlog.cli", "verify", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
 
 def _range_start(key: str) -> int:
     """The first offset in an object's name (``..._<first>-<last>.<ext>``)."""
