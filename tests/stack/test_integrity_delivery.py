@@ -213,7 +213,7 @@ def test_every_destination_gets_a_verifiable_copy_of_the_log(
     client.put_object(Bucket=bucket, Key=first_events, Body=gzip.compress(body))
     tampered = _verify(s3_env, *on_s3, "--keys", str(public_keys))
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
-    named = [line for line in tampered.stderr.splitlines() if line.startswith("changed: leaf ")]
+    named = [x for x in tampered.stderr.splitlines() if x.strip().startswith("changed: leaf ")]
     assert [f"event {event['event_id']}:" in line for line in named] == [True], tampered.stderr
 
 
