@@ -23,10 +23,11 @@ the group's commit is not held back by records that are not for a destination.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from confluent_kafka import Message
 
-from schemas.headers import ACTION, CATEGORY
+from schemas.headers import ACTION, CATEGORY, TENANT
 from schemas.tenancy import header_tenants, tenant_disagreement
 from schemas.wire import Decoder, WireError
 from sinks.destinations.store import DestinationCatalog
@@ -124,7 +125,7 @@ class Router:
                     for other in lanes:
                         other.skip(offset)
                     return
-                why = tenant_disagreement(message.key(), header_tenants(message.headers()), tenant)
+                why = _tenant_disagreement(message, tenant)
                 if why is not None:
                     self._stats.tenant_mismatches += 1
                     self._metrics.tenant_mismatch.inc()
@@ -136,6 +137,20 @@ class Router:
                         other.skip(offset)
                     return
             lane.add(offset, line, event_at_ms, timestamp_ms, now)
+
+
+def _tenant_disagreement(message: Message, tenant: str) -> str | None:
+    """:func:`schemas.tenancy.tenant_disagreement` of the record's key, tenant headers
+    and body ``tenant``, without building their list when they agree (every record)."""
+    key = message.key()
+    headers: Any = message.headers()  # a consumer's: a list of (name, value) pairs, or None
+    if key is not None and key == tenant.encode():
+        for name, value in headers or ():
+            if name == TENANT and value != key:
+                break
+        else:
+            return None
+    return tenant_disagreement(key, header_tenants(headers), tenant)
 
 
 def _text(value: str | bytes | None) -> str:
