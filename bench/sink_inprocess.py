@@ -101,7 +101,8 @@ class _Dropping:
 
 class _Feed:
     """The group consumer: every partition assigned at the first ``consume``, then the
-    records of :func:`_records` in order."""
+    records of :func:`_records` in order (none while paused: all partitions are paused
+    and resumed together here)."""
 
     def __init__(self, records: Iterator[Message], ends: list[int]) -> None:
         self._records = records
@@ -109,6 +110,7 @@ class _Feed:
         self._on_assign: Any = None
         self.consumed = 0
         self.assigned = False
+        self.paused = False  # the worker holds the group back (its memory budget)
 
     def subscribe(
         self, topics: list[str], on_assign: Any = None, on_revoke: Any = None, on_lost: Any = None
@@ -122,7 +124,9 @@ class _Feed:
         if not self.assigned:
             self.assigned = True
             self._on_assign(self, [TopicPartition(TOPIC, p) for p in range(PARTITIONS)])
-        out = [m for _, m in zip(range(num_messages), self._records, strict=False)]
+        out = []
+        if not self.paused:
+            out = [m for _, m in zip(range(num_messages), self._records, strict=False)]
         self.consumed += len(out)
         if not out:
             time.sleep(timeout)
@@ -137,10 +141,10 @@ class _Feed:
         return 0, self._ends[tp.partition]
 
     def pause(self, partitions: list[TopicPartition]) -> None:
-        pass
+        self.paused = True
 
     def resume(self, partitions: list[TopicPartition]) -> None:
-        pass
+        self.paused = False
 
     def commit(self, offsets: Any = None, asynchronous: bool = False) -> None:
         pass
