@@ -48,7 +48,7 @@ class EncodedBody:
 
 # Level 1: on the audit events' NDJSON (about 800 bytes an event) it takes 4.9 us of CPU
 # per event against 11.9 for level 6 (zlib's default), for 177 compressed bytes an event
-# instead of 142 (bench/README.md, "Where the sink worker's time goes"): compression was
+# instead of 142 (bench/README.md, "The sink worker's CPU and memory per event"): it was
 # the largest single cost of a delivered event. Changing the level changes the bytes of a
 # batch, not its events: a batch re-formed across an upgrade is written again under the
 # same key with the same lines.
