@@ -20,7 +20,8 @@ it (:class:`MemoryBudget`, checked by the worker loop a few times a second):
   in flight and one more, so they do not count; a live lane whose deliveries fail is parked
   after ``park_after_s``, so it holds the group back at most that long.
 
-Sizes are the JSON lines' bytes; Python's objects add about 80 bytes per event.
+Sizes are the JSON lines' bytes; a held event takes about a third more (its bytes object,
+its Kafka timestamp, list slots: about 1.1 KiB for an 800-byte line, measured).
 """
 
 from __future__ import annotations
