@@ -66,6 +66,7 @@ import multiprocessing.synchronize
 import os
 import pstats
 import re
+import resource
 import signal
 import sys
 import threading
@@ -113,6 +114,7 @@ from sinks.worker import SinkConfig, SinkWorker
 
 PARTITIONS = 12
 POOL = 50_000
+TARGET_EVENTS_PER_S = 100_000  # per worker, to S3 and to webhooks (issue 17)
 LIVE_POOL = 20_000
 GAP_MS = 1.0
 POLL_S = 0.05
@@ -267,6 +269,7 @@ class _Received:
     bytes: int = 0
     bad_signatures: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # the receiver process's own user + system time
 
 
 def _receiver_process(
@@ -327,6 +330,8 @@ def _receiver_process(
     server.server_close()
     with lock:
         state.events = events.value
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        state.cpu_s = usage.ru_utime + usage.ru_stime
         out.put(state)
 
 
@@ -528,15 +533,65 @@ def _timeline(run: _Run) -> dict[str, Any]:
     return {"columns": columns, "rows": run.timeline}
 
 
-def _drain_backlog(run: _Run, events: int, *, max_age_s: float, timeout_s: float) -> dict[str, Any]:
-    """Follow ``run`` until it delivered ``events`` records; the times it took."""
+def _rss_mib() -> float:
+    """This process's resident size now (the worker runs in it)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def _process_cpu_s(pid: int | None) -> float | None:
+    """User + system seconds of another process (None: unknown)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _minio_pid(endpoint: str) -> int | None:
+    """The MinIO server listening on ``endpoint``'s port, when it runs on this machine."""
+    port = endpoint.rsplit(":", 1)[-1].strip("/")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"minio") and any(port.encode() in a for a in argv):
+            return int(entry.name)
+    return None
+
+
+def _drain_backlog(
+    run: _Run,
+    events: int,
+    *,
+    max_age_s: float,
+    timeout_s: float,
+    destination_pid: int | None = None,
+) -> dict[str, Any]:
+    """Follow ``run`` until it delivered ``events`` records; the times it took, this
+    process's resident size (sampled at every poll: the peak, at each tenth of the events
+    delivered, at the end) and the CPU of the destination's process (``destination_pid``,
+    MinIO, when it runs here)."""
     first_record = routed = done = 0.0
     delivered_when_routed = 0
     deadline = time.monotonic() + timeout_s
     stats = run.worker.stats
+    rss_start = rss_peak = _rss_mib()
+    rss_at: dict[str, float] = {}
+    destination_cpu = _process_cpu_s(destination_pid)
     while True:
         now = time.perf_counter()
         records, delivered = stats.records, stats.delivered_records
+        rss = _rss_mib()
+        rss_peak = max(rss_peak, rss)
+        tenth = min(10, delivered * 10 // max(events, 1))
+        if tenth and f"{tenth * 10}%" not in rss_at:
+            rss_at[f"{tenth * 10}%"] = round(rss, 1)
         if not first_record and records:
             first_record = now
         if not routed and records >= events:
@@ -550,6 +605,7 @@ def _drain_backlog(run: _Run, events: int, *, max_age_s: float, timeout_s: float
         time.sleep(POLL_S)
     run.finish()
     cpu_s = time.process_time() - run.cpu_began
+    destination_after = _process_cpu_s(destination_pid)
     complete = bool(done)
     if not complete:
         print(f"not all events delivered within {timeout_s} s: {stats}", file=sys.stderr)
@@ -582,7 +638,20 @@ def _drain_backlog(run: _Run, events: int, *, max_age_s: float, timeout_s: float
         "process_cpu_us_per_event": round(cpu_s / events * 1e6, 1),
         "loop_thread_cpu_s": round(run.loop_cpu_s, 2),
         "loop_thread_cpu_us_per_event": round(run.loop_cpu_s / events * 1e6, 1),
+        "closed_early": stats.closed_early,
+        "group_holds": stats.group_holds,
+        "rss_mib": {
+            "at_start": round(rss_start, 1),
+            "peak": round(rss_peak, 1),
+            "by_delivered": rss_at,
+            "end": round(_rss_mib(), 1),
+        },
     }
+    if destination_cpu is not None and destination_after is not None:
+        result["destination_cpu_s"] = round(destination_after - destination_cpu, 2)
+        result["destination_cpu_us_per_event"] = round(
+            (destination_after - destination_cpu) / events * 1e6, 1
+        )
     if run.timeline is not None:
         result["timeline"] = _timeline(run)
     return result
@@ -764,7 +833,11 @@ def _measure_backlog(
         ):
             run.start()
             result = _drain_backlog(
-                run, args.events, max_age_s=batch.max_age_s, timeout_s=args.timeout_s
+                run,
+                args.events,
+                max_age_s=batch.max_age_s,
+                timeout_s=args.timeout_s,
+                destination_pid=_minio_pid(s3_endpoint) if kind == "s3" else None,
             )
             # Encode + progress flush + request, per delivery, waits for the GIL included.
             deliveries_s = run.delivery_seconds(kind)
@@ -798,6 +871,11 @@ def _measure_backlog(
             "bytes": received.bytes,
             "bad_signatures": received.bad_signatures,
         }
+        # The receiver's whole life (it idles before and after the run).
+        result["destination_cpu_s"] = round(received.cpu_s, 2)
+        result["destination_cpu_us_per_event"] = round(received.cpu_s / args.events * 1e6, 1)
+    elif args.skip_readback:
+        result["received"] = {"events": None, "objects": None, "read_back": False}
     else:
         objects = lines = 0
         for _, body in _s3_objects(s3_endpoint, bucket):
@@ -1021,12 +1099,12 @@ def run(
         result[kind] = measured
     if "s3" in result:
         result["throughput_target"] = {
-            "events_per_s": 50_000,
-            "met": result["s3"]["events_per_s"] >= 50_000,
+            "events_per_s": TARGET_EVENTS_PER_S,
+            "met": result["s3"]["events_per_s"] >= TARGET_EVENTS_PER_S,
             "met_excluding_final_age_wait": (
-                result["s3"]["events_per_s_excluding_final_age_wait"] >= 50_000
+                result["s3"]["events_per_s_excluding_final_age_wait"] >= TARGET_EVENTS_PER_S
             ),
-            "routing_rate_met": (result["s3"]["routed_per_s"] or 0) >= 50_000,
+            "routing_rate_met": (result["s3"]["routed_per_s"] or 0) >= TARGET_EVENTS_PER_S,
         }
     if args.live_seconds > 0:
         result["latency"] = _measure_latency(bootstrap, s3_endpoint, created, args)
@@ -1066,6 +1144,11 @@ def main(argv: list[str] | None = None) -> int:
         help="S3 keys: the same references for every destination, or references of its own",
     )
     parser.add_argument("--idle-s", type=float, default=10.0, help="worker exit_when_idle_s")
+    parser.add_argument(
+        "--skip-readback",
+        action="store_true",
+        help="do not read the S3 objects back to count their events (a soak of millions)",
+    )
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per backlog run")
     parser.add_argument("--live-rate", type=float, default=2_000.0)
     parser.add_argument("--live-seconds", type=float, default=60.0, help="0: no latency run")

@@ -236,12 +236,23 @@ class _Generator(Source):
     def blocks(self, target: str, indent: int, empty: str) -> None:
         """The head of an array or map: items go at ``indent + 2``, then :meth:`block_end`."""
         self.emit(indent, f"{target} = {empty}")
-        self.emit(indent, "c, p = read_block_count(b, p)")
+        self.block_count(indent)
         self.emit(indent, "while c:")
         self.emit(indent + 1, "for _ in range(c):")
 
     def block_end(self, indent: int) -> None:
+        self.block_count(indent + 1)
+
+    def block_count(self, indent: int) -> None:
+        """A block count; a one-byte one (0 to 63: every block of our events, and the end
+        of every array and map) inline. The bound of :func:`read_block_count` is not
+        needed there: at most 63 items, each of at least one byte, are tried."""
+        self.emit(indent, "c = b[p]")
+        self.emit(indent, "if c & 0x81:")  # several bytes, or negative: the slow path
         self.emit(indent + 1, "c, p = read_block_count(b, p)")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, "c >>= 1")
+        self.emit(indent + 1, "p += 1")
 
     def union(self, branches: list[Any], target: str, indent: int, seen: frozenset[str]) -> None:
         index = self.name("u")

@@ -201,7 +201,7 @@ class Lane:
         """A record for this destination, encoded as ``line``; ``event_at_ms``: its
         ``occurred_at`` (epoch milliseconds), ``record_time_ms``: its Kafka timestamp.
         Returns the batch it went into (closed already, maybe)."""
-        limits = self.destination.batch
+        limits = self._destination.batch
         current = self._open
         if self.announced_last is not None:
             if offset > self.announced_last:
@@ -250,10 +250,28 @@ class Lane:
         ):
             self._close()
 
-    def flush_open(self) -> None:
-        """Close the open batch now (a replay reached its end, or shutdown)."""
-        if self.announced_last is None:
+    def flush_open(self) -> bool:
+        """Close the open batch now (a replay reached its end, shutdown, the worker's
+        memory budget); whether one was closed (never one being re-formed)."""
+        if self.announced_last is None and self._open is not None:
             self._close()
+            return True
+        return False
+
+    @property
+    def open_bytes(self) -> int:
+        """The bytes of the open batch's lines (0: none open)."""
+        return 0 if self._open is None else self._open.size_bytes
+
+    @property
+    def held_bytes(self) -> int:
+        """The bytes of every line the lane holds: open, waiting and in flight."""
+        held = 0 if self._open is None else self._open.size_bytes
+        for batch in self.ready:
+            held += batch.size_bytes
+        if self.in_flight is not None:
+            held += self.in_flight.size_bytes
+        return held
 
     @property
     def has_room(self) -> bool:

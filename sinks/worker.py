@@ -36,7 +36,7 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
@@ -55,6 +55,7 @@ from sinks.dispatch import AutoPause, Dispatch, SenderFactory
 from sinks.failure_policy import FailurePolicy
 from sinks.lane_registry import LaneRegistry
 from sinks.membership import Membership
+from sinks.memory_budget import MemoryBudget
 from sinks.metrics import SinkMetrics
 from sinks.progress import ProgressStore
 from sinks.routing import Router
@@ -62,9 +63,14 @@ from sinks.stats import SinkStats
 
 _LOG = logging.getLogger("auditlog.sink")
 _CLIENT_LOG = librdkafka_logger("sink")
-CONSUME_RECORDS = 500  # records asked of the group consumer per turn of the loop
 #: Records a partition may hold waiting for partner membership before it is paused.
 MAX_HELD_RECORDS = 50_000
+CONSUME_RECORDS = 2000  # records asked of the group consumer per turn of the loop (each
+# turn also walks every lane: fewer, larger turns cost less per record)
+BUDGET_CHECK_S = 0.05  # how often the loop checks the memory budget (sinks.memory_budget)
+# librdkafka's queue of records fetched ahead for the group (its default is 64 MiB): a
+# quarter of a second at 100k events/s, and part of the worker's bound on memory.
+QUEUED_MAX_KBYTES = 16384
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class SinkConfig:
     checkpoint_interval_s: float = 1.0
     exit_when_idle_s: float | None = None
     shutdown_timeout_s: float = 30.0
+    memory: MemoryBudget = field(default_factory=MemoryBudget)
 
     def consumer_properties(self) -> dict[str, object]:
         return {
@@ -93,6 +100,7 @@ class SinkConfig:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 30000,
             "max.poll.interval.ms": 300000,
+            "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
             "logger": _CLIENT_LOG,
         }
 
@@ -172,6 +180,8 @@ class SinkWorker:
         )
         self._stop = threading.Event()
         self._next_checkpoint = 0.0
+        self._next_budget_check = 0.0
+        self._holding = False  # the group's partitions are paused for the memory budget
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -236,6 +246,7 @@ class SinkWorker:
             self._metrics.records_consumed.labels("group").inc(len(messages))
         read = self._catchup.feed(self._lanes, self._router.offer_behind, now)
         done = self._dispatch.collect(self._lanes)
+        self._keep_budget()
         self._dispatch.send_due(self._lanes, self._clock())
         self._checkpoint()
         return bool(messages) or read or done or released > 0
@@ -263,9 +274,32 @@ class SinkWorker:
                     "(is the accounts topic read?)",
                     extra={"partition": partition, "held": held},
                 )
-            elif part.paused and held <= MAX_HELD_RECORDS // 2:
+            elif part.paused and held <= MAX_HELD_RECORDS // 2 and not self._holding:
                 self._consumer.resume([TopicPartition(self._config.topic, partition)])
                 part.paused = False
+
+    def _keep_budget(self) -> None:
+        """A few times a second: close the largest open batches beyond the memory budget,
+        and pause (or resume) the group's partitions (:mod:`sinks.memory_budget`)."""
+        now = self._clock()
+        if now < self._next_budget_check:
+            return
+        self._next_budget_check = now + BUDGET_CHECK_S
+        lanes = [lane for _part, _key, lane in self._lanes.lanes()]
+        self.stats.closed_early += self._config.memory.close_largest(lanes)
+        hold = self._config.memory.hold_group(lanes, self._holding)
+        if hold == self._holding:
+            return
+        topic, owned = self._config.topic, self._lanes.partitions
+        if hold:
+            self._consumer.pause([TopicPartition(topic, p) for p in owned])
+            self.stats.group_holds += 1
+            _LOG.info("memory budget reached: the group waits for deliveries")
+        else:  # a partition held back for partner membership stays paused (_bound_held)
+            self._consumer.resume(
+                [TopicPartition(topic, p) for p, o in owned.items() if not o.paused]
+            )
+        self._holding = hold
 
     def _consumer_error(self, message: Message) -> None:
         error = message.error()
@@ -313,6 +347,10 @@ class SinkWorker:
                     _LOG,
                 )
             self._lanes.assign(tp.partition, start)
+        if self._holding:  # waiting for deliveries (the memory budget): these too
+            # assigned here, or the client's own assignment after this callback resumes them
+            consumer.incremental_assign(partitions)
+            consumer.pause(partitions)
         _LOG.info("assigned", extra={"partitions": sorted(tp.partition for tp in partitions)})
 
     def _on_revoke(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
