@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from auditlog import startup_checks
-from auditlog.commands.verify_copy import verify_copy
+from auditlog.commands.verify_copy import print_outcome, verify_copy
 from auditlog.settings import AuditlogSettings
 from consumers.retention import RetentionError, validate_tenant
 from integrity.keys import KeyFormatError, KeyRing
@@ -37,7 +37,6 @@ from integrity.stored_log import read_log
 from integrity.verification import DEFAULT_GRACE, Report, Retention, Window, check_log
 
 VERIFIED, TAMPERED, REFUSED = 0, 1, 2
-SHOWN_FINDINGS = 20
 
 
 def register(commands: Any) -> None:
@@ -210,14 +209,7 @@ def _print(report: Report) -> None:
         summary += (
             f", events of {report.window} only (findings about events outside it are not reported)"
         )
-    if report.ok:
-        print(f"{summary}: verified")
-        return
-    print(f"{summary}: {len(report.findings)} problems", file=sys.stderr)
-    for finding in report.findings[:SHOWN_FINDINGS]:
-        print(f"  {finding.line()}", file=sys.stderr)
-    if len(report.findings) > SHOWN_FINDINGS:
-        print(f"  ... and {len(report.findings) - SHOWN_FINDINGS} more", file=sys.stderr)
+    print_outcome(summary, report.findings)
 
 
 def _retention(report: Report) -> str:

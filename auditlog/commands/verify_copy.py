@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,17 @@ def _print(report: CopyReport, where: str) -> None:
         f"{report.account} in {where}: {report.events} events, {report.leaves} leaves listed"
         f"{start}, {report.checkpoints} checkpoints ({signed}); {', '.join(notes)}"
     )
-    if report.ok:
+    print_outcome(summary, report.findings)
+
+
+def print_outcome(summary: str, findings: Sequence[Finding]) -> None:
+    """``summary: verified`` on stdout, or the summary and the first findings on stderr (the
+    store's verify and a copy's print the same way)."""
+    if not findings:
         print(f"{summary}: verified")
         return
-    print(f"{summary}: {len(report.findings)} problems", file=sys.stderr)
-    for finding in report.findings[:SHOWN_FINDINGS]:
+    print(f"{summary}: {len(findings)} problems", file=sys.stderr)
+    for finding in findings[:SHOWN_FINDINGS]:
         print(f"  {finding.line()}", file=sys.stderr)
-    if len(report.findings) > SHOWN_FINDINGS:
-        print(f"  ... and {len(report.findings) - SHOWN_FINDINGS} more", file=sys.stderr)
+    if len(findings) > SHOWN_FINDINGS:
+        print(f"  ... and {len(findings) - SHOWN_FINDINGS} more", file=sys.stderr)
