@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from auditlog import wiring
+from auditlog import sink_wiring, wiring
 from auditlog.settings import AuditlogSettings
 from deploy.stack.endpoints import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
 from runtime.health import HealthState
@@ -185,7 +185,7 @@ class DemoStreaming:
         """Run a sink worker until it has caught up; raise unless each destination holds
         exactly its tenant's events, once."""
         began = time.monotonic()
-        with wiring.sink_worker(
+        with sink_wiring.sink_worker(
             self._settings,
             HealthState(self._settings.sink_group_id),
             exit_when_idle_s=2.0,

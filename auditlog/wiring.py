@@ -3,19 +3,14 @@ arguments, so nothing below reads configuration on its own."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client as ClickHouseClient
-from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from prometheus_client import REGISTRY, CollectorRegistry
 
 from accounts.directory import AccountChange, AccountDirectory
 from accounts.store import AccountStore
@@ -31,30 +26,23 @@ from consumers.writer_config import WriterConfig
 from producers.config import ProducerConfig
 from producers.producer import AuditProducer
 from producers.topic_specs import topic_specs as _topic_specs
-from runtime.compacted_table import CompactedTable, TableWriter
-from runtime.health import HealthState
+from runtime.compacted_table import CompactedTable
 from runtime.kafka_connection import KafkaConnection
 from runtime.redaction import redact_text, redact_url
 from runtime.topic_spec import TopicSpec
 from schemas.validation import EventValidator, ValidationPolicy
 from schemas.wire import Decoder, Encoder, RegistryEncoder, SingleObjectEncoder
 from sinks.control_topics import control_topic_specs
-from sinks.destinations.auto_pause import AutoPauser
 from sinks.destinations.model import Destination, S3Target
 from sinks.destinations.references import ReferencePolicy, parse_names
 from sinks.destinations.rules import DestinationPolicy
 from sinks.destinations.secrets import SecretBox
 from sinks.destinations.store import DestinationCatalog, DestinationStore
-from sinks.membership import Membership, MembershipFollower
-from sinks.metrics import sink_metrics
-from sinks.progress import ProgressStore
-from sinks.reader import PartitionReader
 from sinks.senders.base import Sender
-from sinks.senders.factory import S3ClientCache, build_sender
+from sinks.senders.factory import build_sender
 from sinks.senders.http import PinnedHttpClient
 from sinks.senders.s3 import make_s3_client
 from sinks.senders.s3_confinement import S3Policy
-from sinks.worker import SinkConfig, SinkWorker
 from viewer.identity import IdentityConfig, TokenVerifier
 
 if TYPE_CHECKING:
@@ -379,93 +367,6 @@ def dead_letter_limit(settings: AuditlogSettings) -> DeadLetterLimit:
     return DeadLetterLimit(
         max_ratio=settings.dead_letter_max_ratio, max_run=settings.dead_letter_max_run
     )
-
-
-def sink_config(settings: AuditlogSettings, *, exit_when_idle_s: float | None) -> SinkConfig:
-    return SinkConfig(
-        kafka=kafka_connection(settings),
-        topic=settings.events_topic,
-        group_id=settings.sink_group_id,
-        retry_max_s=settings.sink_retry_max_s,
-        park_after_s=settings.sink_park_after_s,
-        auto_pause_after_s=settings.sink_auto_pause_after_s,
-        exit_when_idle_s=exit_when_idle_s,
-        shutdown_timeout_s=settings.sink_request_timeout_s + 5,
-    )
-
-
-@contextlib.contextmanager
-def sink_worker(
-    settings: AuditlogSettings,
-    health: HealthState,
-    *,
-    exit_when_idle_s: float | None,
-    registry: CollectorRegistry = REGISTRY,
-    secrets: SecretBox | None = None,
-) -> Iterator[SinkWorker]:
-    """A sink worker and what it owns (closed on exit): the destination catalog, the
-    progress store, the HTTP client, the store and producer used to pause a destination.
-    ``secrets``: how destination secrets open (default: :func:`secret_box`)."""
-    kafka = kafka_connection(settings)
-    with contextlib.ExitStack() as owned:
-        catalog = destination_catalog(settings)
-        owned.callback(catalog.close)
-        progress = ProgressStore(
-            CompactedTable(kafka, settings.sink_progress_topic, client_id="auditlog-sink"),
-            TableWriter(kafka, settings.sink_progress_topic, client_id="auditlog-sink"),
-        )
-        owned.callback(progress.close)
-        http = PinnedHttpClient(settings.sink_allow_local, settings.sink_request_timeout_s)
-        owned.callback(http.close)
-        s3_clients = S3ClientCache(s3_policy(settings))
-        owned.callback(s3_clients.close)
-        secrets = secrets or secret_box(settings)
-        store = destination_store(settings)
-        owned.callback(store.close)
-        producer = audit_producer(settings, client_id="auditlog-sink")
-        owned.callback(producer.close)
-        membership = Membership(grace_ms=int(settings.sink_partner_grace_s * 1000))
-        follower = MembershipFollower(
-            CompactedTable(kafka, settings.accounts_topic, client_id="auditlog-sink-accounts"),
-            membership,
-            poll_s=settings.sink_membership_poll_s,
-        )
-        follower.start()
-        owned.callback(follower.stop)
-
-        def make_reader(partition: int, start: int) -> PartitionReader:
-            return PartitionReader.connect(
-                kafka,
-                settings.events_topic,
-                partition,
-                start,
-                client_id="auditlog-sink-reader",
-            )
-
-        config = sink_config(settings, exit_when_idle_s=exit_when_idle_s)
-        yield SinkWorker(
-            config,
-            catalog=catalog,
-            progress=progress,
-            senders=lambda destination: build_sender(
-                destination,
-                secrets,
-                http=http,
-                s3_timeout_s=settings.sink_request_timeout_s,
-                s3_policy=s3_clients.policy,
-                s3_clients=s3_clients,
-            ),
-            readers=make_reader,
-            decoder=decoder(settings),
-            metrics=sink_metrics(registry),
-            health=health,
-            auto_pause=AutoPauser(store, producer.publish, membership.managed_by),
-            consumer=Consumer(config.consumer_properties()),
-            executor=ThreadPoolExecutor(config.delivery_threads, "auditlog-sink-delivery"),
-            clock=time.monotonic,
-            wall_clock=utc_now,
-            membership=membership,
-        )
 
 
 def utc_now() -> datetime:

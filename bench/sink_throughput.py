@@ -19,7 +19,7 @@ backlog:
   ``ceiling_events_per_s`` is reading plus transcoding;
 - ``s3``: one destination per tenant, all in one bucket, default batch limits
   (``BatchLimits()``), NDJSON gzip; one :class:`sinks.worker.SinkWorker` built by
-  ``auditlog.wiring.sink_worker`` on a thread of this process; timed from ``run()`` until
+  ``auditlog.sink_wiring.sink_worker`` on a thread of this process; timed from ``run()`` until
   ``stats.delivered_records`` reaches the backlog, then stopped; the objects are read back
   and their lines counted;
 - ``webhook``: the same with one webhook destination per tenant (signed, gzip) to a
@@ -85,7 +85,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from fastavro import parse_schema, schemaless_reader
 from prometheus_client import CollectorRegistry
 
-from auditlog import wiring
+from auditlog import sink_wiring, wiring
 from auditlog.settings import AuditlogSettings
 from bench.common import machine, private_kafka, private_s3, publish_at_rate, publish_backlog
 from deploy.stack import s3
@@ -517,7 +517,7 @@ def _worker(
 ) -> Iterator[_Run]:
     health = HealthState(settings.sink_group_id)
     registry = CollectorRegistry()
-    with wiring.sink_worker(settings, health, exit_when_idle_s=idle_s, registry=registry) as w:
+    with sink_wiring.sink_worker(settings, health, exit_when_idle_s=idle_s, registry=registry) as w:
         run = _Run(w, health, registry, cProfile.Profile() if profile else None)
         run.timeline = [] if timeline else None
         try:

@@ -116,7 +116,7 @@ class SinkWorker:
     """See the module docstring. :meth:`run` blocks until :meth:`stop` (any thread) or
     idleness (``exit_when_idle_s``).
 
-    Seams, built for real in :func:`auditlog.wiring.sink_worker`: ``consumer``, the group
+    Seams, built for real in :func:`auditlog.sink_wiring.sink_worker`: ``consumer``, the group
     consumer (subscribed by :meth:`run`, closed when it returns); ``executor``, where
     deliveries run (shut down when :meth:`run` returns); ``clock``, monotonic seconds
     (batch ages, retries, checkpoints, idleness); ``wall_clock``, the time progress records

@@ -7,7 +7,7 @@ import logging
 import signal
 from typing import Any
 
-from auditlog import startup_checks, wiring
+from auditlog import sink_wiring, startup_checks
 from auditlog.logging_setup import configure_json_logging
 from auditlog.settings import AuditlogSettings
 from runtime.health import HealthServer, HealthState
@@ -48,7 +48,7 @@ def _sink(args: argparse.Namespace, settings: AuditlogSettings) -> int:
     health = HealthState(settings.sink_group_id)
     server = HealthServer(health)
     port = startup_checks.start_health_server(server, settings)
-    with wiring.sink_worker(settings, health, exit_when_idle_s=args.exit_when_idle) as worker:
+    with sink_wiring.sink_worker(settings, health, exit_when_idle_s=args.exit_when_idle) as worker:
         _LOG.info(
             "sink starting",
             extra={

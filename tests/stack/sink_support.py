@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
-from auditlog import wiring
+from auditlog import sink_wiring, wiring
 from auditlog.settings import AuditlogSettings
 from deploy.stack import s3
 from deploy.stack.endpoints import StackEndpoints
@@ -360,7 +360,7 @@ def running_worker(
     its metrics go (a registry of its own by default)."""
     for name, value in secret_environment(s3_stack).items():
         monkeypatch.setenv(name, value)
-    with wiring.sink_worker(
+    with sink_wiring.sink_worker(
         settings,
         HealthState(settings.sink_group_id),
         exit_when_idle_s=None,
